@@ -12,11 +12,15 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from governance.errors import EXIT_CODES, GovtrainError, NotAvailableError
+
+if TYPE_CHECKING:
+    from governance.registry import RoleRegistry
+    from governance.workspace import Workspace
 
 GLOBAL_FLAGS = ("--json", "-v", "--verbose")
 
@@ -38,7 +42,20 @@ class AppContext:
             click.echo(text)
 
 
+    def find_workspace(self) -> Workspace:
+        """The workspace named by --workspace, or the nearest one upwards."""
+        from governance.workspace import find_workspace
+
+        return find_workspace(self.workspace)
+
+
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def _registry(workspace: Workspace) -> RoleRegistry:
+    from governance.authz import load_registry
+
+    return load_registry(workspace)
 
 
 def not_available(what: str, feature: str) -> NoReturn:
@@ -89,17 +106,28 @@ def cli(ctx: click.Context, workspace: Path | None, identity: str | None, json_o
 @cli.command()
 @pass_app
 def init(app: AppContext) -> None:
-    """Create a new workspace (default ./.govtrain) with private permissions.
+    """Create a new workspace (default ./.govtrain) administered by you.
 
-    Refuses to overwrite an existing workspace.
+    Creates your admin identity (--as NAME, default your login name) and the master key in
+    ~/.config/govtrain when you have none, with private permissions. Refuses to overwrite a workspace.
     """
-    from governance.workspace import create_workspace, workspace_target
+    from governance.bootstrap import initialize_workspace
+    from governance.workspace import workspace_target
 
-    ws = create_workspace(workspace_target(app.workspace))
-    manifest = ws.manifest()
+    result = initialize_workspace(workspace_target(app.workspace), app.identity)
+    lines = [f"created workspace {result.workspace_id} at {result.workspace.root}"]
+    lines.append(
+        f"admin identity '{result.admin_name}' ({result.admin_key_id})"
+        + (" created in ~/.config/govtrain/identities" if result.admin_key_created else "")
+    )
+    lines.append(
+        f"master key {result.master_key.key_id} from {result.master_key.source}"
+        + (" (new: back it up; without it nothing encrypted can be read)" if result.master_key_created else "")
+    )
     app.emit(
-        {"workspace": str(ws.root), "id": manifest.id},
-        f"created workspace {manifest.id} at {ws.root}",
+        {"workspace": str(result.workspace.root), "id": result.workspace_id, "admin": result.admin_name,
+         "admin_key_id": result.admin_key_id, "master_key_id": result.master_key.key_id},
+        "\n".join(lines),
     )
 
 
@@ -173,7 +201,16 @@ def identity_new(app: AppContext, name: str, out: Path | None) -> None:
     The key goes to ~/.config/govtrain/identities/NAME.key (0600), passphrase-protected when
     GOVTRAIN_PASSPHRASE is set.
     """
-    not_available("identity new", "identities")
+    from governance.identity import create_identity
+    from governance.registry import format_public_key
+
+    path, signer = create_identity(name, out=out)
+    public = format_public_key(signer.private_key.public_key())
+    app.emit(
+        {"name": name, "key_file": str(path), "public_key": public, "key_id": signer.key_id},
+        f"created identity '{name}' (private key: {path})\npublic key: {public}\n"
+        f"ask an admin to run: govtrain identity grant {name} ROLE --pubkey {public}",
+    )
 
 
 @identity.command("grant")
@@ -183,14 +220,49 @@ def identity_new(app: AppContext, name: str, out: Path | None) -> None:
 @pass_app
 def identity_grant(app: AppContext, name: str, role: str, pubkey: str) -> None:
     """Grant ROLE to NAME's public key (admin only; signed and logged)."""
-    not_available("identity grant", "identities")
+    from governance.identity import check_identity_name
+    from governance.session import open_session
+
+    workspace = app.find_workspace()
+    check_identity_name(name)
+    with open_session(workspace, app.identity, ["admin"], "identity grant") as session:
+        registry = _registry(workspace)
+        change = registry.grant(session.signer, name, role, pubkey)  # type: ignore[arg-type]
+        member = registry.members()[-1]
+        session.record("identity.granted", {"name": name, "role": role, "key_id": member.key_id,
+                                            "public_key": change.public_key})
+    app.emit({"name": name, "role": role, "key_id": member.key_id}, f"granted {role} to '{name}' ({member.key_id})")
+
+
+@identity.command("revoke")
+@click.argument("name")
+@pass_app
+def identity_revoke(app: AppContext, name: str) -> None:
+    """Revoke NAME's keys (admin only; signed and logged). Their earlier log entries stay valid."""
+    from governance.session import open_session
+
+    workspace = app.find_workspace()
+    with open_session(workspace, app.identity, ["admin"], "identity revoke") as session:
+        change = _registry(workspace).revoke(session.signer, name)
+        session.record("identity.revoked", {"name": name, "role": change.role, "public_key": change.public_key})
+    app.emit({"name": name, "revoked_at": change.time}, f"revoked '{name}' at {change.time}")
 
 
 @identity.command("list")
 @pass_app
 def identity_list(app: AppContext) -> None:
     """List identities, their key ids and roles (verifying the signed registry)."""
-    not_available("identity list", "identities")
+    members = _registry(app.find_workspace()).members()
+    rows = [
+        {"name": m.name, "role": m.role, "key_id": m.key_id, "granted_at": m.granted_at, "revoked_at": m.revoked_at}
+        for m in members
+    ]
+    text = "\n".join(
+        f"{m.name:<16} {m.role:<10} {m.key_id}  granted {m.granted_at}"
+        + (f", revoked {m.revoked_at}" if m.revoked_at else "")
+        for m in members
+    )
+    app.emit({"identities": rows}, text)
 
 
 @cli.group()
@@ -201,22 +273,66 @@ def keys() -> None:
 @keys.command("init")
 @pass_app
 def keys_init(app: AppContext) -> None:
-    """Create a 256-bit master key in ~/.config/govtrain/master.key (0600)."""
-    not_available("keys init", "encryption at rest")
+    """Create a 256-bit master key in ~/.config/govtrain/master.key (0600).
+
+    Refuses to overwrite an existing key. ('govtrain init' creates one too when you have none.)
+    """
+    from governance.crypto import generate_master_key, write_master_key
+    from governance.userconfig import default_master_key_path
+
+    key = write_master_key(default_master_key_path(), generate_master_key())
+    app.emit(
+        {"key_id": key.key_id, "key_file": str(default_master_key_path())},
+        f"created master key {key.key_id} in {default_master_key_path()} (0600); back it up safely",
+    )
 
 
 @keys.command("rotate")
 @pass_app
 def keys_rotate(app: AppContext) -> None:
-    """Make a new master key and rewrap every encrypted object's data key (no re-encryption)."""
-    not_available("keys rotate", "encryption at rest")
+    """Make a new master key and rewrap every encrypted object's data key (admin; logged).
+
+    Data is not re-encrypted. Each file is replaced atomically; an interrupted rotation resumes when run
+    again. The old key file is kept as master.key.retired-<id>.
+    """
+    from governance.keyring import rotate_master_key
+    from governance.session import open_session
+
+    workspace = app.find_workspace()
+    with open_session(workspace, app.identity, ["admin"], "keys rotate") as session:
+        rotation = rotate_master_key(workspace)
+        session.record("keys.rotated", {"old_key_id": rotation.old_key_id, "new_key_id": rotation.new_key_id,
+                                        "files_rewrapped": rotation.files_rewrapped})
+    app.emit(
+        {"old_key_id": rotation.old_key_id, "new_key_id": rotation.new_key_id,
+         "files_rewrapped": rotation.files_rewrapped, "retired_key_file": str(rotation.retired_file)},
+        f"rotated master key {rotation.old_key_id} -> {rotation.new_key_id}; "
+        f"rewrapped {rotation.files_rewrapped} file(s); old key kept at {rotation.retired_file}",
+    )
 
 
 @keys.command("status")
 @pass_app
 def keys_status(app: AppContext) -> None:
     """Say where the master key comes from and its id (never the key)."""
-    not_available("keys status", "encryption at rest")
+    from governance.crypto import describe_key_source
+    from governance.errors import ConfigError
+
+    status = describe_key_source()
+    if status.problem:
+        raise ConfigError(f"master key ({status.source}): {status.problem}", hint=status.hint)
+    result: dict[str, Any] = dict(status.to_json())
+    lines = [f"source: {status.source}" + (f" ({status.file_path})" if status.source == "file" else "")]
+    lines.append(f"key id: {status.key_id}")
+    try:
+        manifest = app.find_workspace().manifest()
+    except ConfigError:
+        manifest = None  # keys status works outside a workspace too
+    if manifest is not None:
+        result["workspace_key_id"] = manifest.master_key_id
+        match = "matches" if manifest.master_key_id == status.key_id else "DOES NOT MATCH"
+        lines.append(f"workspace uses: {manifest.master_key_id} ({match})")
+    app.emit(result, "\n".join(lines))
 
 
 # --- policies -------------------------------------------------------------------------------------------
@@ -366,8 +482,26 @@ def audit() -> None:
               help="An earlier exported checkpoint: also detect truncation or rewrites since then.")
 @pass_app
 def audit_verify(app: AppContext, checkpoint: Path | None) -> None:
-    """Recompute every hash, link, signature and Merkle root; exit 5 naming the first bad entry."""
-    not_available("audit verify", "the audit log")
+    """Recompute every hash, link, signature and Merkle root; exit 5 naming the first bad entry.
+
+    Also checks the signed role registry, that each entry's signer held a role allowed to write it at
+    that time, and every stored checkpoint. Given an earlier exported checkpoint, truncation or rewriting
+    of the log since then is detected too. Needs no identity: anyone can verify.
+    """
+    from governance.auditing import verify_workspace_log
+
+    report = verify_workspace_log(app.find_workspace(), checkpoint)
+    summary = (
+        f"audit log intact: {report.entries} entries, root {report.root_hex[:16]}..., "
+        f"{report.checkpoints_verified} checkpoint(s) verified"
+        + (f", last at size {report.last_checkpoint_size}" if report.last_checkpoint_size is not None else "")
+        + (f", consistent with {checkpoint} (size {report.earlier_checkpoint_size})" if checkpoint else "")
+    )
+    app.emit(
+        {"entries": report.entries, "root": report.root_hex, "checkpoints_verified": report.checkpoints_verified,
+         "last_checkpoint_size": report.last_checkpoint_size, "earlier_checkpoint_size": report.earlier_checkpoint_size},
+        summary,
+    )
 
 
 @audit.command("log")
@@ -375,16 +509,44 @@ def audit_verify(app: AppContext, checkpoint: Path | None) -> None:
 @click.option("--event", "event_type", help="Only entries of this event type.")
 @pass_app
 def audit_log(app: AppContext, since: int, event_type: str | None) -> None:
-    """Print audit log entries."""
-    not_available("audit log", "the audit log")
+    """Print audit log entries (who did what, when; payloads hold digests and counts only).
+
+    TYPE is an event name (data.approved) or a prefix ending in '.' (data.).
+    """
+    from governance.auditing import iter_log
+
+    workspace = app.find_workspace()
+    names = {m.key_id: m.name for m in _registry(workspace).members()}
+    entries = list(iter_log(workspace, since=since, event=event_type))
+    if app.json:
+        app.emit({"entries": [e.model_dump() for e in entries]}, "")
+        return
+    for entry in entries:
+        payload = ", ".join(f"{k}={_short(v)}" for k, v in sorted(entry.payload.items()))
+        click.echo(f"{entry.seq:>6}  {entry.time[:19]}Z  {names.get(entry.actor, entry.actor):<12} "
+                   f"{entry.event:<22} {payload}")
+    if not entries:
+        click.echo("no matching entries")
 
 
 @audit.command("checkpoint")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write the checkpoint here.")
 @pass_app
 def audit_checkpoint(app: AppContext, out: Path | None) -> None:
-    """Export the latest signed tree head for an auditor to keep."""
-    not_available("audit checkpoint", "the audit log")
+    """Export the latest signed tree head for an auditor to keep.
+
+    Keep it somewhere the workspace's owners cannot change; later, 'audit verify --checkpoint FILE'
+    proves the log was only appended to since.
+    """
+    from governance.auditing import latest_checkpoint_text
+    from governance.fsutil import write_private_file
+
+    text, checkpoint = latest_checkpoint_text(app.find_workspace())
+    if out is not None:
+        write_private_file(out, text.encode())
+    result = {"size": checkpoint.size, "root": checkpoint.root_hex, "checkpoint": text,
+              "file": str(out) if out else None}
+    app.emit(result, f"wrote checkpoint (size {checkpoint.size}) to {out}" if out else text.rstrip("\n"))
 
 
 @audit.command("prove")
@@ -392,11 +554,23 @@ def audit_checkpoint(app: AppContext, out: Path | None) -> None:
 @click.option("--checkpoint", type=click.Path(path_type=Path, dir_okay=False), help="Prove against this checkpoint.")
 @pass_app
 def audit_prove(app: AppContext, seq: int, checkpoint: Path | None) -> None:
-    """Print an inclusion proof (JSON) for entry SEQ that anyone can check."""
-    not_available("audit prove", "the audit log")
+    """Print an inclusion proof (JSON) for entry SEQ that anyone can check.
+
+    The proof holds the entry, its Merkle audit path and the checkpoint; audit.verify_inclusion_proof
+    checks it from those alone.
+    """
+    from governance.auditing import prove_entry
+
+    proof = prove_entry(app.find_workspace(), seq, checkpoint)
+    click.echo(json.dumps(proof, indent=2, sort_keys=True))
 
 
 # --- entry point ----------------------------------------------------------------------------------------
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _hoist_global_flags(argv: list[str]) -> list[str]:

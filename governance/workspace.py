@@ -8,6 +8,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal
 
 import yaml
@@ -98,10 +99,17 @@ def workspace_target(explicit: Path | None) -> Path:
     return (explicit or Path.cwd() / WORKSPACE_DIRNAME).absolute()
 
 
-def create_workspace(root: Path, *, master_key_id: str | None = None) -> Workspace:
+def create_workspace(
+    root: Path,
+    *,
+    master_key_id: str | None = None,
+    admin_key_id: str | None = None,
+    populate: Callable[[Workspace], None] | None = None,
+) -> Workspace:
     """Create a new workspace at ``root``; refuses to touch an existing one.
 
-    The layout is built in a temporary sibling folder and renamed into place, so a failure leaves nothing.
+    The layout is built (and ``populate`` run on it) in a temporary sibling folder that is renamed into place
+    at the end, so a failure leaves nothing behind.
     """
     occupied = any(root.iterdir()) if root.is_dir() else root.exists()
     if occupied:
@@ -119,8 +127,11 @@ def create_workspace(root: Path, *, master_key_id: str | None = None) -> Workspa
             id=f"govtrain-ws-{uuid.uuid4()}",
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             master_key_id=master_key_id,
+            admin_key_id=admin_key_id,
         )
         Workspace(staging).write_manifest(manifest)
+        if populate is not None:
+            populate(Workspace(staging))
         if root.is_dir():
             root.rmdir()  # an empty folder the user made for us
         os.rename(staging, root)

@@ -1,0 +1,65 @@
+"""``govtrain init``: a new workspace with its admin identity, master key id, role registry and first log entry."""
+
+from __future__ import annotations
+
+import getpass
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from governance.crypto import MasterKey
+from governance.identity import check_identity_name, create_identity, identity_key_path, load_identity
+from governance.keyring import load_or_create_master_key
+from governance.registry import RoleRegistry, format_public_key
+from governance.session import Session
+from governance.workspace import Workspace, create_workspace
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``govtrain init`` created or reused."""
+
+    workspace: Workspace
+    workspace_id: str
+    admin_name: str
+    admin_key_id: str
+    admin_key_created: bool
+    master_key: MasterKey
+    master_key_created: bool
+
+
+def default_admin_name() -> str:
+    """The admin identity's name when ``--as`` is not given: the login name, made a valid identity name."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "admin"
+    cleaned = re.sub(r"[^a-z0-9._-]", "-", login.lower()).strip("-._") or "admin"
+    return cleaned[:64]
+
+
+def initialize_workspace(target: Path, admin_name: str | None) -> InitResult:
+    """Create a workspace at ``target`` administered by ``admin_name`` (its key created if it has none)."""
+    name = check_identity_name(admin_name or default_admin_name())
+    if identity_key_path(name).exists():
+        admin, created = load_identity(name), False
+    else:
+        admin, created = create_identity(name)[1], True
+    master_key, key_created = load_or_create_master_key()
+
+    def populate(staging: Workspace) -> None:
+        manifest = staging.manifest()
+        RoleRegistry.create(staging.identities_path, manifest.id, name, admin)
+        session = Session(workspace=staging, signer=admin)
+        session.record("workspace.created", {"workspace": manifest.id, "master_key_id": master_key.key_id})
+        session.record(
+            "identity.granted",
+            {"name": name, "role": "admin", "key_id": admin.key_id,
+             "public_key": format_public_key(admin.private_key.public_key())},
+        )
+        session.checkpoint()
+
+    workspace = create_workspace(
+        target, master_key_id=master_key.key_id, admin_key_id=admin.key_id, populate=populate
+    )
+    return InitResult(workspace, workspace.manifest().id, name, admin.key_id, created, master_key, key_created)

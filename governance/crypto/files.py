@@ -1,0 +1,93 @@
+"""Encrypted files on disk, with plaintext kept in memory only.
+
+These are the named places where the vault, checkpoints and models touch the disk: reading decrypts into
+memory (never into a temporary file), writing encrypts on the fly into a temporary file beside the target
+and renames it into place, so the path always holds a complete ciphertext or nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+from governance.crypto.atomicfile import atomic_write, ensure_private_dir
+from governance.crypto.keys import MasterKey
+from governance.crypto.stream import DEFAULT_CHUNK_SIZE, ByteSink, EncryptingWriter, iter_decrypted_chunks
+from governance.errors import UnexpectedError
+
+_READ_BLOCK = 1 << 20
+
+
+class _HashingSink:
+    """Passes writes through to a file while hashing them, so the ciphertext digest costs no second read."""
+
+    def __init__(self, dst: ByteSink) -> None:
+        self._dst = dst
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes, /) -> int:
+        self.sha256.update(data)
+        self._dst.write(data)
+        return len(data)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(_READ_BLOCK):
+                digest.update(block)
+    except OSError as exc:
+        raise UnexpectedError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def read_encrypted_file(path: Path, kek: MasterKey) -> bytes:
+    """Decrypt a whole file into memory; returns only once every chunk and the final one authenticated.
+
+    Raises :class:`~governance.crypto.errors.DecryptionError` (exit 5) naming ``path``.
+    """
+    return open_decrypted(path, kek).getvalue()
+
+
+def open_decrypted(path: Path, kek: MasterKey) -> io.BytesIO:
+    """Decrypt a whole file into a seekable in-memory file (for ``torch.load``, ``pyarrow.BufferReader``)."""
+    # BytesIO grows in place and getvalue() shares its buffer, so peak memory stays near one plaintext.
+    out = io.BytesIO()
+    try:
+        with open(path, "rb") as handle:
+            for plaintext in iter_decrypted_chunks(handle, kek, name=str(path)):
+                out.write(plaintext)
+    except OSError as exc:
+        raise UnexpectedError(f"cannot read {path}: {exc.strerror or exc}") from None
+    out.seek(0)
+    return out
+
+
+def write_encrypted_file(
+    path: Path,
+    data: bytes | bytearray | memoryview | Iterable[bytes],
+    kek: MasterKey,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> str:
+    """Encrypt ``data`` (one value or an iterable of pieces) to ``path`` atomically; returns its sha256.
+
+    The file is 0600, its missing parent folders are created 0700, and the returned hex digest is of the
+    ciphertext as written (what a dataset card records). If ``data`` raises midway, ``path`` is untouched.
+    """
+    pieces: Iterable[bytes | bytearray | memoryview]
+    pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+    try:
+        ensure_private_dir(path.parent)
+        with atomic_write(path) as handle:
+            sink = _HashingSink(handle)
+            with EncryptingWriter(sink, kek, chunk_size=chunk_size) as writer:
+                for piece in pieces:
+                    writer.write(piece)
+    except OSError as exc:
+        raise UnexpectedError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return sink.sha256.hexdigest()

@@ -1,0 +1,56 @@
+"""Atomic replacement: all or nothing, owner-only, no leftovers."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from governance.crypto.atomicfile import atomic_write, ensure_private_dir
+from governance.errors import ConfigError
+
+
+def test_replaces_content_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"old")
+    path.chmod(0o644)
+    old_umask = os.umask(0)
+    try:
+        with atomic_write(path) as handle:
+            handle.write(b"new")
+            assert path.read_bytes() == b"old"  # nothing visible until the block ends
+    finally:
+        os.umask(old_umask)
+    assert path.read_bytes() == b"new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_an_exception_keeps_the_old_content_and_removes_the_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"old")
+    with pytest.raises(KeyError), atomic_write(path) as handle:
+        handle.write(b"half")
+        raise KeyError("x")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_no_overwrite_refuses_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    with atomic_write(path, overwrite=False) as handle:
+        handle.write(b"first")
+    with pytest.raises(ConfigError, match="already exists"), atomic_write(path, overwrite=False) as handle:
+        handle.write(b"second")
+    assert path.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_private_dirs_are_0700_and_existing_ones_untouched(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    ensure_private_dir(tmp_path / "x" / "y")
+    assert stat.S_IMODE((tmp_path / "x").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "x" / "y").stat().st_mode) == 0o700
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755

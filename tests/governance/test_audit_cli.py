@@ -1,0 +1,95 @@
+"""``govtrain audit verify|log|checkpoint|prove`` on real workspaces, including tampering at the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from audit.log import AuditLog
+from audit.proofs import verify_inclusion_proof
+from governance.authz import load_registry
+from governance.identity import load_identity
+from governance.workspace import Workspace
+from tests.governance.helpers import Team, make_team
+
+
+def log_lines(team: Team) -> list[bytes]:
+    return (team.workspace / "audit/log.jsonl").read_bytes().splitlines(keepends=True)
+
+
+def write_lines(team: Team, lines: list[bytes]) -> None:
+    (team.workspace / "audit/log.jsonl").write_bytes(b"".join(lines))
+
+
+def test_verify_intact_log(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path)
+    result = team.as_("carol", "--json", "audit", "verify")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["entries"] == 5  # created, admin granted, 3 grants
+    assert out["checkpoints_verified"] >= 1
+
+
+def test_modified_entry_is_named(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path)
+    lines = log_lines(team)
+    lines[3] = lines[3].replace(b'"role":"compliance"', b'"role":"admin"')
+    write_lines(team, lines)
+    result = team.as_("carol", "audit", "verify")
+    assert result.exit_code == 5
+    assert "entry 3:" in result.stderr
+
+
+def test_truncation_detected_against_exported_checkpoint(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path)
+    exported = tmp_path / "kept.note"
+    assert team.as_("carol", "audit", "checkpoint", "--out", str(exported)).exit_code == 0
+    # The attacker removes the last entry and every stored checkpoint that covers it.
+    write_lines(team, log_lines(team)[:-1])
+    for note in (team.workspace / "audit/checkpoints").glob("*.note"):
+        note.unlink()
+    assert team.as_("carol", "audit", "verify").exit_code == 0  # without the kept checkpoint: looks fine
+    result = team.as_("carol", "audit", "verify", "--checkpoint", str(exported))
+    assert result.exit_code == 5
+    assert "truncat" in result.stderr or "fewer" in result.stderr
+
+
+def test_entry_by_wrong_role_fails_verify(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path, {"erin": "engineer"})
+    ws = Workspace(team.workspace)
+    erin = load_identity("erin")
+    AuditLog(ws.audit_dir, ws.manifest().id).append(erin, "identity.granted", {"name": "erin", "role": "admin"})
+    result = team.as_("erin", "audit", "verify")
+    assert result.exit_code == 5
+    assert "entry 3:" in result.stderr
+
+
+def test_hand_edited_registry_fails_verify(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path, {"erin": "engineer"})
+    registry = team.workspace / "identities.json"
+    registry.write_text(registry.read_text().replace('"engineer"', '"compliance"'))
+    result = team.as_("erin", "audit", "verify")
+    assert result.exit_code == 5
+    assert "identities.json" in result.stderr
+
+
+def test_log_filters_and_names_actors(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path)
+    text = team.as_("carol", "audit", "log", "--event", "identity.").stdout
+    assert text.count("identity.granted") == 4
+    assert " admin " in text
+    entries = json.loads(team.as_("carol", "--json", "audit", "log", "--since", "2").stdout)["entries"]
+    assert [e["seq"] for e in entries] == [2, 3, 4]
+
+
+def test_prove_is_checkable_standalone(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path)
+    result = team.as_("carol", "audit", "prove", "2")
+    assert result.exit_code == 0, result.stderr
+    proof = json.loads(result.stdout)
+    ws = Workspace(team.workspace)
+    trusted = load_registry(ws).trusted_keys()
+    verify_inclusion_proof(proof, proof["checkpoint"], trusted)
+    assert json.loads(proof["entry"])["seq"] == 2
+    out_of_range = team.as_("carol", "audit", "prove", "99")
+    assert out_of_range.exit_code == 2

@@ -1,0 +1,125 @@
+"""Identities and roles: keys on disk, the signed registry, and role checks at the CLI."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from governance.errors import ConfigError, IntegrityError
+from governance.identity import create_identity, load_identity
+from tests.governance.helpers import make_team
+
+
+def test_identity_new_writes_private_key(govtrain, isolated_home: Path) -> None:  # type: ignore[no-untyped-def]
+    result = govtrain("--json", "identity", "new", "bob")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    key_file = Path(out["key_file"])
+    assert key_file == isolated_home / ".config/govtrain/identities/bob.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert out["public_key"].startswith("ed25519:")
+    again = govtrain("identity", "new", "bob")
+    assert again.exit_code == 2 and "refusing to overwrite" in again.stderr
+
+
+def test_identity_new_out_and_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOVTRAIN_PASSPHRASE", "correct horse")
+    path, signer = create_identity("pat", out=tmp_path / "pat.key")
+    assert b"ENCRYPTED PRIVATE KEY" in path.read_bytes()
+    assert load_identity("pat", path=path).key_id == signer.key_id
+    monkeypatch.setenv("GOVTRAIN_PASSPHRASE", "wrong")
+    with pytest.raises(Exception, match="wrong passphrase"):
+        load_identity("pat", path=path)
+
+
+def test_loose_key_permissions_refused(tmp_path: Path) -> None:
+    path, _ = create_identity("lou", out=tmp_path / "lou.key")
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by other users"):
+        load_identity("lou", path=path)
+
+
+def test_bad_identity_name(govtrain) -> None:  # type: ignore[no-untyped-def]
+    result = govtrain("identity", "new", "../evil")
+    assert result.exit_code == 2
+    assert "invalid identity name" in result.stderr
+
+
+def test_grant_and_list(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path)
+    listed = json.loads(team.as_("erin", "--json", "identity", "list").stdout)["identities"]
+    assert {(i["name"], i["role"]) for i in listed} == {
+        ("admin", "admin"), ("carol", "compliance"), ("dave", "compliance"), ("erin", "engineer"),
+    }
+
+
+def test_engineer_cannot_grant(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path, {"erin": "engineer"})
+    public = json.loads(govtrain("--json", "identity", "new", "mallory").stdout)["public_key"]
+    result = team.as_("erin", "identity", "grant", "mallory", "admin", "--pubkey", public)
+    assert result.exit_code == 6
+    assert result.stderr.startswith("error: identity 'erin' has role engineer; 'identity grant' needs admin")
+    log = (team.workspace / "audit/log.jsonl").read_text().splitlines()
+    assert json.loads(log[-1])["event"] == "command.refused"
+
+
+def test_unregistered_identity_is_not_authorized(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path, {})
+    assert govtrain("identity", "new", "stranger").exit_code == 0
+    result = team.as_("stranger", "identity", "revoke", "admin")
+    assert result.exit_code == 6
+    assert "has no role in this workspace" in result.stderr
+
+
+def test_missing_identity_option(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path, {})
+    result = govtrain("--workspace", str(team.workspace), "identity", "revoke", "x")
+    assert result.exit_code == 2
+    assert "needs an acting identity" in result.stderr
+
+
+def test_hand_edited_registry_fails_every_role_check(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path, {"erin": "engineer"})
+    registry = team.workspace / "identities.json"
+    data = json.loads(registry.read_text())
+    data["changes"][1]["role"] = "admin"  # promote erin by hand
+    registry.write_text(json.dumps(data))
+    for command in (("identity", "list"), ("identity", "revoke", "erin")):
+        result = team.as_("erin", *command)
+        assert result.exit_code == 5, command
+        assert "invalid signature" in result.stderr
+
+
+def test_deleted_registry_change_detected(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path)
+    registry = team.workspace / "identities.json"
+    data = json.loads(registry.read_text())
+    del data["changes"][1]
+    registry.write_text(json.dumps(data))
+    result = team.as_("admin", "identity", "list")
+    assert result.exit_code == 5
+    assert "broken chain" in result.stderr
+
+
+def test_revoked_identity_loses_its_role(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path, {"erin": "engineer", "ann": "admin"})
+    assert team.as_("admin", "identity", "revoke", "ann").exit_code == 0
+    public = json.loads(govtrain("--json", "identity", "new", "zed").stdout)["public_key"]
+    result = team.as_("ann", "identity", "grant", "zed", "engineer", "--pubkey", public)
+    assert result.exit_code == 6
+    assert "was revoked" in result.stderr
+
+
+def test_registry_anchor_must_match_manifest(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from governance.authz import load_registry
+    from governance.workspace import Workspace
+
+    team = make_team(govtrain, tmp_path, {})
+    ws = Workspace(team.workspace)
+    manifest = ws.manifest()
+    ws.write_manifest(manifest.model_copy(update={"admin_key_id": "ed25519:" + "0" * 32}))
+    with pytest.raises(IntegrityError, match="self-grant"):
+        load_registry(ws)
