@@ -42,6 +42,11 @@ class AppContext:
             click.echo(text)
 
 
+    def progress(self, message: str) -> None:
+        """Progress of long work on stderr; quiet under --json."""
+        if not self.json:
+            click.echo(message, err=True)
+
     def find_workspace(self) -> Workspace:
         """The workspace named by --workspace, or the nearest one upwards."""
         from governance.workspace import find_workspace
@@ -147,10 +152,32 @@ def demo(app: AppContext, directory: Path | None, model: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Check config, policy and approvals; print what would run; stop.")
 @pass_app
 def run(app: AppContext, config: Path, resume: str | None, dry_run: bool) -> None:
-    """Train a model as CONFIG describes, once every gate passes (engineer)."""
-    from governance.config import load_run_config
+    """Train a model as CONFIG describes, once every gate passes (engineer).
 
-    load_run_config(config)  # a bad config fails here with exit 2, naming the field
+    Before anything is built: the config and policy are validated (exit 2), the dataset's approvals,
+    vault digest and policy are re-checked (exit 4 or 5). --dry-run stops there and prints the plan.
+    """
+    from governance.config import load_run_config
+    from governance.gate.approvals import check_dataset_gate
+    from governance.session import open_session
+    from policies import load_policy, policy_digest
+
+    run_config = load_run_config(config)  # a bad config fails here with exit 2, naming the field
+    policy = load_policy(run_config.policy)
+    workspace = app.find_workspace()
+    with open_session(workspace, app.identity, ["engineer"], "run"):
+        approved = check_dataset_gate(workspace, run_config.dataset, policy)
+    plan = {
+        "dataset": approved.card.ref, "card_digest": approved.card.digest(), "approvers": list(approved.approvers),
+        "policy": policy.name, "policy_digest": policy_digest(policy), "task": run_config.task,
+        "model": run_config.model.model_dump(), "training": run_config.training.model_dump(),
+    }
+    if dry_run:
+        app.emit({"dry_run": True, "plan": plan},
+                 f"gate passed: {approved.card.ref} approved by {', '.join(approved.approvers)}; "
+                 f"policy {policy.name}; would train {run_config.task} "
+                 f"({run_config.model.kind}) for up to {run_config.training.epochs} epochs")
+        return
     not_available("run", "governed training")
 
 
@@ -403,17 +430,66 @@ def data() -> None:
 @click.option("--name", required=True, help="Dataset name (lowercase letters, digits, '.', '_', '-').")
 @click.option("--spec", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Dataset spec YAML.")
 @click.option("--policy", "policy_ref", default="default", show_default=True, help="Policy name or file.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes for the PII scrub.")
 @pass_app
-def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: str) -> None:
-    """Validate, scrub PII, encrypt and card FILE (engineer or compliance)."""
-    not_available("data ingest", "the data gate")
+def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: str, workers: int) -> None:
+    """Validate, scrub PII, encrypt and card FILE (engineer or compliance).
+
+    Steps: load (streamed with datasets), validate (great-expectations suite from the policy and the
+    spec; exit 3 on failure), scrub PII in the text columns (presidio with a spaCy NER model; exit 4 if
+    residual PII exceeds the policy's tolerance), encrypt into the vault, write the dataset card.
+    Each step is logged. On any failure nothing is stored.
+    """
+    from governance.gate.catalog import check_dataset_name
+    from governance.gate.ingest import ingest_dataset
+    from governance.gate.spec import load_dataset_spec
+    from governance.keyring import workspace_master_key
+    from governance.session import open_session
+    from policies import load_policy
+
+    check_dataset_name(name)
+    dataset_spec = load_dataset_spec(spec)
+    loaded_policy = load_policy(policy_ref)
+    workspace = app.find_workspace()
+    kek = workspace_master_key(workspace)
+    with open_session(workspace, app.identity, ["engineer", "compliance"], "data ingest") as session:
+        result = ingest_dataset(session, file, name, dataset_spec, loaded_policy, kek, workers=workers,
+                                progress=app.progress)
+    card = result.card
+    pii = sum(card.pii.findings_by_entity.values())
+    app.emit(
+        {"dataset": card.ref, "card_digest": card.digest(), "rows": card.rows.stored, "pii_findings_removed": pii,
+         "card": str(result.card_path), "status": "pending"},
+        f"ingested {card.ref}: {card.rows.stored:,} rows, {pii:,} PII findings removed, "
+        f"card sha256:{card.digest()[:12]}\nstatus: pending approval "
+        f"(read it: govtrain data show {card.ref}; approve: govtrain data approve {card.ref})",
+    )
 
 
 @data.command("list")
 @pass_app
 def data_list(app: AppContext) -> None:
-    """List datasets: name, version, rows, status, approvers."""
-    not_available("data list", "the data gate")
+    """List datasets: name, version, rows, status (pending/approved/rejected), approvers."""
+    from governance.gate.approvals import card_status
+    from governance.gate.catalog import DatasetCatalog
+    from policies import load_policy
+
+    workspace = app.find_workspace()
+    catalog = DatasetCatalog(workspace)
+    rows = []
+    for name in catalog.names():
+        for version in catalog.versions(name):
+            card = catalog.read_card(name, version)
+            status = card_status(workspace, card, _card_policy(card.policy.name, load_policy))
+            rows.append({"dataset": card.ref, "rows": card.rows.stored, "status": status.status,
+                         "approvers": [a.by_name for a in status.counted], "policy": card.policy.name,
+                         "ingested_by": card.ingestion.identity, "ingested_at": card.ingestion.time})
+    text = "\n".join(
+        f"{r['dataset']:<24} {r['rows']:>9,} rows  {r['status']:<9} {','.join(r['approvers']) or '-':<20} "
+        f"policy {r['policy']}" for r in rows
+    ) or "no datasets yet (govtrain data ingest FILE --name NAME --spec SPEC)"
+    app.emit({"datasets": rows}, text)
 
 
 @data.command("show")
@@ -421,26 +497,68 @@ def data_list(app: AppContext) -> None:
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @pass_app
 def data_show(app: AppContext, ref: str, fmt: str) -> None:
-    """Show a dataset card as Markdown or JSON."""
-    not_available("data show", "the data gate")
+    """Show a dataset card as Markdown (a Hugging Face dataset card) or JSON (the signed source of truth)."""
+    from datacards.render import render_markdown
+    from governance.gate.catalog import DatasetCatalog
+
+    catalog = DatasetCatalog(app.find_workspace())
+    name, version = catalog.resolve(ref)
+    card = catalog.read_card(name, version)
+    if fmt == "json" or app.json:
+        click.echo(json.dumps(json.loads(card.canonical_json()), indent=2, sort_keys=True))
+    else:
+        click.echo(render_markdown(card, catalog.decisions(name, version)))
 
 
 @data.command("approve")
 @click.argument("ref", metavar="NAME[@VERSION]")
 @click.option("--note", default="", help="A note stored with the approval.")
+@click.option("--policy", "policy_ref", help="Policy file, when the card was ingested under a custom one.")
 @pass_app
-def data_approve(app: AppContext, ref: str, note: str) -> None:
-    """Sign a dataset card's digest as approved (compliance only)."""
-    not_available("data approve", "the data gate")
+def data_approve(app: AppContext, ref: str, note: str, policy_ref: str | None) -> None:
+    """Sign a dataset card's digest as approved (compliance only; logged)."""
+    _decide(app, ref, "approved", note, policy_ref)
 
 
 @data.command("reject")
 @click.argument("ref", metavar="NAME[@VERSION]")
 @click.option("--reason", required=True, help="Why the dataset is rejected.")
+@click.option("--policy", "policy_ref", help="Policy file, when the card was ingested under a custom one.")
 @pass_app
-def data_reject(app: AppContext, ref: str, reason: str) -> None:
-    """Sign a rejection of a dataset card (compliance only); it revokes earlier approvals."""
-    not_available("data reject", "the data gate")
+def data_reject(app: AppContext, ref: str, reason: str, policy_ref: str | None) -> None:
+    """Sign a rejection of a dataset card (compliance only; logged); it revokes earlier approvals."""
+    _decide(app, ref, "rejected", reason, policy_ref)
+
+
+def _card_policy(name: str, load: Any, explicit: str | None = None) -> Any:
+    """The policy a card names (a shipped one), or the file given with --policy."""
+    from governance.errors import ConfigError
+
+    try:
+        return load(explicit or name)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, hint="the card was ingested under a custom policy: pass --policy FILE") from None
+
+
+def _decide(app: AppContext, ref: str, decision: str, note: str, policy_ref: str | None) -> None:
+    from governance.gate.approvals import decide
+    from governance.gate.catalog import DatasetCatalog
+    from governance.session import open_session
+    from policies import load_policy
+
+    workspace = app.find_workspace()
+    catalog = DatasetCatalog(workspace)
+    name, version = catalog.resolve(ref)
+    policy = _card_policy(catalog.read_card(name, version).policy.name, load_policy, policy_ref)
+    action = "data approve" if decision == "approved" else "data reject"
+    with open_session(workspace, app.identity, list(policy.approval.approver_roles), action) as session:
+        signed, status = decide(session, f"{name}@{version}", decision, note, policy)  # type: ignore[arg-type]
+    app.emit(
+        {"dataset": f"{name}@{version}", "decision": decision, "status": status.status,
+         "approvals": len(status.counted), "quorum": status.quorum, "card_digest": signed.card_digest},
+        f"{decision} {name}@{version} as {signed.by_name} (card sha256:{signed.card_digest[:12]}); "
+        f"status: {status.status} ({len(status.counted)} of {status.quorum} approval(s))",
+    )
 
 
 # --- reports --------------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ def rewrap_tree(root: Path, old: MasterKey, new: MasterKey) -> list[Path]:
     Stops at the first file that fails (nothing is skipped silently); running it again resumes.
     Symbolic links are refused, since replacing one would cut it loose from its target.
     """
+    if not root.is_dir():
+        # A mistyped root must not look like a finished rotation: the old key is about to be retired.
+        raise ConfigError(f"{root} is not a folder; nothing was rewrapped")
     rewrapped: list[Path] = []
     for path in sorted(root.rglob(f"*{ENCRYPTED_SUFFIX}")):
         if path.is_symlink():

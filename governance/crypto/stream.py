@@ -148,8 +148,8 @@ class EncryptingWriter:
 
     def abandon(self) -> None:
         """Stop without a final chunk, so the partial stream can never be mistaken for a complete one."""
-        self._view.release()
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # drop the chunk buffer (and any plaintext left in it) now
+        self._view = memoryview(self._buffer)
         self._filled = 0
         self._closed = True
 
@@ -227,10 +227,17 @@ def _diagnose(
 def encrypt_stream(
     src: ByteSource, dst: ByteSink, kek: MasterKey, *, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> None:
-    """Encrypt everything readable from ``src`` into ``dst``."""
+    """Encrypt everything readable from ``src`` into ``dst`` (neither is closed)."""
     with EncryptingWriter(dst, kek, chunk_size=chunk_size) as writer:
-        while block := src.read(chunk_size):
-            writer.write(block)
+        readinto = getattr(src, "readinto", None)
+        if readinto is None:
+            while block := src.read(chunk_size):
+                writer.write(block)
+            return
+        # Refilling one buffer avoids allocating (and page-faulting) a fresh chunk-sized bytes per read.
+        buffer = memoryview(bytearray(chunk_size))
+        while count := readinto(buffer):
+            writer.write(buffer[:count])
 
 
 def decrypt_stream(src: ByteSource, dst: ByteSink, kek: MasterKey, *, name: str) -> None:

@@ -154,3 +154,8 @@ def test_rewrap_tree_refuses_symlinks(kek: MasterKey, other_kek: MasterKey, tmp_
     with pytest.raises(ConfigError, match="symbolic link"):
         rewrap_tree(tmp_path / "tree", kek, other_kek)
     assert file_kek_id(target) == kek.key_id
+
+
+def test_rewrap_tree_refuses_a_missing_root(kek: MasterKey, other_kek: MasterKey, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a folder"):
+        rewrap_tree(tmp_path / "typo", kek, other_kek)

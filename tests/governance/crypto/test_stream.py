@@ -171,6 +171,25 @@ def test_reader_copes_with_short_reads(kek: MasterKey) -> None:
     assert b"".join(iter_decrypted_chunks(_ShortReads(ciphertext), kek, name="pipe")) == data
 
 
+class _ReadOnly:
+    """A source with nothing but ``read``."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._data.read(size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_encrypt_stream_from_a_source_without_readinto(kek: MasterKey, size: int) -> None:
+    data = _data(size, seed=9)
+    out = io.BytesIO()
+    encrypt_stream(_ReadOnly(data), out, kek, chunk_size=CHUNK)
+    assert len(layout_of(out.getvalue()).chunks) == _expected_chunk_count(size, CHUNK)
+    assert decrypt_bytes(out.getvalue(), kek) == data
+
+
 class _CountingSink:
     """Discards what it is given, remembering only how much and its hash."""
 

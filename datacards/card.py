@@ -1,0 +1,156 @@
+"""The dataset provenance card: everything a compliance officer needs to judge a dataset, and nothing of its rows.
+
+Canonical JSON (RFC 8785) of the card is the source of truth; its sha256 is what approvals sign.
+The Markdown form (:mod:`datacards.render`) is rendered from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+import rfc8785
+from pydantic import BaseModel, ConfigDict, Field
+
+CARD_FORMAT = "govtrain.dataset-card/v1"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Provenance(_Frozen):
+    """Where the data came from and what it is for (from the dataset spec)."""
+
+    pretty_name: str
+    source: str
+    license: str
+    description: str
+    collection_process: str
+    intended_use: str
+    out_of_scope_use: str = ""
+    maintenance: str = ""
+
+
+class ColumnSchema(_Frozen):
+    """One stored column: its name, Arrow type and role."""
+
+    name: str
+    type: str
+    role: Literal["text", "label", "sensitive"]
+
+
+class Digests(_Frozen):
+    """sha256 (hex) of the raw input file, of the scrubbed Parquet plaintext, and of the vault ciphertext."""
+
+    raw_file: str
+    scrubbed_parquet: str
+    ciphertext: str
+    raw_ciphertext: str | None = None
+
+
+class RowCounts(_Frozen):
+    """Rows read from the input and rows stored in the vault."""
+
+    input: int
+    stored: int
+
+
+class GroupStats(_Frozen):
+    """Representation of one value of a sensitive column."""
+
+    count: int
+    share: float
+    label_counts: dict[str, int] = Field(default_factory=dict)
+    label_rate: float | None = Field(None, description="Share of the positive label, for binary labels.")
+
+
+class Representation(_Frozen):
+    """Group counts and label balance of one sensitive column."""
+
+    column: str
+    positive_label: str | None
+    groups: dict[str, GroupStats]
+
+
+class PiiSummary(_Frozen):
+    """What the PII scrub found and removed (counts only), and with what."""
+
+    entities_requested: list[str]
+    score_threshold: float
+    operators: dict[str, str]
+    findings_by_entity: dict[str, int]
+    findings_by_column: dict[str, dict[str, int]]
+    rows_changed_by_column: dict[str, int]
+    texts_scanned: int
+    residual_by_entity: dict[str, int]
+    residual_tolerance: int
+    recognizers: list[str]
+    ner_model: str
+    ner_model_version: str
+    presidio_version: str
+
+
+class ValidationSummary(_Frozen):
+    """The great-expectations run: how many expectations, which failed (none, for a stored card)."""
+
+    engine: str
+    expectations: int
+    failed: int
+    results: list[dict[str, Any]]
+
+
+class PolicyRef(_Frozen):
+    """The policy the card was built under."""
+
+    name: str
+    digest: str
+
+
+class Ingestion(_Frozen):
+    """Who ingested the data, when, with which govtrain."""
+
+    identity: str
+    key_id: str
+    time: str
+    govtrain_version: str
+
+
+class DatasetCard(_Frozen):
+    """A dataset's provenance card (one per ingested version)."""
+
+    format: Literal["govtrain.dataset-card/v1"] = CARD_FORMAT
+    name: str
+    version: int = Field(ge=1)
+    provenance: Provenance
+    file_format: str
+    schema_: list[ColumnSchema] = Field(alias="schema")
+    text_columns: list[str]
+    label_column: str | None
+    allowed_labels: list[str] | None
+    sensitive_columns: list[str]
+    rows: RowCounts
+    digests: Digests
+    validation: ValidationSummary
+    pii: PiiSummary
+    representation: list[Representation]
+    transformations: list[str]
+    policy: PolicyRef
+    ingestion: Ingestion
+    vault_object: str = Field(description="Path of the ciphertext, relative to the workspace.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def canonical_json(self) -> bytes:
+        """RFC 8785 canonical JSON: the bytes whose digest approvals sign."""
+        return rfc8785.dumps(json.loads(self.model_dump_json(by_alias=True)))
+
+    def digest(self) -> str:
+        """sha256 (hex) of the canonical JSON."""
+        return hashlib.sha256(self.canonical_json()).hexdigest()
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"

@@ -1,0 +1,91 @@
+"""Render a dataset card as a Hugging Face dataset card: YAML front matter plus Datasheets for Datasets sections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import yaml
+
+from datacards.approval import CardDecision
+from datacards.build import size_category
+from datacards.card import DatasetCard
+
+
+def front_matter(card: DatasetCard) -> dict[str, object]:
+    """The Hugging Face metadata block."""
+    task = "text-classification" if card.label_column else "text-generation"
+    return {
+        "pretty_name": card.provenance.pretty_name,
+        "license": card.provenance.license.lower(),
+        "language": ["en"],
+        "task_categories": [task],
+        "size_categories": [size_category(card.rows.stored)],
+        "source_datasets": [card.provenance.source],
+        "tags": ["govtrain", "pii-scrubbed", f"policy-{card.policy.name}"],
+        "govtrain": {"card_digest": card.digest(), "dataset": card.ref, "policy_digest": card.policy.digest},
+    }
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(card: DatasetCard, decisions: Sequence[CardDecision] = ()) -> str:
+    """The card as Markdown. Decisions, if given, are listed under Maintenance (they are not part of the digest)."""
+    p = card.provenance
+    pii = card.pii
+    parts = ["---", yaml.safe_dump(front_matter(card), sort_keys=False).rstrip(), "---", ""]
+    parts += [f"# {p.pretty_name} ({card.ref})", "", p.description, ""]
+    parts += ["## Motivation", "", f"**Intended use.** {p.intended_use}", ""]
+    if p.out_of_scope_use:
+        parts += [f"**Out-of-scope use.** {p.out_of_scope_use}", ""]
+    parts += ["## Composition", "",
+              f"{card.rows.stored} rows ({card.rows.input} read from a {card.file_format} file).", "",
+              _table(["column", "type", "role"], [(c.name, c.type, c.role) for c in card.schema_]), ""]
+    if card.allowed_labels:
+        parts += [f"Allowed labels: {', '.join(card.allowed_labels)}.", ""]
+    for rep in card.representation:
+        parts += [f"### Representation by `{rep.column}`", ""]
+        rate_header = f"rate of label {rep.positive_label}" if rep.positive_label else "label counts"
+        rows = [
+            (group, s.count, f"{s.share:.1%}",
+             f"{s.label_rate:.1%}" if s.label_rate is not None else (s.label_counts or "-"))
+            for group, s in rep.groups.items()
+        ]
+        parts += [_table(["group", "rows", "share", rate_header], rows), ""]
+    parts += ["## Collection process", "", p.collection_process, "", f"Source: {p.source}", ""]
+    parts += ["## Preprocessing", "",
+              f"Validated with {card.validation.engine}: {card.validation.expectations} expectations, "
+              f"{card.validation.failed} failed.", ""]
+    parts += ["Transformations applied:", ""] + [f"- {t}" for t in card.transformations] + [""]
+    parts += ["## Privacy", "",
+              f"Text columns ({', '.join(card.text_columns)}) were scanned for "
+              f"{', '.join(pii.entities_requested)} with presidio {pii.presidio_version} and the spaCy NER model "
+              f"{pii.ner_model} {pii.ner_model_version} (score threshold {pii.score_threshold}). "
+              f"{pii.texts_scanned} texts scanned; {sum(pii.findings_by_entity.values())} findings removed.", ""]
+    if pii.findings_by_entity:
+        parts += [_table(["entity", "found and removed", "operator", "residual after re-scan"],
+                         [(e, n, pii.operators.get(e, pii.operators.get("DEFAULT", "replace")),
+                           pii.residual_by_entity.get(e, 0)) for e, n in sorted(pii.findings_by_entity.items())]), ""]
+    parts += [f"A re-scan of the scrubbed text found {sum(pii.residual_by_entity.values())} residual findings "
+              f"(tolerance {pii.residual_tolerance}). Sensitive columns ({', '.join(card.sensitive_columns) or 'none'}) "
+              "are categories kept for bias measurement; they are not scrubbed and never fed to models. "
+              "The raw input is not kept" + (" (except encrypted, as the policy asks)." if card.digests.raw_ciphertext else "."), ""]
+    parts += ["## Uses", "", p.intended_use, ""]
+    parts += ["## Distribution", "", f"License: {p.license}. Stored encrypted (AES-256-GCM) in the workspace vault "
+              f"at `{card.vault_object}`; readable only with the workspace master key.", ""]
+    parts += ["## Maintenance", "", p.maintenance or "Maintained by the workspace's data owners.", "",
+              f"Ingested by {card.ingestion.identity} ({card.ingestion.key_id}) on {card.ingestion.time} with "
+              f"govtrain {card.ingestion.govtrain_version} under policy {card.policy.name} "
+              f"(sha256:{card.policy.digest[:12]}).", ""]
+    parts += ["Digests (sha256):", "", f"- raw input: `{card.digests.raw_file}`",
+              f"- scrubbed Parquet: `{card.digests.scrubbed_parquet}`",
+              f"- ciphertext: `{card.digests.ciphertext}`", f"- this card: `{card.digest()}`", ""]
+    if decisions:
+        parts += ["### Decisions", ""] + [
+            f"- {d.decision} by {d.by_name} ({d.role}) on {d.time}" + (f": {d.note}" if d.note else "")
+            for d in decisions
+        ] + [""]
+    return "\n".join(parts)

@@ -1,0 +1,208 @@
+"""``govtrain data ingest``: load, validate, scrub PII, encrypt into the vault, and write the dataset card.
+
+Each step appends an audit event holding digests and counts only. A failure at any step removes everything
+this ingest wrote (the claimed card folder and vault object), so nothing half-written remains; the failure
+itself is recorded by the session as ``command.failed``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from datacards.build import label_key, representation
+from datacards.card import (
+    ColumnSchema,
+    DatasetCard,
+    Digests,
+    Ingestion,
+    PiiSummary,
+    PolicyRef,
+    Provenance,
+    RowCounts,
+    ValidationSummary,
+)
+from governance.crypto import MasterKey, write_encrypted_file
+from governance.fsutil import make_private_dir
+from governance.gate.catalog import DatasetCatalog, check_dataset_name
+from governance.gate.loading import LoadedData, load_table
+from governance.gate.spec import DatasetSpec
+from governance.session import Session
+from policies import Policy, policy_digest
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What an ingest stored."""
+
+    card: DatasetCard
+    card_path: Path
+    vault_path: Path
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def ingest_dataset(
+    session: Session,
+    path: Path,
+    name: str,
+    spec: DatasetSpec,
+    policy: Policy,
+    kek: MasterKey,
+    *,
+    workers: int = 1,
+    progress: Progress = _quiet,
+) -> IngestResult:
+    """Run the gate on ``path`` and store the result as the next version of ``name``."""
+    check_dataset_name(name)
+    catalog = DatasetCatalog(session.workspace)
+    version = catalog.claim_next_version(name)
+    try:
+        return _ingest(session, catalog, path, name, version, spec, policy, kek, workers, progress)
+    except BaseException:
+        catalog.release(name, version)
+        raise
+
+
+def _ingest(
+    session: Session, catalog: DatasetCatalog, path: Path, name: str, version: int, spec: DatasetSpec,
+    policy: Policy, kek: MasterKey, workers: int, progress: Progress,
+) -> IngestResult:
+    from governance.gate.pii import check_residual, scrub_text_columns
+    from governance.gate.validation import check_validation, validate_table
+
+    ref = f"{name}@{version}"
+    progress(f"[1/5] loading {path.name} as {spec.format}")
+    loaded = load_table(path, spec)
+    session.record("data.ingest.loaded", {"dataset": ref, "raw_sha256": loaded.raw_sha256,
+                                          "bytes": loaded.raw_bytes, "rows": loaded.rows})
+    progress(f"      {loaded.rows:,} rows; kept columns {', '.join(loaded.table.column_names)}")
+
+    progress("[2/5] validating with great-expectations")
+    report = validate_table(loaded.table, spec, policy.validation)
+    failed = len(report.failed)
+    session.record("data.ingest.validated", {"dataset": ref, "expectations": len(report.outcomes),
+                                             "failed": failed})
+    check_validation(report)
+    progress(f"      {len(report.outcomes)} expectations passed")
+
+    progress(f"[3/5] scrubbing PII in {', '.join(spec.text_columns)} (presidio, {policy.pii.ner_model})")
+    scrub = scrub_text_columns(loaded.table, spec.text_columns, policy.pii, workers=workers)
+    stats = scrub.stats
+    session.record("data.ingest.scrubbed", {
+        "dataset": ref, "texts": stats.texts_scanned, "findings": dict(stats.findings_by_entity),
+        "residual": dict(stats.residual_by_entity)})
+    check_residual(stats, policy.pii)
+    progress(f"      {sum(stats.findings_by_entity.values()):,} findings removed "
+             f"({_counts(stats.findings_by_entity)}); residual {sum(stats.residual_by_entity.values())}")
+
+    progress("[4/5] encrypting into the vault (AES-256-GCM)")
+    parquet = _to_parquet(scrub.table)
+    vault_path = catalog.vault_object(name, version)
+    make_private_dir(vault_path.parent)
+    chunk = policy.encryption.chunk_size_kib * 1024
+    ciphertext_sha256 = write_encrypted_file(vault_path, parquet, kek, chunk_size=chunk)
+    raw_ciphertext = _keep_raw(path, vault_path.parent, kek, chunk) if policy.pii.keep_raw else None
+    session.record("data.ingest.encrypted", {"dataset": ref, "scrubbed_sha256": _sha256(parquet),
+                                             "ciphertext_sha256": ciphertext_sha256, "bytes": len(parquet),
+                                             "kek_id": kek.key_id})
+
+    progress("[5/5] writing the dataset card")
+    card = _build_card(session, name, version, spec, policy, loaded, report, stats, scrub.table,
+                       Digests(raw_file=loaded.raw_sha256, scrubbed_parquet=_sha256(parquet),
+                               ciphertext=ciphertext_sha256, raw_ciphertext=raw_ciphertext),
+                       vault_path.relative_to(session.workspace.root).as_posix())
+    catalog.write_card(card)
+    session.record("data.ingested", {"dataset": ref, "card_digest": card.digest(), "rows": card.rows.stored,
+                                     "policy": policy.name, "policy_digest": card.policy.digest})
+    return IngestResult(card, catalog.card_dir(name, version) / "card.json", vault_path)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _to_parquet(table: object) -> bytes:
+    """Serialise in memory: the plaintext never touches disk."""
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def _keep_raw(path: Path, folder: Path, kek: MasterKey, chunk: int) -> str:
+    """Encrypt the raw input, as the policy asks, streaming from the file (separately from the scrubbed data)."""
+    target = folder / f"raw{path.suffix or '.bin'}.enc"
+    with open(path, "rb") as src:
+        def blocks() -> object:
+            while block := src.read(chunk):
+                yield block
+        return write_encrypted_file(target, blocks(), kek, chunk_size=chunk)  # type: ignore[arg-type]
+
+
+def _build_card(
+    session: Session, name: str, version: int, spec: DatasetSpec, policy: Policy, loaded: LoadedData,
+    report: object, stats: object, table: object, digests: Digests, vault_object: str,
+) -> DatasetCard:
+    import pyarrow as pa
+
+    assert isinstance(table, pa.Table)
+    roles = {**{c: "text" for c in spec.text_columns}, **{c: "sensitive" for c in spec.sensitive_columns}}
+    if spec.label_column:
+        roles[spec.label_column] = "label"
+    transformations = [f"kept the declared columns: {', '.join(table.column_names)}"]
+    if loaded.dropped_columns:
+        transformations.append(f"dropped undeclared columns (never scrubbed, so never stored): "
+                               f"{', '.join(loaded.dropped_columns)}")
+    transformations.append(f"PII in {', '.join(spec.text_columns)} anonymized with presidio "
+                           f"({_operators(policy)})")
+    transformations.append("stored as Parquet (zstd), encrypted with AES-256-GCM streaming envelope encryption")
+    actor = session.actor
+    assert actor is not None
+    return DatasetCard(
+        name=name, version=version,
+        provenance=Provenance(
+            pretty_name=spec.pretty_name or name, source=spec.source, license=spec.license,
+            description=spec.description, collection_process=spec.collection_process,
+            intended_use=spec.intended_use, out_of_scope_use=spec.out_of_scope_use, maintenance=spec.maintenance),
+        file_format=spec.format,
+        schema=[ColumnSchema(name=f.name, type=str(f.type), role=roles[f.name]) for f in table.schema],  # type: ignore[arg-type]
+        text_columns=list(spec.text_columns), label_column=spec.label_column,
+        allowed_labels=[label_key(v) for v in spec.allowed_labels] if spec.allowed_labels else None,
+        sensitive_columns=list(spec.sensitive_columns),
+        rows=RowCounts(input=loaded.rows, stored=table.num_rows),
+        digests=digests,
+        validation=ValidationSummary(
+            engine=f"great_expectations {report.great_expectations_version}",  # type: ignore[attr-defined]
+            expectations=len(report.outcomes), failed=len(report.failed),  # type: ignore[attr-defined]
+            results=[o.to_dict() for o in report.outcomes]),  # type: ignore[attr-defined]
+        pii=PiiSummary(**stats.card_fields(policy.pii)),  # type: ignore[attr-defined]
+        representation=representation(table, spec.sensitive_columns, spec.label_column, spec.allowed_labels),
+        transformations=transformations,
+        policy=PolicyRef(name=policy.name, digest=policy_digest(policy)),
+        ingestion=Ingestion(identity=actor.name, key_id=actor.signer.key_id, time=_now(),
+                            govtrain_version=metadata.version("govtrain")),
+        vault_object=vault_object,
+    )
+
+
+def _operators(policy: Policy) -> str:
+    return ", ".join(f"{entity}: {rule.type}" for entity, rule in sorted(policy.pii.operators.items()))
