@@ -12,11 +12,14 @@ if TYPE_CHECKING:
 
 
 def label_key(value: object) -> str:
-    """A label as a stable string key (``1``, ``true``, ``spam``), whatever type the file gave it."""
+    """A label as a stable string key, whatever type the file gave it: ``True``, ``1``, ``1.0`` and ``"1"`` are
+    all ``"1"`` (as validation compares them); other strings stay as they are, case included."""
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return "1" if value else "0"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return str(int(value.strip()))
     return str(value)
 
 

@@ -26,10 +26,11 @@ import os
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from governance.errors import ConfigError
+from governance.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,8 +97,8 @@ class GateSuite:
 
 
 def _complement(rate: float) -> float:
-    # Rounded so that e.g. 1 - 0.05 is the double nearest 0.95, as GE's k / n is: a boundary case passes.
-    return max(0.0, round(1.0 - rate, 12))
+    # In decimal, so 1 - 0.05 is the double nearest 0.95, as GE's k / n is: a boundary case passes.
+    return max(0.0, float(Decimal(1) - Decimal(repr(rate))))
 
 
 def build_suite(
@@ -185,6 +186,9 @@ def group_size_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
 
     counts: dict[str, pd.Series[float]] = {}
     for column in (c for c in spec.sensitive_columns if c in frame.columns):
-        sizes = frame[column].value_counts(dropna=True)
+        try:
+            sizes = frame[column].value_counts(dropna=True)
+        except TypeError as exc:  # unhashable values; the message may quote them
+            raise DataValidationError(f"cannot count the groups of sensitive column {column!r}") from exc
         counts[column] = pd.Series(sizes[sizes > 0].to_numpy(), dtype="float64")
     return pd.DataFrame(counts)
