@@ -21,8 +21,8 @@ Decision = Literal["approved", "rejected"]
 
 
 class _Signer(Protocol):
-    key_id: str
-    name: str
+    @property
+    def key_id(self) -> str: ...
 
     def sign(self, data: bytes) -> bytes: ...
 

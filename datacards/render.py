@@ -57,14 +57,14 @@ def render_markdown(card: DatasetCard, decisions: Sequence[CardDecision] = ()) -
         parts += [_table(["group", "rows", "share", rate_header], rows), ""]
     parts += ["## Collection process", "", p.collection_process, "", f"Source: {p.source}", ""]
     parts += ["## Preprocessing", "",
-              f"Validated with {card.validation.engine}: {card.validation.expectations} expectations, "
-              f"{card.validation.failed} failed.", ""]
+              (f"Validated with {card.validation.engine}: {card.validation.expectations} expectations, "
+              f"{card.validation.failed} failed."), ""]
     parts += ["Transformations applied:", ""] + [f"- {t}" for t in card.transformations] + [""]
     parts += ["## Privacy", "",
-              f"Text columns ({', '.join(card.text_columns)}) were scanned for "
+              (f"Text columns ({', '.join(card.text_columns)}) were scanned for "
               f"{', '.join(pii.entities_requested)} with presidio {pii.presidio_version} and the spaCy NER model "
               f"{pii.ner_model} {pii.ner_model_version} (score threshold {pii.score_threshold}). "
-              f"{pii.texts_scanned} texts scanned; {sum(pii.findings_by_entity.values())} findings removed.", ""]
+              f"{pii.texts_scanned} texts scanned; {sum(pii.findings_by_entity.values())} findings removed."), ""]
     if pii.findings_by_entity:
         parts += [_table(["entity", "found and removed", "operator", "residual after re-scan"],
                          [(e, n, pii.operators.get(e, pii.operators.get("DEFAULT", "replace")),
@@ -74,12 +74,12 @@ def render_markdown(card: DatasetCard, decisions: Sequence[CardDecision] = ()) -
               "are categories kept for bias measurement; they are not scrubbed and never fed to models. "
               "The raw input is not kept" + (" (except encrypted, as the policy asks)." if card.digests.raw_ciphertext else "."), ""]
     parts += ["## Uses", "", p.intended_use, ""]
-    parts += ["## Distribution", "", f"License: {p.license}. Stored encrypted (AES-256-GCM) in the workspace vault "
-              f"at `{card.vault_object}`; readable only with the workspace master key.", ""]
+    parts += ["## Distribution", "", (f"License: {p.license}. Stored encrypted (AES-256-GCM) in the workspace vault "
+              f"at `{card.vault_object}`; readable only with the workspace master key."), ""]
     parts += ["## Maintenance", "", p.maintenance or "Maintained by the workspace's data owners.", "",
-              f"Ingested by {card.ingestion.identity} ({card.ingestion.key_id}) on {card.ingestion.time} with "
+              (f"Ingested by {card.ingestion.identity} ({card.ingestion.key_id}) on {card.ingestion.time} with "
               f"govtrain {card.ingestion.govtrain_version} under policy {card.policy.name} "
-              f"(sha256:{card.policy.digest[:12]}).", ""]
+              f"(sha256:{card.policy.digest[:12]})."), ""]
     parts += ["Digests (sha256):", "", f"- raw input: `{card.digests.raw_file}`",
               f"- scrubbed Parquet: `{card.digests.scrubbed_parquet}`",
               f"- ciphertext: `{card.digests.ciphertext}`", f"- this card: `{card.digest()}`", ""]

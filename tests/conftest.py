@@ -31,7 +31,7 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return home
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real datasets folder; skipped when absent, a failure when GOVTRAIN_REQUIRE_SHARED_DATA=1 (CI)."""
     if not SHARED_DATA.is_dir():
@@ -51,23 +51,27 @@ class CliResult:
     stderr: str
 
 
-@pytest.fixture
-def govtrain(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    """Run the real CLI entry point in-process: ``govtrain("init", "--json")`` -> ``CliResult``."""
+def invoke_cli(*args: str) -> CliResult:
+    """Run the real CLI entry point in-process, capturing its output."""
+    import contextlib
+    import io
+
     from governance.cli import main
 
-    def invoke(*args: str) -> CliResult:
-        capsys.readouterr()
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             main(list(args))
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-        else:  # pragma: no cover - main always exits
-            code = 0
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
+    return CliResult(code, out.getvalue(), err.getvalue())
 
-    return invoke
+
+@pytest.fixture
+def govtrain():  # type: ignore[no-untyped-def]
+    """The CLI as a function: ``govtrain("init", "--json")`` -> ``CliResult``."""
+    return invoke_cli
 
 
 def python_executable() -> str:
