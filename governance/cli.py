@@ -457,7 +457,7 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
         result = ingest_dataset(session, file, name, dataset_spec, loaded_policy, kek, workers=workers,
                                 progress=app.progress)
     card = result.card
-    pii = sum(card.pii.findings_by_entity.values())
+    pii = sum(card.pii.findings_by_entity.values())  # counts only
     app.emit(
         {"dataset": card.ref, "card_digest": card.digest(), "rows": card.rows.stored, "pii_findings_removed": pii,
          "card": str(result.card_path), "status": "pending"},

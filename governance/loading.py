@@ -110,7 +110,7 @@ def _suggest(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
         if current is None:
             return None
     names = list(getattr(current, "model_fields", {}))
-    matches = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    matches = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.5)
     return matches[0] if matches else None
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datacards.build import label_key, representation
 from datacards.card import (
@@ -28,9 +29,13 @@ from datacards.card import (
     ValidationSummary,
 )
 from governance.crypto import MasterKey, write_encrypted_file
+from governance.errors import ConfigError
 from governance.fsutil import make_private_dir
 from governance.gate.catalog import DatasetCatalog, check_dataset_name
 from governance.gate.loading import LoadedData, load_table
+
+if TYPE_CHECKING:
+    from governance.gate.pii import PiiStats
 from governance.gate.spec import DatasetSpec
 from governance.session import Session
 from policies import Policy, policy_digest
@@ -68,6 +73,8 @@ def ingest_dataset(
 ) -> IngestResult:
     """Run the gate on ``path`` and store the result as the next version of ``name``."""
     check_dataset_name(name)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
     catalog = DatasetCatalog(session.workspace)
     version = catalog.claim_next_version(name)
     try:
@@ -103,11 +110,11 @@ def _ingest(
     scrub = scrub_text_columns(loaded.table, spec.text_columns, policy.pii, workers=workers)
     stats = scrub.stats
     session.record("data.ingest.scrubbed", {
-        "dataset": ref, "texts": stats.texts_scanned, "findings": dict(stats.findings_by_entity),
-        "residual": dict(stats.residual_by_entity)})
+        "dataset": ref, "texts": stats.texts_scanned, "findings": dict(stats.findings),
+        "residual": dict(stats.residual)})
     check_residual(stats, policy.pii)
-    progress(f"      {sum(stats.findings_by_entity.values()):,} findings removed "
-             f"({_counts(stats.findings_by_entity)}); residual {sum(stats.residual_by_entity.values())}")
+    progress(f"      {sum(stats.findings.values()):,} findings removed "
+             f"({_counts(dict(stats.findings))}); residual {stats.residual_total}")
 
     progress("[4/5] encrypting into the vault (AES-256-GCM)")
     parquet = _to_parquet(scrub.table)
@@ -132,7 +139,8 @@ def _ingest(
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+    found = sorted(((k, v) for k, v in counts.items() if v), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {v:,}" for k, v in found) or "none"
 
 
 def _sha256(data: bytes) -> str:
@@ -160,7 +168,7 @@ def _keep_raw(path: Path, folder: Path, kek: MasterKey, chunk: int) -> str:
 
 def _build_card(
     session: Session, name: str, version: int, spec: DatasetSpec, policy: Policy, loaded: LoadedData,
-    report: object, stats: object, table: object, digests: Digests, vault_object: str,
+    report: object, stats: PiiStats, table: object, digests: Digests, vault_object: str,
 ) -> DatasetCard:
     import pyarrow as pa
 
@@ -194,13 +202,27 @@ def _build_card(
             engine=f"great_expectations {report.great_expectations_version}",  # type: ignore[attr-defined]
             expectations=len(report.outcomes), failed=len(report.failed),  # type: ignore[attr-defined]
             results=[o.to_dict() for o in report.outcomes]),  # type: ignore[attr-defined]
-        pii=PiiSummary(**stats.card_fields(policy.pii)),  # type: ignore[attr-defined]
+        pii=_pii_summary(stats, policy),
         representation=representation(table, spec.sensitive_columns, spec.label_column, spec.allowed_labels),
         transformations=transformations,
         policy=PolicyRef(name=policy.name, digest=policy_digest(policy)),
         ingestion=Ingestion(identity=actor.name, key_id=actor.signer.key_id, time=_now(),
                             govtrain_version=metadata.version("govtrain")),
         vault_object=vault_object,
+    )
+
+
+def _pii_summary(stats: PiiStats, policy: Policy) -> PiiSummary:
+    rules = policy.pii
+    return PiiSummary(
+        entities_requested=list(rules.entities), score_threshold=rules.score_threshold,
+        operators={entity: rule.type for entity, rule in rules.operators.items()},
+        findings_by_entity=dict(stats.findings),
+        findings_by_column={column: dict(counts) for column, counts in stats.findings_by_column.items()},
+        rows_changed_by_column=dict(stats.rows_changed), texts_scanned=stats.texts_scanned,
+        residual_by_entity=dict(stats.residual), residual_tolerance=rules.residual_tolerance,
+        recognizers=list(stats.engine.recognizers), ner_model=stats.engine.ner_model,
+        ner_model_version=stats.engine.ner_model_version, presidio_version=stats.engine.presidio_version,
     )
 
 

@@ -189,11 +189,12 @@ def test_bad_inputs_leave_nothing(gate_team, case: str) -> None:  # type: ignore
         path.write_text(data.read_text() + "x" * 10_000_000 + ",1,female\n")
     elif content is not None:
         path.write_bytes(content)
-    name = "bad-" + case.replace(" ", "-")
+    name = "bad-" + case.replace(" ", "-").lower()
     result = team.as_("erin", "data", "ingest", str(path), "--name", name, "--spec", str(SPEC))
     assert result.exit_code == code, result.stderr
     assert message in result.stderr
-    assert result.stderr.startswith("error: ")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0]
     assert not leftovers(team, name)
 
 
@@ -210,3 +211,48 @@ def test_bad_spec_and_name(gate_team, tmp_path: Path) -> None:  # type: ignore[n
     assert escape.exit_code == 2
     assert "invalid dataset name" in escape.stderr
     assert not (team.workspace.parent / "evil").exists()
+
+
+CANARIES = {
+    "email": "zebulon.canary@example.org",
+    "ssn": "536-22-1498",
+    "phone": "(212) 555-0199",
+    "card": "4111 1111 1111 1111",
+    "name": "Zebulon Quackenbush",
+}
+ENRON_SPEC = REPO / "examples/enron-spec.yaml"
+
+
+def all_bytes_under(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+
+
+def test_enron_canaries_never_reach_the_workspace(gate_team, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
+    """Plant PII in real e-mails; after ingest no canary is anywhere under the workspace, decrypted data included."""
+    import pyarrow.parquet as pq
+
+    team, _, root = gate_team
+    lines = (shared_data / "aeslc-enron-dev/aeslc_enron_dev.jsonl").read_text().splitlines()[:150]
+    rows = [json.loads(line) for line in lines]
+    rows[3]["body"] += f"\nReach me at {CANARIES['email']} or {CANARIES['phone']}."
+    rows[7]["body"] += f"\nMy SSN is {CANARIES['ssn']} and my card number is {CANARIES['card']}."
+    rows[11]["body"] = f"Thanks, {CANARIES['name']} will join the call. " + rows[11]["body"]
+    path = root / "enron-canaries.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = team.as_("erin", "data", "ingest", str(path), "--name", "enron", "--spec", str(ENRON_SPEC))
+    assert result.exit_code == 0, result.stderr
+
+    card = json.loads(team.as_("erin", "data", "show", "enron", "--format", "json").stdout)
+    found = card["pii"]["findings_by_entity"]
+    for entity in ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD"):
+        assert found[entity] >= 1, entity
+    decrypted = read_encrypted_file(team.workspace / card["vault_object"], load_master_key())
+    bodies = "\n".join(pq.read_table(io.BytesIO(decrypted)).column("body").to_pylist())
+    haystacks = {"workspace files": all_bytes_under(team.workspace), "decrypted vault data": bodies.encode(),
+                 "command output": (result.stdout + result.stderr).encode()}
+    for where, haystack in haystacks.items():
+        for kind, canary in CANARIES.items():
+            assert canary.encode() not in haystack, f"{kind} canary found in {where}"
+    # the real e-mail addresses and phone numbers in the originals are gone too
+    assert "@enron.com" in "".join(r["body"] for r in rows)
+    assert "@enron.com" not in bodies

@@ -1,0 +1,142 @@
+"""The report plots, drawn with matplotlib's Agg canvas (no pyplot, no display, no global state) as PNG
+bytes. PNG metadata is stripped of the software line so the bytes depend only on the data and matplotlib."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from reports.evaluation import ClassificationMetrics, TrainingSummary
+from reports.fairness import ColumnModelBias
+from reports.lm_bias import CrowsPairsProbe, GroupLoss
+from reports.model import Estimate
+
+
+def _figure(width: float = 7.0, height: float = 3.6) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _whiskers(estimates: Sequence[Estimate]) -> tuple[list[float], list[list[float]]]:
+    """Bar heights and asymmetric error bars (zero where a bound is unknown)."""
+    values = [e.value if e.value is not None else 0.0 for e in estimates]
+    low, high = [], []
+    for est, value in zip(estimates, values, strict=True):
+        iv = est.interval
+        low.append(max(0.0, value - iv.low) if iv is not None and iv.low is not None else 0.0)
+        high.append(max(0.0, iv.high - value) if iv is not None and iv.high is not None else 0.0)
+    return values, [low, high]
+
+
+def group_rates_png(column: ColumnModelBias) -> bytes:
+    """Selection rate, TPR and FPR per sufficient group, with interval whiskers."""
+    fig = _figure(max(6.0, 1.2 * len(column.groups) + 3))
+    ax = fig.add_subplot()
+    names = [g.group for g in column.groups]
+    width = 0.27
+    for i, metric in enumerate(("selection_rate", "true_positive_rate", "false_positive_rate")):
+        values, err = _whiskers([g.metrics[metric] for g in column.groups])  # type: ignore[index]
+        xs = [x + (i - 1) * width for x in range(len(names))]
+        ax.bar(xs, values, width, yerr=err, capsize=3, label=metric.replace("_", " "))
+    ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 4 else 0)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("rate")
+    ax.set_title(f"{column.column}: rates per group")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def learning_curves_png(training: TrainingSummary) -> bytes:
+    """Train and validation loss per step, with the best step and the alarm step marked."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for key, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
+        points = [(p.step, getattr(p, key)) for p in training.curve if getattr(p, key) is not None]
+        if points:
+            ax.plot([s for s, _ in points], [v for _, v in points], marker="o", markersize=3, label=label)
+    if training.best_step is not None:
+        ax.axvline(training.best_step, color="green", linestyle="--", label=f"best step {training.best_step}")
+    if training.overfitting_alarm_step is not None:
+        ax.axvline(training.overfitting_alarm_step, color="red", linestyle=":", label="overfitting alarm")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Learning curves")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def confusion_matrix_png(metrics: ClassificationMetrics) -> bytes:
+    """The confusion matrix as a heat map with counts."""
+    k = len(metrics.labels)
+    fig = _figure(min(3 + 0.6 * k, 10), min(2.6 + 0.6 * k, 10))
+    ax = fig.add_subplot()
+    image = ax.imshow(metrics.confusion_matrix, cmap="Blues")
+    peak = max((max(row) for row in metrics.confusion_matrix), default=0)
+    for i, row in enumerate(metrics.confusion_matrix):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+    ax.set_xticks(range(k), metrics.labels)
+    ax.set_yticks(range(k), metrics.labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix")
+    fig.colorbar(image, ax=ax)
+    return _png(fig)
+
+
+def reliability_png(metrics: ClassificationMetrics) -> bytes:
+    """Reliability diagram: accuracy per confidence bin against the diagonal."""
+    fig = _figure(5.0, 4.0)
+    ax = fig.add_subplot()
+    bins = [b for b in metrics.reliability if b.count]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    ax.bar([(b.lower + b.upper) / 2 for b in bins], [b.accuracy or 0.0 for b in bins],
+           width=[b.upper - b.lower for b in bins], edgecolor="black", alpha=0.7, label="accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ece = "—" if metrics.ece is None else f"{metrics.ece:.3f}"
+    ax.set_title(f"Reliability diagram (ECE {ece})")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def estimates_png(title: str, names: Sequence[str], estimates: Sequence[Estimate], *,
+                  reference: float | None = None, ylabel: str = "") -> bytes:
+    """One bar per name with interval whiskers, and an optional reference line (e.g. 0.5 for CrowS-Pairs)."""
+    fig = _figure(max(6.0, 0.8 * len(names) + 2))
+    ax = fig.add_subplot()
+    values, err = _whiskers(estimates)
+    ax.bar(range(len(names)), values, yerr=err, capsize=3)
+    if reference is not None:
+        ax.axhline(reference, color="grey", linestyle="--")
+    ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 4 else 0, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return _png(fig)
+
+
+def crows_pairs_png(probe: CrowsPairsProbe) -> bytes:
+    """Share preferring the stereotype per bias type (ideal 0.5)."""
+    scores = [*probe.by_bias_type, probe.overall]
+    return estimates_png("CrowS-Pairs: share preferring the more-stereotyping sentence",
+                         [s.bias_type for s in scores], [s.share for s in scores], reference=probe.ideal,
+                         ylabel="share")
+
+
+def group_losses_png(column: str, losses: Sequence[GroupLoss]) -> bytes:
+    """Mean test loss per group."""
+    return estimates_png(f"{column}: mean test loss per group", [g.group for g in losses],
+                         [g.mean_loss for g in losses], ylabel="loss (nats)")

@@ -1,0 +1,92 @@
+"""Model bias: fairlearn numbers against direct numpy computation on a planted disparity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reports.bias import BiasReport
+from reports.fairness import column_model_bias, model_bias
+
+
+def test_group_metrics_equal_numpy(planted_data: dict[str, np.ndarray]) -> None:
+    d = planted_data
+    (col,) = model_bias(d["y_true"], d["y_pred"], sensitive_features={"g": d["groups"]}, positive_label=1,
+                        bootstrap_samples=0)
+    for group in col.groups:
+        mask = d["groups"] == group.group
+        yt, yp = d["y_true"][mask], d["y_pred"][mask]
+        assert group.count == mask.sum()
+        assert group.metrics["accuracy"].value == pytest.approx(np.mean(yt == yp))
+        assert group.metrics["selection_rate"].value == pytest.approx(np.mean(yp == 1))
+        assert group.metrics["true_positive_rate"].value == pytest.approx(np.sum((yt == 1) & (yp == 1)) / np.sum(yt == 1))
+        assert group.metrics["false_positive_rate"].value == pytest.approx(
+            np.sum((yt == 0) & (yp == 1)) / np.sum(yt == 0))
+        assert group.metrics["precision"].value == pytest.approx(np.sum((yt == 1) & (yp == 1)) / np.sum(yp == 1))
+    assert col.overall["selection_rate"] == pytest.approx(np.mean(d["y_pred"]))
+
+
+def test_planted_disparity_aggregates(planted_data: dict[str, np.ndarray]) -> None:
+    d = planted_data
+    (col,) = model_bias(d["y_true"], d["y_pred"], sensitive_features={"g": d["groups"]}, positive_label=1,
+                        bootstrap_samples=0)
+    assert col.aggregates["demographic_parity_difference"].value == pytest.approx(0.4)
+    assert col.aggregates["disparate_impact"].value == pytest.approx(0.5)
+    assert col.aggregates["demographic_parity_ratio"].value == pytest.approx(0.5)
+    keep = d["groups"] != "C"
+    tprs, fprs = [], []
+    for name in ("A", "B"):
+        m = keep & (d["groups"] == name)
+        yt, yp = d["y_true"][m], d["y_pred"][m]
+        tprs.append(np.mean(yp[yt == 1]))
+        fprs.append(np.mean(yp[yt == 0]))
+    expected = max(abs(tprs[0] - tprs[1]), abs(fprs[0] - fprs[1]))
+    assert col.aggregates["equalized_odds_difference"].value == pytest.approx(expected)
+
+
+def test_small_group_is_reported_insufficient_and_excluded(planted_data: dict[str, np.ndarray]) -> None:
+    d = planted_data
+    (col,) = model_bias(d["y_true"], d["y_pred"], sensitive_features={"g": d["groups"]}, positive_label=1,
+                        min_group_size=30, bootstrap_samples=0)
+    assert [(g.group, g.count) for g in col.insufficient] == [("C", 5)]
+    assert [g.group for g in col.groups] == ["A", "B"]
+    # C is selected 100%: were it included, the ratio would be 0.4 / 1.0 and the difference 0.6.
+    assert col.aggregates["disparate_impact"].value == pytest.approx(0.5)
+    (with_c,) = model_bias(d["y_true"], d["y_pred"], sensitive_features={"g": d["groups"]}, positive_label=1,
+                           min_group_size=1, bootstrap_samples=0)
+    assert with_c.aggregates["demographic_parity_difference"].value == pytest.approx(0.6)
+
+
+def test_bootstrap_is_seeded_and_covers_the_point(planted_data: dict[str, np.ndarray]) -> None:
+    d = planted_data
+    kwargs = {"groups": d["groups"], "column": "g", "positive_label": 1, "bootstrap_samples": 150,
+              "confidence": 0.95}
+    one = column_model_bias(d["y_true"], d["y_pred"], seed=11, **kwargs)
+    two = column_model_bias(d["y_true"], d["y_pred"], seed=11, **kwargs)
+    other = column_model_bias(d["y_true"], d["y_pred"], seed=12, **kwargs)
+    assert one == two
+    assert one.aggregates != other.aggregates
+    for est in [*one.aggregates.values(), *(m for g in one.groups for m in g.metrics.values())]:
+        assert est.interval is not None and est.interval.seed == 11
+        assert est.interval.low <= est.value <= est.interval.high
+
+
+def test_intersection_is_reported(bias_report: BiasReport) -> None:
+    names = [c.column for c in bias_report.model_bias]
+    assert names == ["g", "h", "g & h"]
+    inter = bias_report.model_bias[-1]
+    assert inter.columns == ["g", "h"]
+    assert {g.group for g in inter.groups} == {"A & x", "A & y", "B & x", "B & y"}
+    assert {g.group for g in inter.insufficient} == {"C & x", "C & y"}
+    assert sum(g.count for g in inter.groups) + sum(g.count for g in inter.insufficient) == 405
+
+
+def test_multiclass_is_judged_one_vs_rest() -> None:
+    y_true = [0, 1, 2, 2, 0, 1, 2, 2]
+    y_pred = [2, 1, 2, 0, 0, 2, 2, 2]
+    groups = ["A"] * 4 + ["B"] * 4
+    col = column_model_bias(y_true, y_pred, groups=groups, column="g", positive_label=2, min_group_size=1,
+                            bootstrap_samples=0)
+    a = next(g for g in col.groups if g.group == "A")
+    assert a.metrics["selection_rate"].value == pytest.approx(0.5)  # predictions 2, 2 of 4
+    assert a.metrics["accuracy"].value == pytest.approx(0.5)  # full labels: rows 2 and 3 of A right
