@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import rfc8785
@@ -35,42 +36,59 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fast_path_safe(obj: Any) -> bool:
-    """Whether `json.dumps(sort_keys=True)` provably agrees with RFC 8785 for `obj`.
+# UTF-8 lead bytes of characters outside the BMP (JCS sorts keys by UTF-16 code unit, Python by code point).
+_ASTRAL_RE = re.compile(rb"[\xf0-\xf4]")
 
-    They agree on strings, booleans, null, safe integers and key order, except for floats (different
-    number formatting), integers outside the double-safe range (JCS rejects them) and keys with
-    characters outside the BMP (JCS sorts by UTF-16 code unit, Python by code point).
+
+def load_canonical(line: bytes) -> Any:
+    """Parse `line` as JSON and return the value, raising `ValueError` unless `line` is exactly the RFC 8785
+    serialisation of that value.
+
+    A fast path (C `json.dumps` with sorted keys) may only *accept*, and only when it provably equals JCS:
+    no floats or non-finite constants (number formatting differs), no integers beyond 2**53 (JCS rejects
+    them) and no characters outside the BMP (key order could differ). Parse hooks flag the first two while
+    parsing; every other case, and every rejection, is decided by the rfc8785 reference implementation.
     """
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
-                return False
-            if not _fast_path_safe(value):
-                return False
-        return True
-    if isinstance(obj, list):
-        return all(_fast_path_safe(item) for item in obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return True
-    if isinstance(obj, int):
-        return -_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT
-    return False
+    unsafe = False
 
+    def on_float(text: str) -> float:
+        nonlocal unsafe
+        unsafe = True
+        return float(text)
 
-def is_canonical(line: bytes, obj: Any) -> bool:
-    """Whether `line` is exactly the RFC 8785 serialisation of `obj` (`obj` being `json.loads(line)`).
+    def on_int(text: str) -> int:
+        nonlocal unsafe
+        value = int(text)
+        if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            unsafe = True
+        return value
 
-    A fast path (C `json.dumps`) may only *accept*, and only for values where it provably equals JCS;
-    every other case, and every rejection, is decided by the rfc8785 reference implementation.
-    """
+    def on_constant(text: str) -> float:
+        nonlocal unsafe
+        unsafe = True
+        return float(text)
+
+    obj = json.loads(line, parse_float=on_float, parse_int=on_int, parse_constant=on_constant)
+    if not unsafe and (line.isascii() or _ASTRAL_RE.search(line) is None):
+        try:
+            fast = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        except ValueError:  # lone surrogates cannot be encoded: let the reference decide
+            fast = None
+        if fast == line:
+            return obj
     try:
-        fast = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError):
-        fast = None
-    if fast == line and _fast_path_safe(obj):
-        return True
+        reference = rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise ValueError(f"not representable as canonical JSON: {exc}") from exc
+    if reference != line:
+        raise ValueError("not in canonical form (RFC 8785)")
+    return obj
+
+
+def is_canonical(line: bytes) -> bool:
+    """Whether `line` is valid JSON in exactly its RFC 8785 canonical form."""
     try:
-        return rfc8785.dumps(obj) == line
-    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+        load_canonical(line)
+    except ValueError:
         return False
+    return True

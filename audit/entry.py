@@ -142,20 +142,6 @@ def build_entry(
         raise AuditError(f"invalid audit entry: {_first_error(exc)}") from exc
 
 
-def signing_bytes_from_line(line: bytes, sig: str) -> bytes:
-    """The signed bytes of a line already known to be canonical: the line minus its ``,"sig":"..."`` member.
-
-    In canonical JSON the top-level members are sorted, so ``sig`` is followed only by ``time`` (whose
-    value cannot contain the needle); the last occurrence is therefore the top-level member, and removing
-    a member from a canonical object leaves the canonical form of the rest.
-    """
-    needle = b',"sig":"' + sig.encode("ascii") + b'"'
-    index = line.rfind(needle)
-    if index < 0:
-        raise ValueError("line has no top-level sig member")
-    return line[:index] + line[index + len(needle) :]
-
-
 def parse_entry_line(line: bytes, *, seq: int | None = None, check_canonical: bool = True) -> AuditEntry:
     """Parse one log line (without its newline) into an entry, raising `AuditIntegrityError` naming `seq`
     (the expected position) when it is not JSON, not canonical or not an entry."""
@@ -167,7 +153,7 @@ def parse_entry_line(line: bytes, *, seq: int | None = None, check_canonical: bo
         entry = AuditEntry.model_validate(obj)
     except ValidationError as exc:
         raise AuditIntegrityError(seq, f"entry does not match the schema: {_first_error(exc)}") from exc
-    if check_canonical and not is_canonical(line, obj):
+    if check_canonical and not is_canonical(line):
         raise AuditIntegrityError(seq, "entry is not canonical JSON (RFC 8785)")
     return entry
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -154,3 +155,11 @@ class TrustedKey:
     def valid_at(self, time: str) -> bool:
         """Whether the key may sign at `time` (log form)."""
         return self.validity_problem(time) is None
+
+
+def check_trusted_keys(trusted_keys: Mapping[str, TrustedKey]) -> None:
+    """Fail closed on a mapping whose keys are not the records' own key ids (a wiring bug that would let
+    one key sign as another)."""
+    for name, key in trusted_keys.items():
+        if name != key.key_id:
+            raise AuditError(f"trusted_keys maps {name!r} to the record of {key.key_id!r}")

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audit.checkpoint import parse_checkpoint, verify_checkpoint
 from audit.entry import parse_entry_line
 from audit.errors import AuditIntegrityError
-from audit.keys import TrustedKey
+from audit.keys import TrustedKey, check_trusted_keys
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 
-INCLUSION_FORMAT = "govtrain.audit.inclusion-proof/v1"
-CONSISTENCY_FORMAT = "govtrain.audit.consistency-proof/v1"
+INCLUSION_FORMAT: Final = "govtrain.audit.inclusion-proof/v1"
+CONSISTENCY_FORMAT: Final = "govtrain.audit.consistency-proof/v1"
 _HEX32 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -96,6 +96,7 @@ def verify_inclusion_proof(
     the checkpoint's root; and the entry's own signature verifies under a key valid at the entry's time.
     The checkpoint text embedded in the proof is informational: only `checkpoint_text` is trusted.
     """
+    check_trusted_keys(trusted_keys)
     parsed: InclusionProof = _load(InclusionProof, proof)
     checkpoint = parse_checkpoint(checkpoint_text)
     verify_checkpoint(checkpoint, trusted_keys, origin=origin if origin is not None else parsed.origin)

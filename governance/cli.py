@@ -154,31 +154,17 @@ def demo(app: AppContext, directory: Path | None, model: str) -> None:
 def run(app: AppContext, config: Path, resume: str | None, dry_run: bool) -> None:
     """Train a model as CONFIG describes, once every gate passes (engineer).
 
-    Before anything is built: the config and policy are validated (exit 2), the dataset's approvals,
-    vault digest and policy are re-checked (exit 4 or 5). --dry-run stops there and prints the plan.
+    Before anything is built: the config and policy are validated (exit 2), the config is held to the
+    policy's training limits and the dataset's approvals, vault digest and policy are re-checked (exit 4
+    or 5). --dry-run stops there and prints the plan. Then the data is decrypted into memory, split,
+    and trained on; checkpoints and the model are stored encrypted; reports are written. Works under
+    torchrun (rank 0 alone logs and writes).
     """
-    from governance.config import load_run_config
-    from governance.gate.approvals import check_dataset_gate
-    from governance.session import open_session
-    from policies import load_policy, policy_digest
+    from governance.orchestrator import run_command
 
-    run_config = load_run_config(config)  # a bad config fails here with exit 2, naming the field
-    policy = load_policy(run_config.policy)
-    workspace = app.find_workspace()
-    with open_session(workspace, app.identity, ["engineer"], "run"):
-        approved = check_dataset_gate(workspace, run_config.dataset, policy)
-    plan = {
-        "dataset": approved.card.ref, "card_digest": approved.card.digest(), "approvers": list(approved.approvers),
-        "policy": policy.name, "policy_digest": policy_digest(policy), "task": run_config.task,
-        "model": run_config.model.model_dump(), "training": run_config.training.model_dump(),
-    }
-    if dry_run:
-        app.emit({"dry_run": True, "plan": plan},
-                 f"gate passed: {approved.card.ref} approved by {', '.join(approved.approvers)}; "
-                 f"policy {policy.name}; would train {run_config.task} "
-                 f"({run_config.model.kind}) for up to {run_config.training.epochs} epochs")
-        return
-    not_available("run", "governed training")
+    outcome = run_command(app.find_workspace(), config, app.identity, resume=resume, dry_run=dry_run,
+                          quiet=app.json, progress=app.progress)
+    app.emit(outcome.result, outcome.text)
 
 
 @cli.group()

@@ -36,8 +36,8 @@ def test_is_canonical_agrees_with_rfc8785(value: object) -> None:
             parsed = json.loads(candidate)
         except ValueError:
             continue
-        expected = parsed is not None and rfc8785_or_none(parsed) == candidate
-        assert is_canonical(candidate, parsed) == expected
+        expected = rfc8785_or_none(parsed) == candidate
+        assert is_canonical(candidate) == expected
 
 
 def rfc8785_or_none(value: object) -> bytes | None:
@@ -49,12 +49,12 @@ def rfc8785_or_none(value: object) -> bytes | None:
 
 def test_fast_path_does_not_accept_python_float_or_key_order_quirks() -> None:
     # Python writes 1e16 as "1e+16"; JCS (ECMAScript) writes 10000000000000000.
-    line = b'{"x":1e+16}'
-    assert not is_canonical(line, json.loads(line))
+    assert not is_canonical(b'{"x":1e+16}')
+    assert not is_canonical(b'{"x":NaN}')
     # U+FB01 sorts after U+1F600 by code point but before it by UTF-16 code unit (JCS order).
     value = {"\U0001f600": 1, "\ufb01": 2}
     python_order = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    assert not is_canonical(python_order, json.loads(python_order))
-    assert is_canonical(canonical_json(value), value)
+    assert not is_canonical(python_order)
+    assert is_canonical(canonical_json(value))
     big = b'{"n":9007199254740993}'  # beyond 2**53: JCS cannot represent it
-    assert not is_canonical(big, json.loads(big))
+    assert not is_canonical(big)

