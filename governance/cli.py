@@ -176,7 +176,15 @@ def runs() -> None:
 @pass_app
 def runs_list(app: AppContext) -> None:
     """List the workspace's runs with their status."""
-    not_available("runs list", "governed training")
+    from governance.runs import list_runs
+
+    rows = [folder.status() for folder in list_runs(app.find_workspace())]
+    text = "\n".join(
+        f"{r['run_id']}  {r.get('status', '?'):<9} {r.get('dataset', '-'):<20} steps {r.get('steps', '-')}"
+        + ("  NOT RELEASABLE" if r.get("releasable") is False else "")
+        for r in rows
+    ) or "no runs yet (govtrain run CONFIG)"
+    app.emit({"runs": rows}, text)
 
 
 @runs.command("show")
@@ -184,7 +192,10 @@ def runs_list(app: AppContext) -> None:
 @pass_app
 def runs_show(app: AppContext, run_id: str) -> None:
     """Show a run: status, metrics, best step, artifacts with digests."""
-    not_available("runs show", "governed training")
+    from governance.runs import find_run
+
+    status = find_run(app.find_workspace(), run_id).status()
+    app.emit({"run": status}, json.dumps(status, indent=2, sort_keys=True))
 
 
 @runs.command("export")
@@ -192,8 +203,18 @@ def runs_show(app: AppContext, run_id: str) -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Target folder.")
 @pass_app
 def runs_export(app: AppContext, run_id: str, out: Path) -> None:
-    """Write a decrypted copy of a releasable run's model (engineer, logged)."""
-    not_available("runs export", "governed training")
+    """Write a decrypted copy of a releasable run's model (engineer, logged).
+
+    Refuses (exit 4) a run that did not finish or whose bias verdict blocked release.
+    """
+    from governance.export import export_model
+    from governance.session import open_session
+
+    workspace = app.find_workspace()
+    with open_session(workspace, app.identity, ["engineer"], "runs export") as session:
+        files = export_model(session, run_id, out)
+    app.emit({"run_id": run_id, "out": str(out), "files": files},
+             f"exported {len(files)} file(s) of {run_id} to {out}")
 
 
 # --- identities and keys -------------------------------------------------------------------------------
@@ -561,16 +582,32 @@ def report() -> None:
               show_default=True)
 @pass_app
 def report_show(app: AppContext, run_id: str, kind: str) -> None:
-    """Show one of a run's reports."""
-    not_available("report show", "reports")
+    """Show one of a run's reports (Markdown; JSON with --json). The HTML page is beside it."""
+    from governance.runs import find_run
+
+    folder = find_run(app.find_workspace(), run_id)
+    path = folder.reports / f"{kind}.{'json' if app.json else 'md'}"
+    if not path.is_file():
+        from governance.errors import ConfigError
+
+        raise ConfigError(f"run {run_id} has no {kind} report", hint=f"reports are in {folder.reports}")
+    click.echo(path.read_text().rstrip("\n"))
 
 
 @report.command("verify")
 @click.argument("run_id")
 @pass_app
 def report_verify(app: AppContext, run_id: str) -> None:
-    """Check that a run's reports are the ones the audit log recorded."""
-    not_available("report verify", "reports")
+    """Check that a run's reports are the ones the audit log recorded (exit 5 otherwise).
+
+    Verifies the audit log first, then compares every report file's sha256 with the digests logged
+    when the run wrote them, and checks the provenance attestation's signature.
+    """
+    from governance.report_check import verify_run_reports
+
+    checked = verify_run_reports(app.find_workspace(), run_id)
+    app.emit({"run_id": run_id, "files": checked},
+             f"reports of {run_id} verified: {len(checked)} file(s) match the audit log; provenance signature valid")
 
 
 # --- audit ----------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ and only rank 0 appends audit events, writes the status record and the reports.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -341,9 +342,17 @@ def run_command(
             folder.create(resolved_yaml(config))
         progress(f"run {folder.run_id}: {config.task} on {approved.card.ref} "
                  f"(approved by {', '.join(approved.approvers)}), policy {policy.name}")
+        started_on = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+        def reports(data: PreparedData, result: Any, store: EncryptedRunStore) -> dict[str, Any]:
+            from governance.run_reports import write_run_reports
+
+            progress("writing reports (bias, evaluation, transparency, provenance)")
+            return write_run_reports(session, folder, config, policy, approved, data, result, store, started_on)
+
         try:
             outcome = run_training(session, folder, config, policy, approved, kek, resume=bool(resume),
-                                   quiet=quiet, progress=progress, after_training=None)
+                                   quiet=quiet, progress=progress, after_training=reports)
         except (TrainerError, Exception) as error:
             folder.update_status(status="failed", error=type(error).__name__)
             session.record("run.failed", {"run_id": folder.run_id, "error": type(error).__name__})
@@ -352,10 +361,18 @@ def run_command(
                 raise
             raise translated from None
     status = outcome.status
+    if status.get("releasable") is False:
+        raise PolicyRefusal(
+            f"run {outcome.run_id} breached policy '{policy.name}' bias thresholds (action: block); "
+            "the model is not releasable",
+            hint=f"read {outcome.folder.reports / 'bias.html'}; 'govtrain runs export' will refuse this model",
+        )
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(status.get("test_metrics", {}).items())
                         if isinstance(v, int | float))
     text = (f"run {outcome.run_id} finished: {status.get('steps')} steps, best step {status.get('best_step')}"
             f"{' (early stop)' if status.get('stopped_early') else ''}; test {metrics}\n"
+            f"reports: {outcome.folder.reports}/ (bias verdict: "
+            f"{'FLAGGED' if status.get('bias_flagged') else 'pass'})\n"
             f"TensorBoard: tensorboard --logdir {outcome.folder.tensorboard}")
     return CommandOutcome({"run_id": outcome.run_id, **status}, text)
 

@@ -57,6 +57,8 @@ class RunFolder:
     def create(self, resolved_config_yaml: str) -> None:
         """Make the folder (0700) and store the resolved config."""
         make_private_dir(self.path)
+        make_private_dir(self.tensorboard)
+        make_private_dir(self.reports)
         write_private_file(self.path / "config.yaml", resolved_config_yaml.encode(), exclusive=True)
 
     def status(self) -> dict[str, Any]:

@@ -1,0 +1,247 @@
+"""The PII engine: presidio's analyzer and anonymizer, built once from a policy's PII rules, failing closed.
+
+Building it is the one place that touches presidio's and spaCy's setup. If the spaCy model the policy names
+cannot be loaded, has no NER component, or cannot produce PERSON when PERSON is asked for, the gate refuses
+(exit 4): it never falls back to regex-only detection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from governance.errors import PolicyRefusal
+from policies.model import OperatorRule, PiiRules
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+    from presidio_anonymizer import AnonymizerEngine
+    from presidio_anonymizer.entities import OperatorConfig
+    from spacy.language import Language
+
+HASH_TYPE = "sha256"
+"""The digest the ``hash`` operator uses."""
+
+_NER_FACTORIES = frozenset({"ner", "beam_ner"})
+# presidio's own shipped NER settings (presidio_analyzer/conf/default.yaml), which a bare AnalyzerEngine() uses;
+# only the model differs. Ignoring labels that are never PII keeps spaCy's CARDINAL, MONEY... out of the log.
+_NER_MODEL_CONFIGURATION = {
+    "model_to_presidio_entity_mapping": {
+        "PER": "PERSON", "PERSON": "PERSON", "NORP": "NRP", "FAC": "LOCATION", "LOC": "LOCATION",
+        "GPE": "LOCATION", "LOCATION": "LOCATION", "ORG": "ORGANIZATION", "ORGANIZATION": "ORGANIZATION",
+        "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+    },
+    "low_confidence_score_multiplier": 0.4,
+    "low_score_entity_names": [],
+    "labels_to_ignore": [
+        "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT",
+        "QUANTITY", "WORK_OF_ART",
+    ],
+}
+_PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer", "decision_process")
+_OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    # tldextract (presidio's e-mail validation) otherwise fetches the public suffix list.
+    "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "",
+    # Without it presidio imports torch to probe CUDA in every process; a small spaCy model runs on CPU.
+    "PRESIDIO_DEVICE": "cpu",
+}
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a scrub ran with, as the dataset card records it (no values, no salt)."""
+
+    recognizers: tuple[str, ...]
+    """Names of the presidio recognizers serving the policy's entities."""
+    ner_model: str
+    """The spaCy model package the policy names."""
+    ner_model_version: str
+    """That package's version."""
+    spacy_version: str
+    presidio_version: str
+    operators: Mapping[str, Mapping[str, object]]
+    """Operator per entity type (and DEFAULT): its type and parameters."""
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-able form."""
+        return {
+            "recognizers": list(self.recognizers),
+            "ner_model": self.ner_model,
+            "ner_model_version": self.ner_model_version,
+            "spacy_version": self.spacy_version,
+            "presidio_version": self.presidio_version,
+            "operators": {entity: dict(params) for entity, params in self.operators.items()},
+        }
+
+
+@dataclass(frozen=True)
+class PiiEngine:
+    """A loaded analyzer and anonymizer with the policy's operators; build one with :func:`load_pii_engine`."""
+
+    rules: PiiRules
+    analyzer: AnalyzerEngine
+    batch_analyzer: BatchAnalyzerEngine
+    anonymizer: AnonymizerEngine
+    operators: Mapping[str, OperatorConfig] = field(repr=False)
+    placeholders: re.Pattern[str]
+    """Matches the ``<ENTITY>`` tokens the replace operator writes; findings inside them are not PII."""
+    info: EngineInfo
+    runs_transformers: bool
+    """Whether the spaCy pipeline has a transformer component (and so needs the transformers library)."""
+    hash_salt: bytes = field(repr=False)
+    """Random, in memory only: equal values hash equally within this engine, and hashes cannot be reversed
+    by enumerating values (an SSN has only 10^9)."""
+
+
+def load_pii_engine(rules: PiiRules, *, hash_salt: bytes | None = None) -> PiiEngine:
+    """Build the analyzer and anonymizer for ``rules``; refuse (exit 4) if the NER model cannot serve them.
+
+    ``hash_salt`` lets worker processes share their parent's salt; by default a fresh one is drawn.
+    """
+    _prepare_environment()
+    _check_model_installed(rules.ner_model)
+    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_anonymizer import AnonymizerEngine
+
+    _withhold_presidio_log_arguments()
+    nlp_configuration = {
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": rules.language, "model_name": rules.ner_model}],
+        "ner_model_configuration": _NER_MODEL_CONFIGURATION,
+    }
+    try:
+        nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration).create_engine()
+        analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=[rules.language])
+    except Exception as exc:  # a broken model package fails in many ways; all of them refuse
+        raise PolicyRefusal(
+            f"the NER model '{rules.ner_model}' could not be loaded ({type(exc).__name__})",
+            hint=f"reinstall it: pip install --force-reinstall {rules.ner_model}",
+        ) from None
+    nlp = nlp_engine.get_nlp(rules.language)
+    _check_ner(nlp, rules, nlp_engine.ner_model_configuration.model_to_presidio_entity_mapping)
+    recognizers = _check_recognizers(analyzer, rules)
+
+    salt = hash_salt if hash_salt is not None else secrets.token_bytes(32)
+    operators = {entity: _operator_config(entity, rule, salt) for entity, rule in _operator_rules(rules).items()}
+    names = "|".join(re.escape(entity) for entity in sorted(rules.entities, key=len, reverse=True))
+    info = EngineInfo(
+        recognizers=recognizers,
+        ner_model=rules.ner_model,
+        ner_model_version=str(nlp.meta.get("version", "unknown")),
+        spacy_version=metadata.version("spacy"),
+        presidio_version=metadata.version("presidio-analyzer"),
+        operators={entity: _describe(rule) for entity, rule in _operator_rules(rules).items()},
+    )
+    return PiiEngine(
+        rules=rules,
+        analyzer=analyzer,
+        batch_analyzer=BatchAnalyzerEngine(analyzer),
+        anonymizer=AnonymizerEngine(),
+        operators=operators,
+        placeholders=re.compile(f"<(?:{names})>"),
+        info=info,
+        runs_transformers=any("transformer" in nlp.get_pipe_meta(name).factory for name in nlp.pipe_names),
+        hash_salt=salt,
+    )
+
+
+def _prepare_environment() -> None:
+    """Keep presidio, tldextract and huggingface-hub off the network (unless the user set otherwise)."""
+    for name, value in _OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
+
+def _check_model_installed(model: str) -> None:
+    """Refuse before presidio sees a missing model: presidio would try to download it."""
+    import spacy.util
+
+    if not (spacy.util.is_package(model) or Path(model).is_dir()):
+        raise PolicyRefusal(
+            f"the NER model '{model}' named by the policy (pii.ner_model) is not installed; "
+            "PII scrubbing cannot detect names without it",
+            hint=f"pip install {model}",
+        )
+
+
+def _check_ner(nlp: Language, rules: PiiRules, label_mapping: Mapping[str, str]) -> None:
+    """The pipeline must run an NER component, and one that yields PERSON when the policy asks for it."""
+    ner_pipes = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory in _NER_FACTORIES]
+    if not ner_pipes:
+        raise PolicyRefusal(
+            f"the spaCy model '{rules.ner_model}' has no NER component, so it cannot detect names",
+            hint="name a spaCy pipeline with an 'ner' component in the policy's pii.ner_model",
+        )
+    labels = {label for name in ner_pipes for label in nlp.get_pipe(name).labels}
+    if "PERSON" in rules.entities and not any(label_mapping.get(lbl, lbl) == "PERSON" for lbl in labels):
+        raise PolicyRefusal(
+            f"the NER model '{rules.ner_model}' has no label presidio maps to PERSON",
+            hint="use a model trained with person names (e.g. the en_core_web_* family)",
+        )
+
+
+def _check_recognizers(analyzer: AnalyzerEngine, rules: PiiRules) -> tuple[str, ...]:
+    """Every entity the policy lists needs a recognizer; return the names of those in use."""
+    missing = sorted(set(rules.entities) - set(analyzer.get_supported_entities(rules.language)))
+    if missing:
+        raise PolicyRefusal(
+            f"no presidio recognizer for {', '.join(missing)} in language '{rules.language}'",
+            hint="remove them from the policy's pii.entities or use a language presidio supports for them",
+        )
+    recognizers = analyzer.registry.get_recognizers(language=rules.language, entities=list(rules.entities))
+    return tuple(sorted({recognizer.name for recognizer in recognizers}))
+
+
+def _operator_rules(rules: PiiRules) -> dict[str, OperatorRule]:
+    """The rule for every entity and for DEFAULT, so presidio's own default never applies silently."""
+    default = rules.operators.get("DEFAULT", OperatorRule())
+    chosen = {entity: rules.operators.get(entity, default) for entity in rules.entities}
+    return {**chosen, "DEFAULT": default}
+
+
+def _operator_config(entity: str, rule: OperatorRule, salt: bytes) -> OperatorConfig:
+    """Translate one policy operator into presidio's form."""
+    from presidio_anonymizer.entities import OperatorConfig
+
+    if rule.type == "replace":
+        return OperatorConfig("replace", {"new_value": f"<{entity}>"} if entity != "DEFAULT" else {})
+    if rule.type == "mask":
+        params = {"masking_char": rule.masking_char, "chars_to_mask": rule.chars_to_mask, "from_end": rule.from_end}
+        return OperatorConfig("mask", params)
+    if rule.type == "hash":
+        return OperatorConfig("hash", {"hash_type": HASH_TYPE, "salt": salt})
+    return OperatorConfig("redact", {})
+
+
+def _describe(rule: OperatorRule) -> dict[str, object]:
+    """An operator as the card shows it: the type and the parameters that matter for it."""
+    if rule.type == "mask":
+        return {"type": "mask", "masking_char": rule.masking_char, "chars_to_mask": rule.chars_to_mask,
+                "from_end": rule.from_end}
+    if rule.type == "hash":
+        return {"type": "hash", "hash_type": HASH_TYPE, "salt": "random per engine, never stored"}
+    return {"type": rule.type}
+
+
+class _WithholdArguments(logging.Filter):
+    """Drops presidio log records that interpolate arguments or are debug-level: those can carry text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.args and record.levelno > logging.DEBUG
+
+
+def _withhold_presidio_log_arguments() -> None:
+    """presidio logs candidate text in a few places (e.g. a failed IBAN check); PII never goes to logs."""
+    for name in _PRESIDIO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, _WithholdArguments) for existing in logger.filters):
+            logger.addFilter(_WithholdArguments())

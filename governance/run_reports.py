@@ -1,0 +1,194 @@
+"""The reports every ``govtrain run`` ends with: bias, evaluation, transparency (model card) and provenance.
+
+Inputs are the run's predictions, labels and groups (never texts); the per-example predictions the bias report
+used are stored encrypted with the run (``predictions.json.enc``) so an auditor holding the key can recompute
+it. Every report file's sha256 goes into the audit log (``report.written``), which ``govtrain report verify``
+checks later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Any
+
+from governance.config import PretrainedModel, RunConfig
+from governance.gate.approvals import ApprovedDataset, card_status
+from governance.orchestrator import PreparedData, environment, resolve_model_path
+from governance.runs import EncryptedRunStore, RunFolder
+from governance.session import Session
+from policies import Policy, policy_digest
+
+PREDICTIONS = "predictions.json"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def load_trained_model(store: EncryptedRunStore, task: str) -> tuple[Any, Any]:
+    """The final model and tokenizer, decrypted into memory from the run's ``model/`` files."""
+    from safetensors.torch import load as load_safetensors
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from trainer.tokenization import tokenizer_from_files
+
+    config_dict = json.loads(store.read("model/config.json"))
+    hf_config = AutoConfig.for_model(**config_dict)
+    auto = AutoModelForSequenceClassification if task == "text-classification" else AutoModelForCausalLM
+    model = auto.from_config(hf_config)
+    model.load_state_dict(load_safetensors(store.read("model/model.safetensors")), strict=False)
+    model.eval()
+    tokenizer = tokenizer_from_files({name: store.read(f"model/{name}")
+                                      for name in ("tokenizer.json", "tokenizer_config.json")})
+    return model, tokenizer
+
+
+def _crows_pairs(config: RunConfig, store: EncryptedRunStore, policy: Policy) -> Any:
+    if not config.probes.crows_pairs:
+        return None
+    from reports.lm_bias import crows_pairs_probe, load_crows_pairs
+    from trainer import sentence_log_likelihood
+
+    pairs = load_crows_pairs(config.probes.crows_pairs)
+    model, tokenizer = load_trained_model(store, config.task)
+    more = sentence_log_likelihood(model, tokenizer, [p.sent_more for p in pairs])
+    less = sentence_log_likelihood(model, tokenizer, [p.sent_less for p in pairs])
+    return crows_pairs_probe(more, less, [p.bias_type for p in pairs], seed=config.training.seed,
+                             samples=policy.bias.bootstrap_samples, confidence=policy.bias.confidence)
+
+
+def write_run_reports(
+    session: Session, folder: RunFolder, config: RunConfig, policy: Policy, approved: ApprovedDataset,
+    data: PreparedData, result: Any, store: EncryptedRunStore, started_on: str,
+) -> dict[str, Any]:
+    """Compute and write the reports; log their digests; return what the run's status record gains."""
+    from reports import bias as bias_reports
+    from reports import evaluation as ev
+    from reports.lineage import Approval, AuditCheckpointRef, DatasetSummary, Lineage, PolicyRef
+    from reports.provenance import provenance_statement, sign_dsse
+    from reports.render import write_reports
+    from reports.transparency import build_model_card
+
+    plan = data.plan
+    run_id = folder.run_id
+    test_groups = {c: [v[i] for i in plan.test.indices] for c, v in data.groups.items()}
+    training = ev.training_summary(
+        list(result.history), best_step=result.best_step, stopped_early=result.stopped_early, steps=result.steps,
+        epochs_completed=result.epochs_completed, overfitting_alarm=result.overfitting_alarm,
+        overfitting_alarm_step=result.overfitting_alarm_step, samples_per_s=result.samples_per_s,
+        wall_time_s=result.wall_time_s, device={"device": result.device, "world_size": result.world_size,
+                                                "effective_batch_size": result.effective_batch_size})
+    bias = None
+    if config.task == "text-classification":
+        names = data.label_names or ()
+        y_true = [names.index(data.labels[i]) for i in plan.test.indices] if data.labels else []
+        y_pred = [p.label for p in result.test_predictions]
+        probabilities = [list(p.probabilities) for p in result.test_predictions]
+        metrics = ev.classification_metrics(y_true, y_pred, probabilities=probabilities, label_names=list(names))
+        evaluation = ev.evaluation_report(run_id=run_id, training=training, classification=metrics)
+        store.write(PREDICTIONS, json.dumps({"test_indices": list(plan.test.indices), "predicted": y_pred,
+                                             "probabilities": probabilities}).encode())
+        if data.groups and data.labels is not None:
+            positive = approved.card.representation[0].positive_label if approved.card.representation else None
+            bias = bias_reports.classification_bias_report(
+                run_id=run_id, train_labels=[data.labels[i] for i in plan.train.indices],
+                train_groups={c: [v[i] for i in plan.train.indices] for c, v in data.groups.items()},
+                test_labels=[names[i] for i in y_true], test_predictions=[names[i] for i in y_pred],
+                test_groups=test_groups, positive_label=positive or names[-1], thresholds=policy.bias.thresholds,
+                action=policy.bias.action, min_group_size=policy.bias.min_group_size,
+                bootstrap_samples=policy.bias.bootstrap_samples, confidence=policy.bias.confidence,
+                seed=config.training.seed)
+    else:
+        losses = list(result.test_example_losses)
+        finite = [x for x in losses if math.isfinite(x)]
+        evaluation = ev.evaluation_report(run_id=run_id, training=training, language_model=ev.language_model_metrics(
+            validation_loss=_last_val_loss(result.history), test_loss=sum(finite) / len(finite) if finite else None,
+            test_examples=len(losses)))
+        store.write(PREDICTIONS, json.dumps({"test_indices": list(plan.test.indices), "losses": losses}).encode())
+        probe = _crows_pairs(config, store, policy)
+        if data.groups or probe is not None:
+            bias = bias_reports.language_model_bias_report(
+                run_id=run_id, test_losses=losses, test_groups=test_groups, crows_pairs=probe,
+                min_group_size=policy.bias.min_group_size, bootstrap_samples=policy.bias.bootstrap_samples,
+                confidence=policy.bias.confidence, seed=config.training.seed)
+
+    card = approved.card
+    status = card_status(session.workspace, card, policy)
+    env = environment()
+    tree = session.log.tree_head() if session.log is not None else None
+    lineage = Lineage(
+        datasets=[DatasetSummary(
+            name=card.name, version=card.version, digest=card.digest(), license=card.provenance.license,
+            source=card.provenance.source, description=card.provenance.description, rows=card.rows.stored,
+            sensitive_columns=card.sensitive_columns, pii_findings=dict(card.pii.findings_by_entity),
+            approvals=[Approval(approver=a.by_name, role=a.role, key_id=a.by_key_id, time=a.time, signature_valid=True)
+                       for a in status.counted])],
+        policy=PolicyRef(name=policy.name, digest=policy_digest(policy)),
+        run_config=json.loads(config.model_dump_json()), code_version=env["govtrain"],
+        library_versions={k: env[k] for k in ("torch", "transformers", "datasets", "python")},
+        hardware={"device": env["device"], "world_size": env["world_size"]},
+        audit_checkpoint=AuditCheckpointRef(tree_size=tree[0], root=tree[1].hex(), time=_now()) if tree else None,
+    )
+    reports: list[Any] = [evaluation] + ([bias] if bias is not None else [])
+    kinds = set(policy.reports.emit)
+    artifacts = {
+        "dataset_cards": [f"cards/{card.name}/{card.version}/card.json", f"cards/{card.name}/{card.version}/card.md"],
+        "approvals": [f"cards/{card.name}/{card.version}/decisions/"],
+        "policy": [f"policy {policy.name} (sha256 {policy_digest(policy)})"],
+        "run_config": [f"runs/{run_id}/config.yaml"],
+        "audit_log": ["audit/log.jsonl"],
+        "audit_checkpoint": ["audit/checkpoints/latest.note"],
+        "bias_report": ["reports/bias.json", "reports/bias.html"] if bias is not None else [],
+        "evaluation_report": ["reports/evaluation.json", "reports/evaluation.html"],
+        "model_card": ["reports/transparency.md"],
+        "provenance": ["reports/provenance.json"] if "provenance" in kinds else [],
+        "tensorboard": [f"runs/{run_id}/tensorboard/"],
+    }
+    if "transparency" in kinds:
+        reports.append(build_model_card(
+            run_id=run_id, model_name=config.name or run_id, license=card.provenance.license.lower(),
+            run_config=json.loads(config.model_dump_json()), lineage=lineage, evaluation=evaluation, bias=bias,
+            artifacts=artifacts, tags=["govtrain", config.task]))
+    if "provenance" in kinds:
+        actor = session.actor
+        assert actor is not None
+        base = None
+        if isinstance(config.model, PretrainedModel):
+            base = {"name": config.model.path, "digest": model_folder_digest(resolve_model_path(config.model.path))}
+        statement = provenance_statement(
+            model_files={name: digest for name, digest in result.artifact_digests.items()},
+            run_config=json.loads(config.model_dump_json()), policy={"name": policy.name, "digest": policy_digest(policy)},
+            datasets=[{"name": card.name, "version": card.version, "digest": card.digest()}], base_model=base,
+            builder_id=f"govtrain/{env['govtrain']}", invocation_id=run_id, started_on=started_on, finished_on=_now())
+        reports.append(sign_dsse(statement, actor.signer.private_key, keyid=actor.signer.key_id))
+    digests = write_reports(folder.reports, reports, list(policy.reports.formats))
+    releasable = bias.verdict.releasable if bias is not None and bias.verdict is not None else True
+    flagged = bias.verdict.flagged if bias is not None and bias.verdict is not None else False
+    session.record("report.written", {"run_id": run_id, "digests": digests, "releasable": releasable,
+                                      "flagged": flagged})
+    return {"releasable": releasable, "bias_flagged": flagged, "report_digests": digests,
+            "reports": sorted(digests)}
+
+
+def model_folder_digest(path: str) -> str:
+    """sha256 over the files of a pretrained model folder (names and contents), for provenance."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _last_val_loss(history: Any) -> float | None:
+    for entry in reversed(list(history)):
+        for key in ("val_loss", "validation_loss"):
+            if key in entry:
+                return float(entry[key])
+    return None
