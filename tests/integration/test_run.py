@@ -1,0 +1,147 @@
+"""``govtrain run`` end to end through the CLI on real RedditBias rows, as three identities."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import invoke_cli
+from tests.governance.helpers import make_team
+from tests.integration.test_data_gate import SPEC, reddit_subset
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(run_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HOME", str(run_home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(run_home / ".config"))
+    return run_home
+
+
+def tiny_config(tmp: Path, **training: object) -> Path:
+    config = yaml.safe_load((REPO / "examples/redditbias-classifier.yaml").read_text())
+    config["dataset"] = "reddit"
+    config["model"].update(hidden_size=32, intermediate_size=64, vocab_size=1000)
+    config["training"].update(epochs=1, max_steps=16, batch_size=16, eval_every=8, checkpoint_every=8,
+                              max_length=48, **training)
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, run_home: Path):  # type: ignore[no-untyped-def]
+    """A workspace where erin ingested 600 RedditBias rows, carol approved, erin trained a tiny model."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(run_home))
+        patch.setenv("XDG_CONFIG_HOME", str(run_home / ".config"))
+        root = tmp_path_factory.mktemp("run")
+        team = make_team(invoke_cli, root)
+        data = reddit_subset(shared_data, root, rows=600)
+        assert team.as_("erin", "data", "ingest", str(data), "--name", "reddit", "--spec", str(SPEC)).exit_code == 0
+        config = tiny_config(root)
+        refused = team.as_("erin", "run", str(config))
+        assert refused.exit_code == 4, refused.stderr  # not approved yet
+        assert not any((team.workspace / "runs").iterdir())
+        assert team.as_("carol", "data", "approve", "reddit").exit_code == 0
+        result = team.as_("erin", "--json", "run", str(config))
+        assert result.exit_code == 0, result.stderr
+    return team, json.loads(result.stdout)
+
+
+def test_run_finishes_with_metrics(trained) -> None:  # type: ignore[no-untyped-def]
+    _, out = trained
+    assert out["status"] == "finished"
+    assert out["steps"] == 16
+    assert 0.0 <= out["test_metrics"]["accuracy"] <= 1.0
+    assert out["world_size"] == 1 and out["effective_batch_size"] == 16
+
+
+def test_artifacts_are_encrypted(trained) -> None:  # type: ignore[no-untyped-def]
+    team, out = trained
+    run_dir = team.workspace / "runs" / out["run_id"]
+    model = (run_dir / "model/model.safetensors.enc").read_bytes()
+    checkpoint = (run_dir / "checkpoints/last.pt.enc").read_bytes()
+    for blob in (model, checkpoint):
+        assert blob.startswith(b"GTENC")
+        assert b"__metadata__" not in blob and b"dtype" not in blob
+    assert not list(run_dir.rglob("*.safetensors"))
+
+
+def test_reports_written_logged_and_verified(trained) -> None:  # type: ignore[no-untyped-def]
+    team, out = trained
+    reports = team.workspace / "runs" / out["run_id"] / "reports"
+    for kind in ("bias", "evaluation", "transparency", "provenance"):
+        for ext in ("json", "md", "html"):
+            assert (reports / f"{kind}.{ext}").is_file(), f"{kind}.{ext}"
+    verified = team.as_("carol", "report", "verify", out["run_id"])
+    assert verified.exit_code == 0, verified.stderr
+    assert json.loads((reports / "bias.json").read_text())["sensitive_columns"] == ["target_group"]
+    (reports / "evaluation.md").write_text("edited\n")
+    tampered = team.as_("carol", "report", "verify", out["run_id"])
+    assert tampered.exit_code == 5
+    assert "evaluation.md" in tampered.stderr
+
+
+def test_bias_group_counts_equal_pandas(trained) -> None:  # type: ignore[no-untyped-def]
+    """The per-group counts of the model-bias report are pandas' own counts over the stored test split."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from governance.crypto import load_master_key, read_encrypted_file
+
+    team, out = trained
+    run_dir = team.workspace / "runs" / out["run_id"]
+    kek = load_master_key()
+    test_indices = json.loads(read_encrypted_file(run_dir / "predictions.json.enc", kek))["test_indices"]
+    frame = pq.read_table(io.BytesIO(read_encrypted_file(team.workspace / "vault/reddit/1/data.parquet.enc",
+                                                         kek))).to_pandas()
+    expected = frame.iloc[test_indices]["target_group"].value_counts().to_dict()
+    [column] = json.loads((run_dir / "reports/bias.json").read_text())["model_bias"]
+    reported = {g["group"]: g["count"] for g in column["groups"] + column["insufficient"]}
+    assert reported == expected
+
+
+def test_audit_log_records_the_run(trained) -> None:  # type: ignore[no-untyped-def]
+    team, out = trained
+    events = [json.loads(line) for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()]
+    names = [e["event"] for e in events if e["payload"].get("run_id") == out["run_id"]]
+    assert names[:2] == ["run.started", "run.splits"]
+    assert "run.checkpoint" in names and "run.finished" in names and "report.written" in names
+    assert team.as_("carol", "audit", "verify").exit_code == 0
+
+
+def test_export_only_releasable(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team, out = trained
+    result = team.as_("erin", "runs", "export", out["run_id"], "--out", str(tmp_path / "release"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "release/model.safetensors").read_bytes()[8:9] == b"{"  # a real safetensors header
+    status = team.workspace / "runs" / out["run_id"] / "status.json"
+    record = json.loads(status.read_text())
+    status.write_text(json.dumps({**record, "releasable": False}))
+    blocked = team.as_("erin", "runs", "export", out["run_id"], "--out", str(tmp_path / "again"))
+    assert blocked.exit_code == 4
+    status.write_text(json.dumps(record))
+
+
+def test_policy_limits_refuse_before_building(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team, _ = trained
+    before = sorted(p.name for p in (team.workspace / "runs").iterdir())
+    config = tiny_config(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["training"]["epochs"] = 50
+    config.write_text(yaml.safe_dump(data))
+    result = team.as_("erin", "run", str(config))
+    assert result.exit_code == 4
+    assert "exceeds the policy's max_epochs 20" in result.stderr
+    assert sorted(p.name for p in (team.workspace / "runs").iterdir()) == before
