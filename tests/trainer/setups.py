@@ -1,0 +1,62 @@
+"""Small, deterministic slices of the real datasets in ../shared/data, and tiny model configs to train on them."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+from typing import Any
+
+from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
+from trainer.interface import TextSplits
+
+
+def redditbias_splits(data_dir: Path, rows: int = 600, seed: int = 0) -> TextSplits:
+    """``rows`` RedditBias comments (deduplicated on the text) labelled ``bias_sent``, split 70/15/15."""
+    seen: set[str] = set()
+    examples: list[tuple[str, int]] = []
+    with open(data_dir / "redditbias" / "redditbias_annotated_combined.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            text, label = (row["comment"] or "").strip(), (row["bias_sent"] or "").strip()
+            if text and label in ("0", "1") and text not in seen:
+                seen.add(text)
+                examples.append((text, int(label)))
+    random.Random(seed).shuffle(examples)
+    examples = examples[:rows]
+    a, b = int(rows * 0.7), int(rows * 0.85)
+    texts, labels = [t for t, _ in examples], [y for _, y in examples]
+    return TextSplits(texts[:a], texts[a:b], texts[b:], labels[:a], labels[a:b], labels[b:])
+
+
+def shakespeare_splits(data_dir: Path, paragraphs: int = 300) -> TextSplits:
+    """The first ``paragraphs`` blank-line-separated speeches of tinyshakespeare, split 80/10/10 in order."""
+    text = (data_dir / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
+    parts = [p.strip() for p in text.split("\n\n") if p.strip()][:paragraphs]
+    a, b = int(len(parts) * 0.8), int(len(parts) * 0.9)
+    return TextSplits(parts[:a], parts[a:b], parts[b:])
+
+
+def tiny_classifier(**training: Any) -> TrainConfig:
+    """A 2-layer, 64-wide BERT built from config for binary classification, with ``training`` overrides."""
+    defaults: dict[str, Any] = {"epochs": 4, "batch_size": 16, "learning_rate": 2e-3, "eval_every": 13,
+                                "checkpoint_every": 1000, "max_length": 64, "seed": 0}
+    return TrainConfig(
+        task="text-classification",
+        model=FromConfigSource("bert", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+                               vocab_size=2000),
+        training=TrainingConfig(**{**defaults, **training}),
+        num_labels=2,
+        label_names=("not_biased", "biased"),
+    )
+
+
+def tiny_lm(**training: Any) -> TrainConfig:
+    """A 2-layer, 64-wide GPT-2 built from config, with ``training`` overrides."""
+    defaults: dict[str, Any] = {"epochs": 3, "batch_size": 8, "learning_rate": 3e-3, "eval_every": 10,
+                                "checkpoint_every": 1000, "block_size": 64, "seed": 0}
+    return TrainConfig(
+        task="causal-lm",
+        model=FromConfigSource("gpt2", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+                               vocab_size=1000),
+        training=TrainingConfig(**{**defaults, **training}),
+    )

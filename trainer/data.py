@@ -1,0 +1,107 @@
+"""Texts to tensors: tokenisation, language-model blocks, the seeded (and sharded) batch order, padding."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids of each example (unpadded) and, for classification, its label."""
+
+    input_ids: list[list[int]]
+    labels: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_classification(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], labels: Sequence[int] | None, max_length: int
+) -> Encoded:
+    """Tokenise ``texts`` with the tokenizer's special tokens, truncated to ``max_length``; no padding yet."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
+    return Encoded([list(x) for x in ids], [int(y) for y in labels] if labels is not None else None)
+
+
+def separator_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The token that ends each text in a language-model stream: eos, else sep (BERT-style vocabularies)."""
+    token_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    if token_id is None:
+        raise ValueError("the tokenizer has no eos or sep token to separate texts")
+    return int(token_id)
+
+
+def encode_lm_blocks(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], block_size: int) -> Encoded:
+    """Concatenate the texts, each followed by the separator, and cut the stream into ``block_size`` blocks.
+
+    The incomplete last block is dropped (as in nanoGPT and the HF examples) unless it is the only one,
+    so every training batch has one shape.
+    """
+    sep = separator_id(tokenizer)
+    stream: list[int] = []
+    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []:
+        stream.extend(ids)
+        stream.append(sep)
+    blocks = [stream[i:i + block_size] for i in range(0, len(stream), block_size)]
+    if len(blocks) > 1 and len(blocks[-1]) < block_size:
+        blocks.pop()
+    return Encoded([b for b in blocks if len(b) > 1])
+
+
+def collate(encoded: Encoded, indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad the chosen examples to the longest among them (dynamic padding) and stack them."""
+    rows = [encoded.input_ids[i] for i in indices]
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        input_ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[r, : len(row)] = 1
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if encoded.labels is not None:
+        batch["labels"] = torch.tensor([encoded.labels[i] for i in indices], dtype=torch.long)
+    return batch
+
+
+@dataclass(frozen=True)
+class BatchOrder:
+    """Which examples each micro-batch of an epoch holds on this process.
+
+    The order is a permutation drawn from a ``torch.Generator`` seeded with ``seed + epoch``, so any epoch's
+    order can be rebuilt on resume without saved state. Under data parallelism the permutation is padded by
+    wrapping around to a multiple of ``world_size`` and dealt out ``rank::world_size``, like
+    ``DistributedSampler``, so every process gets the same number of micro-batches.
+    """
+
+    num_examples: int
+    batch_size: int
+    seed: int
+    rank: int = 0
+    world_size: int = 1
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        """The micro-batches (lists of example indices) of ``epoch`` on this process."""
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        order = torch.randperm(self.num_examples, generator=generator).tolist()
+        per_rank = math.ceil(self.num_examples / self.world_size)
+        order += order[: per_rank * self.world_size - len(order)]
+        mine = order[self.rank :: self.world_size]
+        return [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Micro-batches per epoch on each process."""
+        return math.ceil(math.ceil(self.num_examples / self.world_size) / self.batch_size)
+
+
+def sequential_batches(num_examples: int, batch_size: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+    """Evaluation batches in order; under data parallelism each process takes ``rank::world_size`` (no padding,
+    so sums reduced over processes count every example exactly once)."""
+    mine = list(range(rank, num_examples, world_size))
+    return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]

@@ -1,0 +1,102 @@
+"""Data parallelism under ``torchrun``: set up from RANK/WORLD_SIZE/LOCAL_RANK, or a no-op single process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the job. ``world_size == 1`` means no process group at all."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    initialized_here: bool = False
+    """Whether ``init_distributed`` created the process group (and so ``shutdown`` should destroy it)."""
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only process that writes to the store, the event sink, TensorBoard and the terminal."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """Whether collectives are needed."""
+        return self.world_size > 1
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over processes (identity when alone); works on CPU tensors under nccl too."""
+        if not self.active:
+            return tensor
+        import torch.distributed as dist
+
+        backend = dist.get_backend()
+        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+        work = tensor.to(device)
+        dist.all_reduce(work, op=dist.ReduceOp.SUM)
+        return work.to(tensor.device)
+
+    def all_gather_object(self, value: Any) -> list[Any]:
+        """Every process's ``value``, indexed by rank (``[value]`` when alone)."""
+        if not self.active:
+            return [value]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
+    def barrier(self) -> None:
+        """Wait for every process (no-op when alone)."""
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def init_distributed(device_type: str) -> DistContext:
+    """Join the process group ``torchrun`` describes in the environment (gloo on CPU, nccl on CUDA).
+
+    Without RANK/WORLD_SIZE, or with WORLD_SIZE=1, this is a no-op returning a single-process context.
+    An already initialised group (the caller's) is used as it is.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if "RANK" not in os.environ or world_size <= 1:
+        return DistContext()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return DistContext(rank, world_size, local_rank, initialized_here=True)
+
+
+def shutdown(context: DistContext) -> None:
+    """Destroy the process group if ``init_distributed`` created it."""
+    if context.initialized_here:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def wrap_model(model: torch.nn.Module, context: DistContext, device: torch.device) -> torch.nn.Module:
+    """``DistributedDataParallel`` around ``model`` when there are several processes; ``model`` otherwise.
+
+    DDP broadcasts rank 0's parameters at construction, so every process starts from the same weights.
+    """
+    if not context.active:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)

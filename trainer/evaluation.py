@@ -1,0 +1,126 @@
+"""Losses and validation: the training objective, metrics as pure functions, and one evaluation pass."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+import torch
+import torch.nn.functional as F
+
+from trainer.data import Encoded, collate, sequential_batches
+from trainer.distributed import DistContext
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy over the batch (computed in fp32 even under autocast)."""
+    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+
+
+def lm_token_losses(
+    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_smoothing: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token next-token losses ``(batch, length-1)`` and the mask of tokens that count (not padding)."""
+    logits = logits[:, :-1].float()
+    targets = input_ids[:, 1:]
+    mask = attention_mask[:, 1:].bool()
+    losses = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none", label_smoothing=label_smoothing
+    ).view(targets.shape)
+    return losses * mask, mask
+
+
+def lm_loss(
+    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Mean next-token cross-entropy over the batch's real tokens."""
+    losses, mask = lm_token_losses(logits, input_ids, attention_mask, label_smoothing)
+    return losses.sum() / mask.sum().clamp(min=1)
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) -> list[list[int]]:
+    """``matrix[true][predicted]`` counts."""
+    matrix = [[0] * num_labels for _ in range(num_labels)]
+    for t, p in zip(y_true, y_pred, strict=True):
+        matrix[t][p] += 1
+    return matrix
+
+
+def accuracy_from_confusion(matrix: Sequence[Sequence[int]]) -> float:
+    """Share of examples on the diagonal."""
+    total = sum(sum(row) for row in matrix)
+    return sum(matrix[i][i] for i in range(len(matrix))) / total if total else float("nan")
+
+
+def f1_macro_from_confusion(matrix: Sequence[Sequence[int]]) -> float:
+    """Unweighted mean F1 over the classes that occur as truth or prediction (as scikit-learn computes it)."""
+    scores = []
+    for k in range(len(matrix)):
+        tp = matrix[k][k]
+        fn = sum(matrix[k]) - tp
+        fp = sum(row[k] for row in matrix) - tp
+        if tp + fn + fp:
+            scores.append(2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+def perplexity(mean_nll: float) -> float:
+    """``exp`` of the mean token negative log-likelihood (``inf`` on overflow)."""
+    try:
+        return math.exp(mean_nll)
+    except OverflowError:
+        return float("inf")
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    encoded: Encoded,
+    *,
+    task: str,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    autocast: Callable[[], AbstractContextManager[object]],
+    dist: DistContext,
+    num_labels: int = 2,
+    label_smoothing: float = 0.0,
+) -> dict[str, float]:
+    """Validation metrics over ``encoded``, each process taking its shard and the sums reduced over processes.
+
+    ``loss`` is the training objective (label smoothing included, so it compares with the training loss);
+    ``perplexity`` uses the plain negative log-likelihood.
+    """
+    was_training = model.training
+    model.eval()
+    classification = task == "text-classification"
+    size = num_labels * num_labels + 2 if classification else 3
+    sums = torch.zeros(size, dtype=torch.float64)
+    for indices in sequential_batches(len(encoded), batch_size, dist.rank, dist.world_size):
+        batch = {k: v.to(device) for k, v in collate(encoded, indices, pad_id).items()}
+        with autocast():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        if classification:
+            labels = batch["labels"]
+            loss = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=label_smoothing)
+            cells = labels * num_labels + logits.argmax(dim=-1)
+            sums[: num_labels * num_labels] += torch.bincount(cells.cpu(), minlength=num_labels**2).double()
+            sums[-2] += loss.item()
+            sums[-1] += len(indices)
+        else:
+            smoothed, mask = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"], label_smoothing)
+            nll, _ = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"])
+            sums += torch.tensor([smoothed.sum().item(), nll.sum().item(), mask.sum().item()], dtype=torch.float64)
+    sums = dist.all_reduce_sum(sums)
+    model.train(was_training)
+    if classification:
+        matrix = sums[: num_labels * num_labels].long().view(num_labels, num_labels).tolist()
+        count = max(sums[-1].item(), 1.0)
+        return {
+            "loss": sums[-2].item() / count,
+            "accuracy": accuracy_from_confusion(matrix),
+            "f1_macro": f1_macro_from_confusion(matrix),
+        }
+    tokens = max(sums[2].item(), 1.0)
+    return {"loss": sums[0].item() / tokens, "perplexity": perplexity(sums[1].item() / tokens)}

@@ -1,0 +1,125 @@
+"""Inference helpers the reports use: class predictions and per-text language-model losses."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from trainer.data import Encoded, collate, encode_classification, separator_id
+from trainer.evaluation import lm_token_losses
+from trainer.interface import ClassPrediction
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[object]:
+    return torch.autocast(device_type=device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+def _position_limit(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, max_length: int | None) -> int:
+    """The longest input the model accepts, never more than asked for."""
+    config = getattr(model, "config", None)
+    limits = [getattr(config, "max_position_embeddings", None), getattr(config, "n_positions", None), max_length]
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and model_max < 1_000_000:
+        limits.append(model_max)
+    return min(x for x in limits if isinstance(x, int) and x > 0) if any(limits) else 512
+
+
+@torch.no_grad()
+def predict_classification(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int | None = None,
+    batch_size: int = 32,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[ClassPrediction]:
+    """The predicted label and the softmax probability of every class, for each text in order."""
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    encoded = encode_classification(tokenizer, texts, None, _position_limit(model, tokenizer, max_length))
+    pad_id = int(tokenizer.pad_token_id or 0)
+    out: list[ClassPrediction] = []
+    for start in range(0, len(encoded), batch_size):
+        batch = collate(encoded, range(start, min(start + batch_size, len(encoded))), pad_id)
+        with _autocast(device, autocast_dtype):
+            logits = model(input_ids=batch["input_ids"].to(device),
+                           attention_mask=batch["attention_mask"].to(device)).logits
+        probabilities = torch.softmax(logits.float(), dim=-1).cpu()
+        for row in probabilities:
+            out.append(ClassPrediction(int(row.argmax()), tuple(float(p) for p in row)))
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def _loss_sums(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int | None,
+    batch_size: int,
+    autocast_dtype: torch.dtype | None,
+) -> list[tuple[float, int]]:
+    """For each text, the summed next-token loss and the number of tokens predicted.
+
+    Each text is preceded by the separator (GPT-2's ``<|endoftext|>``), which is how texts start in the training
+    stream, so the first real token is scored too.
+    """
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    limit = _position_limit(model, tokenizer, max_length)
+    sep = separator_id(tokenizer)
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+    encoded = Encoded([([sep] + list(row))[:limit] for row in ids])
+    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else sep)
+    out: list[tuple[float, int]] = []
+    for start in range(0, len(encoded), batch_size):
+        batch = collate(encoded, range(start, min(start + batch_size, len(encoded))), pad_id)
+        input_ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        with _autocast(device, autocast_dtype):
+            logits = model(input_ids=input_ids, attention_mask=mask).logits
+        losses, counted = lm_token_losses(logits, input_ids, mask)
+        out += list(zip(losses.sum(dim=1).tolist(), counted.sum(dim=1).tolist(), strict=True))
+    model.train(was_training)
+    return [(float(total), int(count)) for total, count in out]
+
+
+def sequence_losses(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int | None = None,
+    batch_size: int = 16,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[float]:
+    """Mean next-token loss (nats) of each text under a causal LM; ``nan`` for an empty text."""
+    sums = _loss_sums(model, tokenizer, texts, max_length=max_length, batch_size=batch_size,
+                      autocast_dtype=autocast_dtype)
+    return [total / count if count else math.nan for total, count in sums]
+
+
+def sentence_log_likelihood(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    sentences: Sequence[str],
+    *,
+    batch_size: int = 16,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[float]:
+    """Total log-probability (nats) of each sentence under a causal LM, for pairwise probes like CrowS-Pairs."""
+    sums = _loss_sums(model, tokenizer, sentences, max_length=None, batch_size=batch_size,
+                      autocast_dtype=autocast_dtype)
+    return [-total for total, _ in sums]

@@ -1,0 +1,296 @@
+"""The training loop: ``train(config, splits, ...)`` from tokenizer to tested model, resumable at any checkpoint.
+
+Read it top to bottom: set-up, the loop (micro-batches -> optimizer step -> evaluate -> checkpoint), then the
+final model and test metrics. Components with state (progress, optimizer, scheduler, early stopping, alarm,
+RNG) go into each checkpoint, so ``resume=True`` continues exactly where the last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from trainer.checkpoint import Checkpoint, load_for_resume, serialise
+from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
+from trainer.data import BatchOrder, Encoded, collate, encode_classification, encode_lm_blocks
+from trainer.device import resolve_runtime
+from trainer.distributed import DistContext, init_distributed, shutdown, wrap_model
+from trainer.errors import TrainerDataError
+from trainer.evaluation import classification_loss, evaluate, lm_loss
+from trainer.inference import predict_classification, sequence_losses
+from trainer.interface import (
+    CHECKPOINT_NAME,
+    MODEL_PREFIX,
+    ArtifactStore,
+    ClassPrediction,
+    EventSink,
+    TextSplits,
+    TrainResult,
+)
+from trainer.modeling import build_model, count_parameters, max_positions, model_files
+from trainer.monitors import EarlyStopping, OverfittingAlarm
+from trainer.scalars import ScalarLog
+from trainer.state import TrainProgress, capture_rng, restore_rng, seed_everything
+from trainer.tokenization import (
+    ensure_pad_token,
+    load_pretrained_tokenizer,
+    tokenizer_files,
+    tokenizer_from_files,
+    train_tokenizer,
+)
+
+
+def train(
+    config: TrainConfig,
+    splits: TextSplits,
+    *,
+    store: ArtifactStore,
+    events: EventSink,
+    tensorboard_dir: Path | None = None,
+    quiet: bool = False,
+    resume: bool = False,
+) -> TrainResult:
+    """Train, evaluate and save a model; under ``torchrun`` each process calls this and rank 0 does the writing.
+
+    Writes ``checkpoints/last.pt`` every ``checkpoint_every`` steps and ``model/`` (safetensors weights, config,
+    tokenizer) at the end, through ``store``; reports progress through ``events``, TensorBoard and a tqdm bar.
+    With ``resume=True`` it continues from the store's checkpoint and ends exactly as an uninterrupted run would.
+    """
+    dist = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return _train(config, splits, store, events, tensorboard_dir, quiet, resume, dist)
+    finally:
+        shutdown(dist)
+
+
+def _train(
+    config: TrainConfig,
+    splits: TextSplits,
+    store: ArtifactStore,
+    events: EventSink,
+    tensorboard_dir: Path | None,
+    quiet: bool,
+    resume: bool,
+    dist: DistContext,
+) -> TrainResult:
+    wall_start = time.perf_counter()
+    t = config.training
+    classification = config.task == "text-classification"
+    runtime = resolve_runtime(t.precision, dist.local_rank)
+    splits.check(classification=classification, num_labels=config.num_labels)
+    checkpoint = load_for_resume(store, config, dist.world_size) if resume else None
+
+    # --- set-up: tokenizer, model, data, optimizer ---------------------------------------------------
+    seed_everything(t.seed)
+    tokenizer = _tokenizer(config, splits, checkpoint)
+    model = build_model(config, tokenizer)
+    model.to(runtime.device)  # type: ignore[arg-type]  # transformers types .to() for dtype casts only
+    train_data, val_data, test_data = _encode(config, tokenizer, splits)
+    if len(train_data) == 0 or len(val_data) == 0:
+        raise TrainerDataError("after tokenisation the train or validation split holds no examples")
+    pad_id = int(tokenizer.pad_token_id)
+    order = BatchOrder(len(train_data), t.batch_size, t.seed, dist.rank, dist.world_size)
+    steps_per_epoch = math.ceil(order.batches_per_epoch / t.gradient_accumulation)
+    total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
+    optimizer = _optimizer(model, t)
+    scheduler = _scheduler(optimizer, t, total_steps)
+    progress, stopper, alarm = TrainProgress(), EarlyStopping(t.early_stopping), OverfittingAlarm(t.overfitting_alarm)
+    best_weights: dict[str, torch.Tensor] | None = None
+    # Different dropout masks per process; the data shards already differ.
+    torch.manual_seed(t.seed + dist.rank)
+    if checkpoint is not None:
+        p = checkpoint.payload
+        model.load_state_dict(p["model"])
+        best_weights = p["best_model"]
+        optimizer.load_state_dict(p["optimizer"])
+        scheduler.load_state_dict(p["scheduler"])
+        progress.load_state_dict(p["progress"])
+        stopper.load_state_dict(p["early_stopping"])
+        alarm.load_state_dict(p["overfitting_alarm"])
+        restore_rng(p["rng"][dist.rank])
+    resumed_from = progress.step if checkpoint is not None else None
+
+    ddp_model = wrap_model(model, dist, runtime.device)
+    model.train()
+    scalars = ScalarLog(tensorboard_dir, enabled=dist.is_main)
+    bar = _progress_bar(total_steps, progress.step, disabled=quiet or not dist.is_main)
+    ckpt_tokenizer = tokenizer_files(tokenizer, max_positions(config))
+    eval_args: dict[str, Any] = {
+        "task": config.task, "batch_size": t.batch_size, "pad_id": pad_id, "device": runtime.device,
+        "autocast": runtime.autocast, "dist": dist, "num_labels": config.num_labels or 2,
+        "label_smoothing": t.label_smoothing,
+    }
+
+    def save_checkpoint() -> None:
+        rng = dist.all_gather_object(capture_rng())  # every process's generators, for an exact DDP resume
+        if dist.is_main:
+            data = serialise(config=config, model=model, best_model=best_weights, optimizer=optimizer,
+                             scheduler=scheduler, progress=progress.state_dict(),
+                             early_stopping=stopper.state_dict(), overfitting_alarm=alarm.state_dict(),
+                             rng=rng, tokenizer=ckpt_tokenizer, world_size=dist.world_size)
+            digest = store.write(CHECKPOINT_NAME, data)
+            events.event("checkpoint.saved", {"step": progress.step, "digest": digest, "bytes": len(data)})
+
+    # --- the loop --------------------------------------------------------------------------------------
+    loop_start, samples, window_start = time.perf_counter(), 0, (time.perf_counter(), 0)
+    while progress.step < total_steps and not progress.stopped_early:
+        batches = order.epoch(progress.epoch)
+        windows = [batches[i:i + t.gradient_accumulation] for i in range(0, len(batches), t.gradient_accumulation)]
+        for window in windows[progress.window:]:
+            step_loss = 0.0
+            for i, indices in enumerate(window):
+                batch = {k: v.to(runtime.device) for k, v in collate(train_data, indices, pad_id).items()}
+                # Gradients are all-reduced only on the last micro-batch of the window.
+                sync = i == len(window) - 1 or not dist.active
+                with contextlib.nullcontext() if sync else ddp_model.no_sync():  # type: ignore[operator]
+                    with runtime.autocast():
+                        logits = ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                    if classification:
+                        loss = classification_loss(logits, batch["labels"], t.label_smoothing)
+                    else:
+                        loss = lm_loss(logits, batch["input_ids"], batch["attention_mask"], t.label_smoothing)
+                    (loss / len(window)).backward()  # type: ignore[no-untyped-call]
+                step_loss += loss.item() / len(window)
+                samples += len(indices)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress.step += 1
+            progress.window += 1
+            progress.add_step_loss(step_loss)
+            if progress.window == len(windows):  # epoch done: the next checkpoint must resume in the next one
+                progress.epoch, progress.window = progress.epoch + 1, 0
+                progress.epochs_completed = progress.epoch
+            lr = scheduler.get_last_lr()[0]
+            scalars.scalars(progress.step, {"train/loss": step_loss, "lr": lr, "grad_norm": float(grad_norm)})
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
+
+            if progress.step % t.eval_every == 0 or progress.step == total_steps:
+                now = time.perf_counter()
+                throughput = (samples - window_start[1]) * dist.world_size / max(now - window_start[0], 1e-9)
+                window_start = (now, samples)
+                train_loss = _mean_train_loss(progress, dist)
+                metrics = evaluate(model, val_data, **eval_args)
+                record = {"step": float(progress.step), "epoch": progress.epoch + progress.window / len(windows),
+                          "train_loss": train_loss, "lr": lr, **{f"val_{k}": v for k, v in metrics.items()}}
+                progress.history.append(record)
+                progress.reset_loss()
+                scalars.scalars(progress.step, {**{f"val/{k}": v for k, v in metrics.items()},
+                                                "train_val_gap": metrics["loss"] - train_loss,
+                                                "throughput/samples_per_s": throughput})
+                if dist.is_main:
+                    events.event("evaluated", {"step": progress.step, "train_loss": train_loss, **metrics})
+                if stopper.update(progress.step, metrics) and t.early_stopping.enabled:
+                    best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                if alarm.update(progress.step, train_loss, metrics["loss"]) and dist.is_main:
+                    events.event("overfitting_alarm", {"step": progress.step, "gap": metrics["loss"] - train_loss})
+                if stopper.should_stop:
+                    progress.stopped_early = True
+                    if dist.is_main:
+                        events.event("early_stop", {"step": progress.step, "best_step": stopper.best_step,
+                                                    "metric": t.early_stopping.metric,
+                                                    "best_value": stopper.best_value,
+                                                    "value": metrics[t.early_stopping.metric]})
+            if (progress.step % t.checkpoint_every == 0 or progress.step == total_steps
+                    or progress.stopped_early):
+                save_checkpoint()
+            if progress.stopped_early or progress.step >= total_steps:
+                break
+    train_time = time.perf_counter() - loop_start
+    bar.close()
+    scalars.close()
+
+    # --- the result: best weights, test metrics, the saved model ---------------------------------------
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    model.eval()  # type: ignore[no-untyped-call]
+    test_metrics = evaluate(model, test_data, **eval_args) if len(test_data) else {}
+    predictions: tuple[ClassPrediction, ...] = ()
+    example_losses: tuple[float, ...] = ()
+    digests: dict[str, str] = {}
+    if dist.is_main:
+        if classification and splits.test:
+            predictions = tuple(predict_classification(model, tokenizer, splits.test, max_length=t.max_length,
+                                                       batch_size=t.batch_size,
+                                                       autocast_dtype=runtime.autocast_dtype))
+        elif splits.test:
+            example_losses = tuple(sequence_losses(model, tokenizer, splits.test, max_length=t.block_size,
+                                                   batch_size=t.batch_size, autocast_dtype=runtime.autocast_dtype))
+        files = {**model_files(model), **tokenizer_files(tokenizer, max_positions(config))}
+        digests = {MODEL_PREFIX + name: store.write(MODEL_PREFIX + name, data) for name, data in files.items()}
+    dist.barrier()
+    return TrainResult(
+        best_step=stopper.best_step if t.early_stopping.enabled else None,
+        stopped_early=progress.stopped_early, steps=progress.step, epochs_completed=progress.epochs_completed,
+        history=tuple(progress.history), test_metrics=test_metrics, test_predictions=predictions,
+        test_example_losses=example_losses, device=runtime.name, world_size=dist.world_size,
+        effective_batch_size=t.batch_size * t.gradient_accumulation * dist.world_size,
+        wall_time_s=time.perf_counter() - wall_start, train_time_s=train_time,
+        samples_per_s=samples * dist.world_size / train_time if train_time > 0 and samples else 0.0,
+        overfitting_alarm=alarm.fired, overfitting_alarm_step=alarm.fired_step,
+        parameter_count=count_parameters(model), artifact_digests=digests, resumed_from_step=resumed_from,
+    )
+
+
+def _tokenizer(config: TrainConfig, splits: TextSplits, checkpoint: Checkpoint | None) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer on resume; else a folder's, or one trained on the training split only."""
+    if checkpoint is not None:
+        tokenizer: PreTrainedTokenizerBase = tokenizer_from_files(checkpoint.tokenizer_files)
+    elif isinstance(config.model, FromConfigSource):
+        tokenizer = train_tokenizer(config.model.architecture, splits.train, config.model.vocab_size)
+    else:
+        tokenizer = load_pretrained_tokenizer(config.model.path)
+    ensure_pad_token(tokenizer)
+    tokenizer.model_max_length = max_positions(config)
+    return tokenizer
+
+
+def _encode(config: TrainConfig, tokenizer: PreTrainedTokenizerBase, splits: TextSplits) -> tuple[Encoded, ...]:
+    """Token ids of the three splits: truncated examples (classification) or fixed-size blocks (causal LM)."""
+    t = config.training
+    if config.task == "text-classification":
+        return (encode_classification(tokenizer, splits.train, splits.train_labels, t.max_length),
+                encode_classification(tokenizer, splits.validation, splits.validation_labels, t.max_length),
+                encode_classification(tokenizer, splits.test, splits.test_labels, t.max_length))
+    return tuple(encode_lm_blocks(tokenizer, texts, t.block_size)
+                 for texts in (splits.train, splits.validation, splits.test))
+
+
+def _optimizer(model: torch.nn.Module, t: TrainingConfig) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only, since decaying biases and norm gains only hurts (as in nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=t.learning_rate)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, t: TrainingConfig, total_steps: int) -> Any:
+    """Warm-up for ``warmup_ratio`` of the steps, then linear, cosine or constant."""
+    from transformers import get_scheduler
+
+    name = "constant_with_warmup" if t.lr_schedule == "constant" else t.lr_schedule
+    return get_scheduler(name, optimizer, num_warmup_steps=int(t.warmup_ratio * total_steps),
+                         num_training_steps=total_steps)
+
+
+def _mean_train_loss(progress: TrainProgress, dist: DistContext) -> float:
+    """Mean training loss per step since the last evaluation, over every process."""
+    sums = dist.all_reduce_sum(torch.tensor([progress.loss_sum, progress.loss_steps], dtype=torch.float64))
+    return sums[0].item() / max(sums[1].item(), 1.0)
+
+
+def _progress_bar(total: int, initial: int, disabled: bool) -> Any:
+    """A tqdm bar with ETA on stderr."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=disabled, file=sys.stderr, unit="step", dynamic_ncols=True,
+                desc="training")

@@ -1,0 +1,132 @@
+"""Models: build one from a config or a local folder, override dropout, and serialise weights in memory."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from trainer.config import FromConfigSource, PretrainedSource, TrainConfig
+from trainer.errors import TrainerConfigError
+
+
+def max_positions(config: TrainConfig) -> int:
+    """How many tokens one example (classification) or block (causal LM) holds."""
+    t = config.training
+    return t.max_length if config.task == "text-classification" else t.block_size
+
+
+def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """The model to train: a fresh architecture sized by ``config.model``, or a pretrained folder's weights.
+
+    Random initialisation draws from torch's global RNG, so the caller seeds it first.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    classification = config.task == "text-classification"
+    auto = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
+    if isinstance(config.model, PretrainedSource):
+        try:
+            hf_config = AutoConfig.from_pretrained(config.model.path, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise TrainerConfigError(f"cannot load the model config in {config.model.path}: {exc}") from exc
+        _prepare_config(hf_config, config, tokenizer)
+        try:
+            return auto.from_pretrained(
+                config.model.path, config=hf_config, local_files_only=True,
+                ignore_mismatched_sizes=classification,
+            )
+        except (OSError, ValueError) as exc:
+            raise TrainerConfigError(f"cannot load the model in {config.model.path}: {exc}") from exc
+    hf_config = architecture_config(config.model, config, tokenizer)
+    _prepare_config(hf_config, config, tokenizer)
+    return auto.from_config(hf_config)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def architecture_config(
+    source: FromConfigSource, config: TrainConfig, tokenizer: PreTrainedTokenizerBase
+) -> PretrainedConfig:
+    """A ``BertConfig`` or ``GPT2Config`` sized by ``source``, with the tokenizer's vocabulary and specials."""
+    from transformers import BertConfig, GPT2Config
+
+    positions = max_positions(config)
+    if source.architecture == "bert":
+        return BertConfig(
+            vocab_size=len(tokenizer), hidden_size=source.hidden_size, num_hidden_layers=source.num_layers,
+            num_attention_heads=source.num_heads, intermediate_size=source.intermediate_size,
+            max_position_embeddings=positions, pad_token_id=tokenizer.pad_token_id,
+            # A BERT trained as a causal LM must mask future tokens.
+            is_decoder=config.task == "causal-lm",
+        )
+    return GPT2Config(
+        vocab_size=len(tokenizer), n_embd=source.hidden_size, n_layer=source.num_layers, n_head=source.num_heads,
+        n_inner=source.intermediate_size, n_positions=positions, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _prepare_config(hf_config: PretrainedConfig, config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Labels, pad token and dropout overrides, applied before the model is built from ``hf_config``."""
+    if config.task == "text-classification":
+        assert config.num_labels is not None
+        names = config.label_names or tuple(f"LABEL_{i}" for i in range(config.num_labels))
+        hf_config.num_labels = config.num_labels
+        hf_config.id2label = dict(enumerate(names))
+        hf_config.label2id = {name: i for i, name in enumerate(names)}
+    if getattr(hf_config, "pad_token_id", None) is None:
+        hf_config.pad_token_id = tokenizer.pad_token_id
+    if config.training.dropout is not None:
+        override_dropout(hf_config, config.training.dropout)
+
+
+def override_dropout(hf_config: PretrainedConfig, probability: float) -> list[str]:
+    """Set every dropout probability in ``hf_config`` (``*dropout*`` and GPT-2's ``*_pdrop``); return their names."""
+    names = [
+        key for key, value in hf_config.to_dict().items()
+        if ("dropout" in key or key.endswith("pdrop")) and not isinstance(value, bool)
+        and (value is None or isinstance(value, (int, float)))
+    ]
+    for name in names:
+        setattr(hf_config, name, probability)
+    return names
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Trainable parameters, each tied tensor counted once."""
+    seen: set[int] = set()
+    total = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad and id(parameter) not in seen:
+            seen.add(id(parameter))
+            total += parameter.numel()
+    return total
+
+
+def unique_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict on CPU, without the second name of tied tensors (safetensors refuses shared memory).
+
+    ``from_pretrained`` re-ties them (e.g. GPT-2's ``lm_head`` to its input embedding) on load.
+    """
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr() + tensor.storage_offset() * tensor.element_size(),
+               tuple(tensor.shape))
+        if key in seen:
+            continue
+        seen.add(key)
+        out[name] = tensor.detach().to("cpu").contiguous().clone()
+    return out
+
+
+def model_files(model: PreTrainedModel) -> dict[str, bytes]:
+    """``model.safetensors`` and ``config.json`` as bytes, produced in memory."""
+    from safetensors.torch import save
+
+    model.config.architectures = [type(model).__name__]
+    metadata: dict[str, Any] = {"format": "pt"}
+    weights = save(unique_state_dict(model), metadata=metadata)
+    config_json = json.dumps(json.loads(model.config.to_json_string()), indent=2, sort_keys=True)
+    return {"model.safetensors": weights, "config.json": config_json.encode("utf-8")}

@@ -1,0 +1,87 @@
+"""Where the loop is (step, epoch, position, running losses, history) and the random number generators.
+
+Both are saved in every checkpoint: restoring them is what makes a resumed run equal an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TrainProgress:
+    """The loop's counters; ``window`` is the index of the next accumulation window within ``epoch``."""
+
+    step: int = 0
+    epoch: int = 0
+    window: int = 0
+    epochs_completed: int = 0
+    loss_sum: float = 0.0
+    """Sum of per-step training losses since the last evaluation (this process)."""
+    loss_steps: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def add_step_loss(self, loss: float) -> None:
+        """Count one optimizer step's training loss toward the next evaluation's ``train_loss``."""
+        self.loss_sum += loss
+        self.loss_steps += 1
+
+    def reset_loss(self) -> None:
+        """Start a new averaging window (after an evaluation)."""
+        self.loss_sum, self.loss_steps = 0.0, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue from here."""
+        return {
+            "step": self.step, "epoch": self.epoch, "window": self.window,
+            "epochs_completed": self.epochs_completed, "loss_sum": self.loss_sum, "loss_steps": self.loss_steps,
+            "history": [dict(record) for record in self.history], "stopped_early": self.stopped_early,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.step, self.epoch, self.window = int(state["step"]), int(state["epoch"]), int(state["window"])
+        self.epochs_completed = int(state["epochs_completed"])
+        self.loss_sum, self.loss_steps = float(state["loss_sum"]), int(state["loss_steps"])
+        self.history = [dict(record) for record in state["history"]]
+        self.stopped_early = bool(state["stopped_early"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's (CPU and CUDA) global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def capture_rng() -> dict[str, Any]:
+    """This process's generator states, in types ``torch.load(weights_only=True)`` accepts."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                  float(cached)),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Put back what ``capture_rng`` returned."""
+    random.setstate(_as_tuple(state["python"]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(value: Any) -> Any:
+    """``random.setstate`` wants nested tuples; a round trip through some loaders yields lists."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
