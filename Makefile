@@ -34,7 +34,7 @@ $(VENV)/.installed-dev: $(PY) pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/govtrain --help  # becomes "govtrain demo" once the demo exists
+	$(VENV)/bin/govtrain demo
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

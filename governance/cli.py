@@ -142,8 +142,15 @@ def init(app: AppContext) -> None:
               help="tiny: a small model built from config; minilm: fine-tune MiniLM (needs the [models] extra).")
 @pass_app
 def demo(app: AppContext, directory: Path | None, model: str) -> None:
-    """Run the whole governed flow on generated demo data, step by step."""
-    not_available("demo", "the end-to-end demo")
+    """Run the whole governed flow on generated demo data, step by step.
+
+    In a new folder (a temporary one unless --dir), with demo identities for an admin, a compliance
+    officer and an engineer: generate data with fake PII, ingest it, show the refusal before approval,
+    approve, train, write the reports, verify the audit log. The folder is left for you to explore.
+    """
+    from governance.demo import run_demo
+
+    run_demo(directory, model, app.progress)
 
 
 @cli.command()

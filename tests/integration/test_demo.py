@@ -1,0 +1,28 @@
+"""``govtrain demo`` runs the whole governed flow from a fresh folder, as ``make demo`` does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, isolated_home: Path) -> None:
+    demo = tmp_path / "demo"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from governance.cli import main; main()", "demo", "--dir", str(demo)],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "is not approved: 0 of 1" in out  # the refusal before approval is shown
+    assert "audit log intact" in out and "match the audit log" in out
+    bias = json.loads(next((demo / ".govtrain/runs").glob("run-*/reports/bias.json")).read_text())
+    # the planted regional disparity is found: disparate impact fails the four-fifths rule
+    checks = {c["metric"]: c for c in bias["verdict"]["checks"]}
+    assert checks["disparate_impact"]["status"] == "FAIL"
+    assert not (isolated_home / ".config/govtrain").exists()  # the demo's keys stay in its own folder
+    assert (demo / "config/govtrain/master.key").is_file()
