@@ -145,3 +145,28 @@ def test_policy_limits_refuse_before_building(trained, tmp_path: Path) -> None: 
     assert result.exit_code == 4
     assert "exceeds the policy's max_epochs 20" in result.stderr
     assert sorted(p.name for p in (team.workspace / "runs").iterdir()) == before
+
+
+def test_torchrun_two_processes_log_once(trained, tmp_path: Path, run_home: Path) -> None:  # type: ignore[no-untyped-def]
+    """DDP on CPU through the real CLI: both ranks train, rank 0 alone writes one set of audit events."""
+    import os
+    import subprocess
+    import sys
+
+    team, _ = trained
+    log = team.workspace / "audit/log.jsonl"
+    before = len(log.read_text().splitlines())
+    env = {**os.environ, "HOME": str(run_home), "XDG_CONFIG_HOME": str(run_home / ".config"),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "governance.cli", "--workspace", str(team.workspace), "--as", "erin", "run",
+               str(tiny_config(tmp_path))]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    added = [json.loads(line) for line in log.read_text().splitlines()[before:]]
+    names = [e["event"] for e in added]
+    assert names.count("run.started") == 1 and names.count("run.finished") == 1
+    assert names.count("report.written") == 1
+    finished = next(e for e in added if e["event"] == "run.finished")["payload"]
+    assert finished["world_size"] == 2 and finished["effective_batch_size"] == 32
+    assert team.as_("carol", "audit", "verify").exit_code == 0
