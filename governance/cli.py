@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from governance.errors import EXIT_CODES, GovtrainError, NotAvailableError
+from governance.errors import EXIT_CODES, GovtrainError
 
 if TYPE_CHECKING:
     from governance.registry import RoleRegistry
@@ -61,14 +61,6 @@ def _registry(workspace: Workspace) -> RoleRegistry:
     from governance.authz import load_registry
 
     return load_registry(workspace)
-
-
-def not_available(what: str, feature: str) -> NoReturn:
-    """Refuse a command whose feature is not built yet (exit 2), rather than pretend it worked."""
-    raise NotAvailableError(
-        f"'govtrain {what}' is not available yet: {feature} is not implemented in this version",
-        hint="see the README's 'Status' section for what works today",
-    )
 
 
 EPILOG = "Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + "."
@@ -169,7 +161,7 @@ def run(app: AppContext, config: Path, resume: str | None, dry_run: bool) -> Non
     """
     from governance.orchestrator import run_command
 
-    outcome = run_command(app.find_workspace(), config, app.identity, resume=resume, dry_run=dry_run,
+    outcome = run_command(app.find_workspace, config, app.identity, resume=resume, dry_run=dry_run,
                           quiet=app.json, progress=app.progress)
     app.emit(outcome.result, outcome.text)
 

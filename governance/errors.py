@@ -47,12 +47,6 @@ class ConfigError(GovtrainError):
     kind = "config"
 
 
-class NotAvailableError(ConfigError):
-    """A command that exists in the CLI but is not implemented yet (exit 2)."""
-
-    kind = "not-available"
-
-
 class DataValidationError(GovtrainError):
     """The data failed validation (exit 3)."""
 

@@ -303,7 +303,7 @@ def _translate_trainer_errors(error: Exception) -> Exception:
 
 
 def run_command(
-    workspace: Any, config_path: Path, identity: str | None, *, resume: str | None, dry_run: bool, quiet: bool,
+    find_workspace: Callable[[], Any], config_path: Path, identity: str | None, *, resume: str | None, dry_run: bool, quiet: bool,
     progress: Callable[[str], None],
 ) -> CommandOutcome:
     """``govtrain run``: check everything, then train (see the module docstring)."""
@@ -316,9 +316,10 @@ def run_command(
     from policies import load_policy
     from trainer import TrainerError
 
-    config = load_run_config(config_path)
+    config = load_run_config(config_path)  # a bad config is exit 2 before anything else is looked at
     policy = load_policy(config.policy)
     check_training_limits(config, policy)
+    workspace = find_workspace()
     if rank() != 0:  # other ranks check and train; they never log or write
         require_role(workspace, identity, ["engineer"], "run")
         approved = check_dataset_gate(workspace, config.dataset, policy)

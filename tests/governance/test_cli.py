@@ -110,12 +110,6 @@ def test_unknown_command_is_exit_2(govtrain) -> None:  # type: ignore[no-untyped
     assert result.stderr.startswith("error: No such command 'trian'")
 
 
-def test_not_yet_available_commands_refuse_plainly(govtrain) -> None:  # type: ignore[no-untyped-def]
-    result = govtrain("report", "show", "run-1")
-    assert result.exit_code == 2
-    assert "not available yet" in result.stderr
-
-
 def test_global_flags_anywhere(govtrain) -> None:  # type: ignore[no-untyped-def]
     result = govtrain("policy", "list", "--json")
     assert result.exit_code == 0
