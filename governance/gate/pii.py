@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from governance.errors import ConfigError, DataValidationError, PolicyRefusal, UnexpectedError
@@ -195,7 +196,7 @@ def _scan(
     if workers == 1 or len(chunks) <= 1:
         outcomes = []
         for chunk in chunks:
-            outcomes.append(_translated(chunk, lambda c=chunk: scrub_and_rescan(c.texts, engine)))
+            outcomes.append(_translated(chunk, partial(scrub_and_rescan, chunk.texts, engine)))
             if progress is not None:
                 progress(chunk.row_count)
         return outcomes

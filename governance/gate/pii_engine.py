@@ -110,7 +110,7 @@ def load_pii_engine(rules: PiiRules, *, hash_salt: bytes | None = None) -> PiiEn
     _prepare_environment()
     _check_model_installed(rules.ner_model)
     from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
     from presidio_anonymizer import AnonymizerEngine
 
     _withhold_presidio_log_arguments()
@@ -122,13 +122,15 @@ def load_pii_engine(rules: PiiRules, *, hash_salt: bytes | None = None) -> PiiEn
     try:
         nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration).create_engine()
         analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=[rules.language])
-    except Exception as exc:  # a broken model package fails in many ways; all of them refuse
+    except Exception as exc:  # noqa: BLE001 - a broken model package fails in many ways; all of them refuse
         raise PolicyRefusal(
             f"the NER model '{rules.ner_model}' could not be loaded ({type(exc).__name__})",
             hint=f"reinstall it: pip install --force-reinstall {rules.ner_model}",
         ) from None
+    if not isinstance(nlp_engine, SpacyNlpEngine):  # pragma: no cover - the configuration asks for spaCy
+        raise PolicyRefusal(f"presidio did not build a spaCy NLP engine for '{rules.ner_model}'")
     nlp = nlp_engine.get_nlp(rules.language)
-    _check_ner(nlp, rules, nlp_engine.ner_model_configuration.model_to_presidio_entity_mapping)
+    _check_ner(nlp, rules, nlp_engine.ner_model_configuration.model_to_presidio_entity_mapping or {})
     recognizers = _check_recognizers(analyzer, rules)
 
     salt = hash_salt if hash_salt is not None else secrets.token_bytes(32)
@@ -146,7 +148,7 @@ def load_pii_engine(rules: PiiRules, *, hash_salt: bytes | None = None) -> PiiEn
         rules=rules,
         analyzer=analyzer,
         batch_analyzer=BatchAnalyzerEngine(analyzer),
-        anonymizer=AnonymizerEngine(),
+        anonymizer=AnonymizerEngine(),  # type: ignore[no-untyped-call]
         operators=operators,
         placeholders=re.compile(f"<(?:{names})>"),
         info=info,
@@ -181,7 +183,7 @@ def _check_ner(nlp: Language, rules: PiiRules, label_mapping: Mapping[str, str])
             f"the spaCy model '{rules.ner_model}' has no NER component, so it cannot detect names",
             hint="name a spaCy pipeline with an 'ner' component in the policy's pii.ner_model",
         )
-    labels = {label for name in ner_pipes for label in nlp.get_pipe(name).labels}
+    labels = {label for name in ner_pipes for label in getattr(nlp.get_pipe(name), "labels", ())}
     if "PERSON" in rules.entities and not any(label_mapping.get(lbl, lbl) == "PERSON" for lbl in labels):
         raise PolicyRefusal(
             f"the NER model '{rules.ner_model}' has no label presidio maps to PERSON",
@@ -198,7 +200,7 @@ def _check_recognizers(analyzer: AnalyzerEngine, rules: PiiRules) -> tuple[str, 
             hint="remove them from the policy's pii.entities or use a language presidio supports for them",
         )
     recognizers = analyzer.registry.get_recognizers(language=rules.language, entities=list(rules.entities))
-    return tuple(sorted({recognizer.name for recognizer in recognizers}))
+    return tuple(sorted({str(recognizer.name) for recognizer in recognizers}))  # type: ignore[has-type]
 
 
 def _operator_rules(rules: PiiRules) -> dict[str, OperatorRule]:

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
     from governance.gate.pii_engine import PiiEngine
 
-BATCH_SIZE = 64
-"""Texts per ``nlp.pipe`` batch; larger batches measured no faster on long e-mails."""
+BATCH_SIZE = 256
+"""Texts per ``nlp.pipe`` batch. Measured with spaCy alone: Reddit comments 174 texts/s at 64, 221 at 256;
+Enron e-mails 18.0 at 64, 17.9 at 256; one text at a time, 69 and 13."""
 
 
 class TextScanFailure(Exception):
@@ -57,7 +58,7 @@ def find_pii(texts: Sequence[str], engine: PiiEngine) -> list[list[RecognizerRes
                 entities=list(rules.entities),
                 score_threshold=rules.score_threshold,
             )
-        except Exception:
+        except Exception:  # noqa: BLE001 - retried text by text below, which names the failing one
             # Find the text that fails; if none does alone, the per-text results are as good as the batch's.
             results = [_analyze_one(text, start + offset, engine) for offset, text in enumerate(batch)]
         found.extend(_outside_placeholders(text, result, engine) for text, result in zip(batch, results))
@@ -75,13 +76,29 @@ def rescan_texts(texts: Sequence[str], engine: PiiEngine) -> Counter[str]:
     return Counter(result.entity_type for results in find_pii(texts, engine) for result in results)
 
 
-def scrub_and_rescan(texts: list[str], engine: PiiEngine) -> ScanOutcome:
-    """Scrub the texts, then analyse what the scrub changed again.
+SCRUB_PASSES = 3
 
-    A text with no findings comes out of the scrub identical to what went in, and the analysis of it has just
-    run, so it is not analysed twice: the re-scan covers exactly the texts the operators rewrote.
+
+def scrub_and_rescan(texts: list[str], engine: PiiEngine) -> ScanOutcome:
+    """Scrub the texts, re-scan what the scrub changed, and scrub again what the re-scan still finds.
+
+    NER is contextual: replacing one name can expose another (``<PERSON> Smith``), so a single pass can leave
+    findings a second look sees. Up to ``SCRUB_PASSES`` passes run over the texts the previous pass rewrote;
+    the residual is what the last look still finds. A text with no findings comes out of a pass identical to
+    what went in, and the analysis of it has just run, so it is not analysed twice.
     """
     scrubbed, findings, rewritten = _scrub(texts, engine)
+    for _ in range(SCRUB_PASSES - 1):
+        if not rewritten:
+            break
+        again, more, changed = _scrub([scrubbed[index] for index in rewritten], engine)
+        if not changed:
+            rewritten = []
+            break
+        for position in changed:
+            scrubbed[rewritten[position]] = again[position]
+        findings.update(more)
+        rewritten = [rewritten[position] for position in changed]
     residual = rescan_texts([scrubbed[index] for index in rewritten], engine)
     return ScanOutcome(scrubbed=scrubbed, findings=findings, residual=residual)
 
@@ -104,7 +121,7 @@ def _scrub(texts: list[str], engine: PiiEngine) -> tuple[list[str], Counter[str]
                 operators=dict(engine.operators),
                 conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any presidio failure; its message may quote the text
             raise TextScanFailure(index, type(exc).__name__) from None
         scrubbed[index] = outcome.text
         findings.update(item.entity_type for item in outcome.items)
@@ -118,7 +135,7 @@ def _analyze_one(text: str, index: int, engine: PiiEngine) -> list[RecognizerRes
         return engine.analyzer.analyze(
             text=text, language=rules.language, entities=list(rules.entities), score_threshold=rules.score_threshold
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any presidio or spaCy failure; its message may quote the text
         raise TextScanFailure(index, type(exc).__name__) from None
 
 
