@@ -47,6 +47,7 @@ CONTACT = [
     "The account holder is {name}, card {card}.",
 ]
 FIELDS = ["message", "escalate", "region"]
+LABEL_NOISE = 0.08
 
 
 def generate_messages(rows: int, seed: int) -> list[dict[str, str | int]]:
@@ -65,6 +66,8 @@ def generate_messages(rows: int, seed: int) -> list[dict[str, str | int]]:
         _, rate, greetings, signoffs = REGIONS[region]
         label = int(rng.random() < rate)
         body = rng.choice(ESCALATE if label else ROUTINE)
+        if rng.random() < LABEL_NOISE:  # agents disagree sometimes: the label does not always follow the text
+            label = 1 - label
         parts = [f"{rng.choice(greetings)},", f"{body} (ticket T-{rng.randrange(10_000, 99_999)})."]
         if rng.random() < 0.45:
             parts.append(rng.choice(CONTACT).format(
