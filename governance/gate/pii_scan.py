@@ -66,9 +66,12 @@ def find_pii(texts: Sequence[str], engine: PiiEngine) -> list[list[RecognizerRes
 
 
 def scrub_texts(texts: list[str], engine: PiiEngine) -> tuple[list[str], Counter[str]]:
-    """The texts with every finding anonymized by the policy's operators, and the findings per entity type."""
-    scrubbed, findings, _ = _scrub(texts, engine)
-    return scrubbed, findings
+    """The texts with every finding anonymized by the policy's operators, and the findings per entity type.
+
+    The same passes as :func:`scrub_and_rescan` (what the column scrub runs), without the residual count.
+    """
+    outcome = scrub_and_rescan(texts, engine)
+    return outcome.scrubbed, outcome.findings
 
 
 def rescan_texts(texts: Sequence[str], engine: PiiEngine) -> Counter[str]:
@@ -91,7 +94,10 @@ def scrub_and_rescan(texts: list[str], engine: PiiEngine) -> ScanOutcome:
     for _ in range(SCRUB_PASSES - 1):
         if not rewritten:
             break
-        again, more, changed = _scrub([scrubbed[index] for index in rewritten], engine)
+        try:
+            again, more, changed = _scrub([scrubbed[index] for index in rewritten], engine)
+        except TextScanFailure as failure:  # it counted within the re-scanned subset; name the caller's text
+            raise TextScanFailure(rewritten[failure.index], failure.cause) from None
         if not changed:
             rewritten = []
             break
@@ -99,7 +105,10 @@ def scrub_and_rescan(texts: list[str], engine: PiiEngine) -> ScanOutcome:
             scrubbed[rewritten[position]] = again[position]
         findings.update(more)
         rewritten = [rewritten[position] for position in changed]
-    residual = rescan_texts([scrubbed[index] for index in rewritten], engine)
+    try:
+        residual = rescan_texts([scrubbed[index] for index in rewritten], engine)
+    except TextScanFailure as failure:
+        raise TextScanFailure(rewritten[failure.index], failure.cause) from None
     return ScanOutcome(scrubbed=scrubbed, findings=findings, residual=residual)
 
 

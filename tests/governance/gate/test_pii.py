@@ -269,7 +269,12 @@ def test_no_value_reaches_the_logs(engine: PiiEngine, rules: PiiRules, caplog: p
     assert not any(canary in logged for canary in (*CANARIES, "Zebulon", "Quackenbush"))
 
 
-def test_a_failure_names_column_and_row_not_text(rules: PiiRules) -> None:
+@pytest.mark.parametrize(
+    "trigger",
+    ["detonate", "<PERSON>"],
+    ids=["first-pass", "re-scan"],  # "<PERSON>" only appears once the scrub has replaced the name
+)
+def test_a_failure_names_column_and_row_not_text(rules: PiiRules, trigger: str) -> None:
     from presidio_analyzer import EntityRecognizer
 
     class Exploding(EntityRecognizer):  # a real recognizer that fails on one text
@@ -277,13 +282,13 @@ def test_a_failure_names_column_and_row_not_text(rules: PiiRules) -> None:
             pass
 
         def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
-            if "detonate" in text:
+            if trigger in text:
                 raise RuntimeError(text)
             return []
 
     broken = load_pii_engine(rules)
     broken.analyzer.registry.add_recognizer(Exploding(supported_entities=["PERSON"], name="Exploding"))
-    texts = ["fine", "also fine", None, f"{NAME} says detonate", "fine"]
+    texts = ["fine", "also fine", None, f"Please contact {NAME} tomorrow, detonate.", "fine"]
     with pytest.raises(UnexpectedError) as caught:
         scrub_text_columns(pa.table({"body": texts}), ["body"], rules, engine=broken)
     assert caught.value.message == "PII scrubbing failed on column 'body', row 3 (RuntimeError)"
