@@ -579,18 +579,28 @@ def report() -> None:
 @click.argument("run_id")
 @click.option("--kind", type=click.Choice(["bias", "evaluation", "transparency", "provenance"]), default="bias",
               show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True,
+              help="md and json print the report; html prints the page's path.")
+@click.option("--open", "open_it", is_flag=True, help="Open the HTML page in a browser.")
 @pass_app
-def report_show(app: AppContext, run_id: str, kind: str) -> None:
-    """Show one of a run's reports (Markdown; JSON with --json). The HTML page is beside it."""
+def report_show(app: AppContext, run_id: str, kind: str, fmt: str, open_it: bool) -> None:
+    """Show one of a run's reports: Markdown, JSON (the source of truth), or the HTML page."""
+    from governance.errors import ConfigError
     from governance.runs import find_run
 
     folder = find_run(app.find_workspace(), run_id)
-    path = folder.reports / f"{kind}.{'json' if app.json else 'md'}"
+    fmt = "json" if app.json and fmt == "md" else fmt
+    path = folder.reports / f"{kind}.{'html' if open_it else fmt}"
     if not path.is_file():
-        from governance.errors import ConfigError
+        raise ConfigError(f"run {run_id} has no {path.name}", hint=f"reports are in {folder.reports}")
+    if open_it:
+        import webbrowser
 
-        raise ConfigError(f"run {run_id} has no {kind} report", hint=f"reports are in {folder.reports}")
-    click.echo(path.read_text().rstrip("\n"))
+        webbrowser.open(path.as_uri())
+    if fmt == "html" or open_it:
+        click.echo(str(path))
+    else:
+        click.echo(path.read_text().rstrip("\n"))
 
 
 @report.command("verify")

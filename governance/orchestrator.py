@@ -276,6 +276,8 @@ def run_training(
         status = folder.update_status(status="finished", **summary, artifacts=artifacts, **extra)
         session.record("run.finished", {"run_id": folder.run_id, **summary,
                                         "model_digests": dict(result.artifact_digests),
+                                        "model_ciphertext_digests": {name: store.ciphertext_digests.get(name)
+                                                                     for name in result.artifact_digests},
                                         **{k: v for k, v in extra.items() if k in ("releasable", "report_digests")}})
     return RunOutcome(folder.run_id, folder, result, status)
 

@@ -160,8 +160,11 @@ def write_run_reports(
         statement = provenance_statement(
             model_files={name: digest for name, digest in result.artifact_digests.items()},
             run_config=json.loads(config.model_dump_json()), policy={"name": policy.name, "digest": policy_digest(policy)},
-            datasets=[{"name": card.name, "version": card.version, "digest": card.digest()}], base_model=base,
-            builder_id=f"govtrain/{env['govtrain']}", invocation_id=run_id, started_on=started_on, finished_on=_now())
+            datasets=[{"name": card.name, "version": card.version, "digest": card.digest(),
+                       "ciphertext_digest": card.digests.ciphertext}], base_model=base,
+            builder_id=f"govtrain/{env['govtrain']}", invocation_id=run_id, started_on=started_on, finished_on=_now(),
+            builder_version={"govtrain": env["govtrain"]},
+            code={"name": f"govtrain@{env['govtrain']}", "digest": code_digest()})
         reports.append(sign_dsse(statement, actor.signer.private_key, keyid=actor.signer.key_id))
     digests = write_reports(folder.reports, reports, list(policy.reports.formats))
     releasable = bias.verdict.releasable if bias is not None and bias.verdict is not None else True
@@ -183,6 +186,22 @@ def model_folder_digest(path: str) -> str:
         with open(file, "rb") as handle:
             while block := handle.read(1 << 20):
                 digest.update(block)
+    return digest.hexdigest()
+
+
+def code_digest() -> str:
+    """sha256 over govtrain's own source files (paths and contents): the code version provenance records."""
+    import hashlib
+    from pathlib import Path
+
+    import governance
+
+    root = Path(governance.__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in ("governance", "datacards", "trainer", "audit", "reports", "policies"):
+        for file in sorted((root / package).rglob("*")):
+            if file.suffix in {".py", ".yaml", ".json"} and "__pycache__" not in file.parts:
+                digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
 
 

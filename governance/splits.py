@@ -75,8 +75,8 @@ def plan_splits(
         members = np.array(groups[key])
         members = members[rng.permutation(len(members))]
         n = len(members)
-        n_test = int(round(n * fractions[2]))
-        n_val = int(round(n * fractions[1]))
+        n_test = round(n * fractions[2])
+        n_val = round(n * fractions[1])
         if n >= 3:  # every split gets at least one row of a stratum big enough to share
             n_test, n_val = max(n_test, 1), max(n_val, 1)
         parts[2].extend(members[:n_test].tolist())

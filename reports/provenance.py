@@ -124,16 +124,22 @@ def provenance_statement(
     *, model_files: Mapping[str, str], run_config: Mapping[str, Any], policy: Mapping[str, str],
     datasets: Sequence[Mapping[str, Any]], base_model: Mapping[str, str] | None, builder_id: str,
     invocation_id: str, started_on: str, finished_on: str, builder_version: Mapping[str, str] | None = None,
-    byproducts: Mapping[str, str] | None = None,
+    byproducts: Mapping[str, str] | None = None, code: Mapping[str, str] | None = None,
 ) -> Statement:
     """The statement: ``model_files`` (name -> sha256) as subjects; the run config, the policy
     (``{name, digest}``), dataset cards (``{name, version, digest}``, digest = sha256 of the card's canonical
-    JSON) and the base model (``{name, digest}`` or None) as the build; ``byproducts`` (e.g. report files)."""
+    JSON, plus ``ciphertext_digest`` of the encrypted data when given), the base model (``{name, digest}`` or
+    None) and the code (``{name, digest}``) as the build; ``byproducts`` (e.g. report files)."""
     if not model_files:
         raise ReportInputError("provenance needs at least one model file")
     deps = [ResourceDescriptor(name=f"dataset-card:{d['name']}@{d.get('version', '')}".rstrip("@"),
                                digest={"sha256": _sha256(f"dataset card {d['name']}", d["digest"])})
             for d in datasets]
+    deps += [ResourceDescriptor(name=f"dataset-ciphertext:{d['name']}@{d.get('version', '')}".rstrip("@"),
+                                digest={"sha256": _sha256(f"dataset ciphertext {d['name']}", d["ciphertext_digest"])})
+             for d in datasets if d.get("ciphertext_digest")]
+    if code is not None:
+        deps.append(ResourceDescriptor(name=f"code:{code['name']}", digest={"sha256": _sha256("code", code["digest"])}))
     if base_model is not None:
         deps.append(ResourceDescriptor(name=f"base-model:{base_model['name']}",
                                        digest={"sha256": _sha256("base model", base_model["digest"])}))

@@ -256,3 +256,14 @@ def test_enron_canaries_never_reach_the_workspace(gate_team, shared_data: Path) 
     # the real e-mail addresses and phone numbers in the originals are gone too
     assert "@enron.com" in "".join(r["body"] for r in rows)
     assert "@enron.com" not in bodies
+
+
+def test_edited_card_invalidates_its_approval(gate_team, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team, data, _ = gate_team
+    assert team.as_("erin", "data", "ingest", str(data), "--name", "edited", "--spec", str(SPEC)).exit_code == 0
+    assert team.as_("carol", "data", "approve", "edited").exit_code == 0
+    card = team.workspace / "cards/edited/1/card.json"
+    card.write_text(card.read_text().replace('"license":"MIT"', '"license":"CC0-1.0"'))
+    result = team.as_("erin", "run", str(run_config(tmp_path, "edited")), "--dry-run")
+    assert result.exit_code == 5
+    assert "signed a different card digest" in result.stderr

@@ -170,3 +170,67 @@ def test_torchrun_two_processes_log_once(trained, tmp_path: Path, run_home: Path
     finished = next(e for e in added if e["event"] == "run.finished")["payload"]
     assert finished["world_size"] == 2 and finished["effective_batch_size"] == 32
     assert team.as_("carol", "audit", "verify").exit_code == 0
+
+
+def test_replaced_model_fails_report_verify(trained) -> None:  # type: ignore[no-untyped-def]
+    team, out = trained
+    model = team.workspace / "runs" / out["run_id"] / "model/model.safetensors.enc"
+    original = model.read_bytes()
+    checkpoint = (team.workspace / "runs" / out["run_id"] / "checkpoints/last.pt.enc").read_bytes()
+    model.write_bytes(checkpoint)  # a valid ciphertext under the same key, but not the attested model
+    try:
+        result = team.as_("carol", "report", "verify", out["run_id"])
+        assert result.exit_code == 5
+        assert "model.safetensors.enc does not match" in result.stderr
+    finally:
+        model.write_bytes(original)
+    assert team.as_("carol", "report", "verify", out["run_id"]).exit_code == 0
+
+
+def test_html_report_opens_in_headless_chromium(trained) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (.ci/run installs it)")
+    team, out = trained
+    page = team.workspace / "runs" / out["run_id"] / "reports/bias.html"
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={page.parent.parent / 'chromium'}",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert "<h2>Verdict</h2>" in dom
+    assert "demographic_parity_difference" in dom and "<img" in dom
+
+
+def test_blocking_policy_exits_4_after_reports_and_refuses_export(  # type: ignore[no-untyped-def]
+        trained, tmp_path: Path, shared_data: Path) -> None:
+    """A policy whose bias action is 'block' and whose bound cannot be met: reports are written, exit 4."""
+    team, _ = trained
+    policy = yaml.safe_load((REPO / "policies/default.yaml").read_text())
+    policy["name"] = "blocking"
+    policy["bias"].update(action="block", min_group_size=5,
+                          thresholds=[{"metric": "disparate_impact", "min": 1.01}])  # at most 1: always a breach
+    policy_file = tmp_path / "blocking.yaml"
+    policy_file.write_text(yaml.safe_dump(policy))
+    data = reddit_subset(shared_data, tmp_path, rows=600)
+    assert team.as_("erin", "data", "ingest", str(data), "--name", "blocked", "--spec", str(SPEC),
+                    "--policy", str(policy_file)).exit_code == 0
+    assert team.as_("carol", "data", "approve", "blocked", "--policy", str(policy_file)).exit_code == 0
+    config = yaml.safe_load(tiny_config(tmp_path).read_text())
+    config.update(dataset="blocked", policy=str(policy_file))
+    path = tmp_path / "blocked.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = team.as_("erin", "run", str(path))
+    assert result.exit_code == 4, result.stderr
+    assert "not releasable" in result.stderr
+    run_id = sorted(p.name for p in (team.workspace / "runs").iterdir())[-1]
+    reports = team.workspace / "runs" / run_id / "reports"
+    assert json.loads((reports / "bias.json").read_text())["verdict"]["releasable"] is False
+    assert team.as_("carol", "report", "verify", run_id).exit_code == 0
+    refused = team.as_("erin", "runs", "export", run_id, "--out", str(tmp_path / "out"))
+    assert refused.exit_code == 4
+    assert not (tmp_path / "out").exists()
