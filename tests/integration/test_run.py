@@ -195,15 +195,20 @@ def test_html_report_opens_in_headless_chromium(trained) -> None:  # type: ignor
     if browser is None:
         pytest.skip("Chromium is not installed (.ci/run installs it)")
     team, out = trained
-    page = team.workspace / "runs" / out["run_id"] / "reports/bias.html"
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", f"--user-data-dir={page.parent.parent / 'chromium'}",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout
-    assert "<h2>Verdict</h2>" in dom
-    assert "demographic_parity_difference" in dom and "<img" in dom
+    reports = team.workspace / "runs" / out["run_id"] / "reports"
+
+    def dom(page: Path) -> str:
+        return subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", f"--user-data-dir={reports.parent / 'chromium'}",
+             "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout
+
+    bias = dom(reports / "bias.html")
+    assert "<h2>Verdict</h2>" in bias and "disparate_impact" in bias
+    evaluation = dom(reports / "evaluation.html")
+    assert "Confusion matrix" in evaluation and "<img" in evaluation
 
 
 def test_blocking_policy_exits_4_after_reports_and_refuses_export(  # type: ignore[no-untyped-def]
