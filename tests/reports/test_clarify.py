@@ -63,3 +63,22 @@ def test_rejects_mismatched_or_empty_inputs() -> None:
         pretraining_bias([1, 0], ["A"], positive_label=1, column="g")
     with pytest.raises(ReportInputError):
         data_bias([], {}, positive_label=1)
+
+
+def test_group_of_one_and_group_without_positives() -> None:
+    # A: 5 rows, 3 positive; B: 1 row, positive; C: 4 rows, none positive.
+    labels = [1, 1, 1, 0, 0, 1, 0, 0, 0, 0]
+    groups = ["A"] * 5 + ["B"] + ["C"] * 4
+    result = pretraining_bias(labels, groups, positive_label=1, column="g")
+    by = {g.group: g for g in result.groups}
+    # B (n_d=1, q_d=1) against the rest (n_a=9, q_a=3/9)
+    assert by["B"].count == 1 and by["B"].label_rate == pytest.approx(1.0)
+    assert by["B"].ci == pytest.approx((9 - 1) / 10)
+    assert by["B"].dpl == pytest.approx(3 / 9 - 1)
+    assert by["B"].tvd == pytest.approx(2 / 3)
+    assert by["B"].kl_infinite  # B has no negatives while the rest has: KL(P_a || P_d) is infinite
+    # C (n_d=4, q_d=0) against the rest (n_a=6, q_a=4/6)
+    assert by["C"].label_rate == 0.0
+    assert by["C"].dpl == pytest.approx(4 / 6)
+    assert by["C"].ks == pytest.approx(4 / 6)
+    assert by["C"].kl_infinite

@@ -90,3 +90,39 @@ def test_multiclass_is_judged_one_vs_rest() -> None:
     a = next(g for g in col.groups if g.group == "A")
     assert a.metrics["selection_rate"].value == pytest.approx(0.5)  # predictions 2, 2 of 4
     assert a.metrics["accuracy"].value == pytest.approx(0.5)  # full labels: rows 2 and 3 of A right
+
+
+def test_intervals_shrink_with_more_data() -> None:
+    rng = np.random.default_rng(0)
+
+    def width(n: int) -> float:
+        groups = np.array(["A", "B"] * (n // 2))
+        y_true = rng.integers(0, 2, n)
+        y_pred = np.where(groups == "A", rng.random(n) < 0.7, rng.random(n) < 0.4).astype(int)
+        (result,) = model_bias(y_true, y_pred, sensitive_features={"g": groups}, positive_label=1,
+                               min_group_size=1, bootstrap_samples=200, seed=5)
+        interval = result.aggregates["demographic_parity_difference"].interval
+        assert interval is not None
+        return interval.high - interval.low
+
+    small, large = width(100), width(4000)
+    assert large < small / 3  # about 1/sqrt(40) as wide; a third leaves room for bootstrap noise
+
+
+def test_group_metrics_by_hand_with_a_group_of_one() -> None:
+    y_true = np.array([1, 0, 1, 1, 0, 1])
+    y_pred = np.array([1, 1, 0, 1, 0, 0])
+    groups = np.array(["A", "A", "A", "A", "B", "C"])
+    (result,) = model_bias(y_true, y_pred, sensitive_features={"g": groups}, positive_label=1,
+                           min_group_size=1, bootstrap_samples=0)
+    by = {g.group: g for g in result.groups}
+    # A: predictions 1,1,0,1 on truths 1,0,1,1 -> selection 3/4, TPR 2/3, FPR 1/1, accuracy 2/4
+    assert by["A"].metrics["selection_rate"].value == pytest.approx(0.75)
+    assert by["A"].metrics["true_positive_rate"].value == pytest.approx(2 / 3)
+    assert by["A"].metrics["false_positive_rate"].value == pytest.approx(1.0)
+    assert by["A"].metrics["accuracy"].value == pytest.approx(0.5)
+    # C is one positive row predicted 0: selection 0, TPR 0; B is one negative row predicted 0: selection 0
+    assert by["C"].metrics["selection_rate"].value == 0.0
+    assert by["C"].metrics["true_positive_rate"].value == 0.0
+    assert by["B"].metrics["selection_rate"].value == 0.0
+    assert result.aggregates["demographic_parity_difference"].value == pytest.approx(0.75)
