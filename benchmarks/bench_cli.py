@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_seconds, write_results  # noqa: E402
+from common import median_seconds, write_results
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, PeakRss, write_results  # noqa: E402
+from common import SHARED, PeakRss, write_results
 
 
 def reddit_rows(path: Path, rows: int) -> Path:
@@ -28,8 +28,9 @@ def reddit_rows(path: Path, rows: int) -> Path:
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["comment", "bias_sent", "target_group"])
         writer.writeheader()
+        stride = max(1, len(source) // rows)  # spread a small sample over every target group
         for i in range(rows):
-            row = source[i % len(source)]
+            row = source[(i * stride) % len(source)]
             copy = i // len(source)
             writer.writerow({"comment": row["comment"] + (f" (copy {copy})" if copy else ""),
                              "bias_sent": row["bias_sent"], "target_group": row["target_group"]})
@@ -40,8 +41,7 @@ def short_rows(path: Path, rows: int) -> Path:
     with open(path, "w", newline="") as handle:
         handle.write("comment,bias_sent,target_group\n")
         groups = ["female", "black", "lgbtq", "jews", "muslims"]
-        for i in range(rows):
-            handle.write(f"short note number {i},{i % 2},{groups[i % 5]}\n")
+        handle.writelines(f"short note number {i},{i % 2},{groups[i % 5]}\n" for i in range(rows))
     return path
 
 

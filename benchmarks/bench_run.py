@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gate import reddit_rows  # noqa: E402
-from common import REPO, write_results  # noqa: E402
+from bench_gate import reddit_rows
+from common import REPO, write_results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=800)
+    parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--model", choices=["tiny", "minilm"], default="tiny")
     args = parser.parse_args()
     import yaml
@@ -38,7 +38,8 @@ def main() -> None:
         team = make_team(invoke_cli, Path(tmp))
         data = reddit_rows(Path(tmp) / "data.csv", args.rows)
         spec = REPO / "examples/redditbias-spec.yaml"
-        assert team.as_("erin", "data", "ingest", str(data), "--name", "reddit", "--spec", str(spec)).exit_code == 0
+        ingest = team.as_("erin", "data", "ingest", str(data), "--name", "reddit", "--spec", str(spec))
+        assert ingest.exit_code == 0, ingest.stderr
         assert team.as_("carol", "data", "approve", "reddit").exit_code == 0
         config = yaml.safe_load((REPO / "examples/redditbias-classifier.yaml").read_text())
         config["dataset"] = "reddit"

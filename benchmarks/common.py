@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -62,7 +62,7 @@ class PeakRss:
             self.peak_mib = max(self.peak_mib, self._process.memory_info().rss / 2**20)
             time.sleep(self._interval)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         self.peak_mib = self._process.memory_info().rss / 2**20
         self._thread.start()
         return self
