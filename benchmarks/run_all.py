@@ -77,8 +77,8 @@ def rows() -> list[tuple[str, str, str, str, str]]:
         if (t := load(name)) is not None:
             sps = t["median_samples_per_s"]
             inputs = t["inputs"]
-            out.append(("Training loop", f"{inputs['model']}, {inputs['steps']} steps, batch {inputs['batch']}, "
-                        f"{inputs['device']} {inputs['precision']}", f"{sps['trainer']:.0f} samples/s",
+            out.append(("Training loop", (f"{inputs['model']}, {inputs['steps']} steps, batch {inputs['batch']}, "
+                        f"{inputs['device']} {inputs['precision']}"), f"{sps['trainer']:.0f} samples/s",
                         f"HF Trainer {sps['hf_trainer']:.0f}", f"{t['ratio_trainer_over_hf']:.2f}x"))
     for model in ("tiny", "minilm"):
         if (r := load(f"run-{model}")) is not None:
