@@ -86,10 +86,15 @@ def test_reports_written_logged_and_verified(trained) -> None:  # type: ignore[n
     verified = team.as_("carol", "report", "verify", out["run_id"])
     assert verified.exit_code == 0, verified.stderr
     assert json.loads((reports / "bias.json").read_text())["sensitive_columns"] == ["target_group"]
+    original = (reports / "evaluation.md").read_bytes()
     (reports / "evaluation.md").write_text("edited\n")
-    tampered = team.as_("carol", "report", "verify", out["run_id"])
-    assert tampered.exit_code == 5
-    assert "evaluation.md" in tampered.stderr
+    try:
+        tampered = team.as_("carol", "report", "verify", out["run_id"])
+        assert tampered.exit_code == 5
+        assert "evaluation.md" in tampered.stderr
+    finally:
+        (reports / "evaluation.md").write_bytes(original)
+    assert team.as_("carol", "report", "verify", out["run_id"]).exit_code == 0
 
 
 def test_bias_group_counts_equal_pandas(trained) -> None:  # type: ignore[no-untyped-def]
@@ -232,7 +237,7 @@ def test_blocking_policy_exits_4_after_reports_and_refuses_export(  # type: igno
     result = team.as_("erin", "run", str(path))
     assert result.exit_code == 4, result.stderr
     assert "not releasable" in result.stderr
-    run_id = sorted(p.name for p in (team.workspace / "runs").iterdir())[-1]
+    run_id = max(p.name for p in (team.workspace / "runs").iterdir())
     reports = team.workspace / "runs" / run_id / "reports"
     assert json.loads((reports / "bias.json").read_text())["verdict"]["releasable"] is False
     assert team.as_("carol", "report", "verify", run_id).exit_code == 0
