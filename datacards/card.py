@@ -120,7 +120,7 @@ class Ingestion(_Frozen):
 class DatasetCard(_Frozen):
     """A dataset's provenance card (one per ingested version)."""
 
-    format: Literal["govtrain.dataset-card/v1"] = CARD_FORMAT
+    format: Literal["govtrain.dataset-card/v1"] = "govtrain.dataset-card/v1"
     name: str
     version: int = Field(ge=1)
     provenance: Provenance

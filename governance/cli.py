@@ -260,7 +260,8 @@ def identity_grant(app: AppContext, name: str, role: str, pubkey: str) -> None:
     check_identity_name(name)
     with open_session(workspace, app.identity, ["admin"], "identity grant") as session:
         registry = _registry(workspace)
-        change = registry.grant(session.signer, name, role, pubkey)  # type: ignore[arg-type]
+        assert session.actor is not None
+        change = registry.grant(session.actor.signer, name, role, pubkey)  # type: ignore[arg-type]
         member = registry.members()[-1]
         session.record("identity.granted", {"name": name, "role": role, "key_id": member.key_id,
                                             "public_key": change.public_key})
@@ -276,7 +277,8 @@ def identity_revoke(app: AppContext, name: str) -> None:
 
     workspace = app.find_workspace()
     with open_session(workspace, app.identity, ["admin"], "identity revoke") as session:
-        change = _registry(workspace).revoke(session.signer, name)
+        assert session.actor is not None
+        change = _registry(workspace).revoke(session.actor.signer, name)
         session.record("identity.revoked", {"name": name, "role": change.role, "public_key": change.public_key})
     app.emit({"name": name, "revoked_at": change.time}, f"revoked '{name}' at {change.time}")
 
@@ -483,7 +485,7 @@ def data_list(app: AppContext) -> None:
 
     workspace = app.find_workspace()
     catalog = DatasetCatalog(workspace)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in catalog.names():
         for version in catalog.versions(name):
             card = catalog.read_card(name, version)

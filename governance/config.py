@@ -33,7 +33,7 @@ class Columns(_Strict):
 
     @model_validator(mode="after")
     def _disjoint(self) -> Columns:
-        overlap = (set(self.text) | {self.label}) & set(self.sensitive)
+        overlap = (set(self.text) | ({self.label} if self.label else set())) & set(self.sensitive)
         if overlap:
             raise ValueError(f"sensitive columns must not be model inputs or labels: {', '.join(sorted(overlap))}")
         return self

@@ -46,7 +46,7 @@ def verify_run_reports(workspace: Workspace, run_id: str) -> list[str]:
             statement = verify_dsse(envelope, parse_public_key(keys[0].public_key))
         except ReportError as exc:
             raise IntegrityError(f"run {run_id}: provenance attestation: {exc}") from None
-        _check_model(workspace, folder.path, run_id, {s.name: s.digest["sha256"] for s in statement.subject})
+        _check_model(workspace, folder.path, run_id, {str(s.name): s.digest["sha256"] for s in statement.subject})
     return sorted(digests)
 
 

@@ -37,7 +37,7 @@ def load_trained_model(store: EncryptedRunStore, task: str) -> tuple[Any, Any]:
     config_dict = json.loads(store.read("model/config.json"))
     hf_config = AutoConfig.for_model(**config_dict)
     auto = AutoModelForSequenceClassification if task == "text-classification" else AutoModelForCausalLM
-    model = auto.from_config(hf_config)
+    model = auto.from_config(hf_config)  # type: ignore[no-untyped-call]
     model.load_state_dict(load_safetensors(store.read("model/model.safetensors")), strict=False)
     model.eval()
     tokenizer = tokenizer_from_files({name: store.read(f"model/{name}")

@@ -18,6 +18,7 @@ BiasMetric = Literal[
     "disparate_impact",
 ]
 ReportKind = Literal["bias", "evaluation", "transparency", "provenance"]
+Task = Literal["text-classification", "causal-lm"]
 ReportFormat = Literal["json", "md", "html"]
 
 SUPPORTED_PII_ENTITIES = frozenset(
@@ -112,7 +113,7 @@ class ApprovalRules(_Strict):
 
     quorum: int = Field(1, ge=1, le=10, description="Distinct approvers needed.")
     approver_roles: list[Role] = Field(
-        default_factory=lambda: ["compliance"], min_length=1, description="Roles whose approvals count."
+        default_factory=lambda: list[Role](["compliance"]), min_length=1, description="Roles whose approvals count."
     )
     allow_self_approval: bool = Field(False, description="May the person who ingested the data approve it?")
 
@@ -123,8 +124,8 @@ class TrainingLimits(_Strict):
     max_epochs: int = Field(20, ge=1, description="Most epochs a run may ask for.")
     max_steps: int | None = Field(None, ge=1, description="Most optimizer steps a run may ask for (none: no cap).")
     require_early_stopping: bool = Field(True, description="Runs must enable early stopping.")
-    allowed_tasks: list[Literal["text-classification", "causal-lm"]] = Field(
-        default_factory=lambda: ["text-classification", "causal-lm"], min_length=1,
+    allowed_tasks: list[Task] = Field(
+        default_factory=lambda: list[Task](["text-classification", "causal-lm"]), min_length=1,
         description="Tasks runs may train.",
     )
     min_test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Smallest held-out test split.")
@@ -165,11 +166,11 @@ class ReportRules(_Strict):
     """Which reports every run writes, and in which formats."""
 
     emit: list[ReportKind] = Field(
-        default_factory=lambda: ["bias", "evaluation", "transparency", "provenance"], min_length=1,
+        default_factory=lambda: list[ReportKind](["bias", "evaluation", "transparency", "provenance"]), min_length=1,
         description="Reports written at the end of each run.",
     )
     formats: list[ReportFormat] = Field(
-        default_factory=lambda: ["json", "md", "html"], min_length=1, description="Formats; JSON always included."
+        default_factory=lambda: list[ReportFormat](["json", "md", "html"]), min_length=1, description="Formats; JSON always included."
     )
 
 

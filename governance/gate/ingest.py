@@ -192,7 +192,7 @@ def _build_card(
             description=spec.description, collection_process=spec.collection_process,
             intended_use=spec.intended_use, out_of_scope_use=spec.out_of_scope_use, maintenance=spec.maintenance),
         file_format=spec.format,
-        schema=[ColumnSchema(name=f.name, type=str(f.type), role=roles[f.name]) for f in table.schema],  # type: ignore[arg-type]
+        schema_=[ColumnSchema(name=f.name, type=str(f.type), role=roles[f.name]) for f in table.schema],
         text_columns=list(spec.text_columns), label_column=spec.label_column,
         allowed_labels=[label_key(v) for v in spec.allowed_labels] if spec.allowed_labels else None,
         sensitive_columns=list(spec.sensitive_columns),
