@@ -91,7 +91,7 @@ def test_leak_sweep_everywhere(enron_run) -> None:  # type: ignore[no-untyped-de
     import pyarrow.parquet as pq
     import torch
 
-    team, out, _ = enron_run
+    team, _out, _ = enron_run
     kek = load_master_key()
     haystacks: dict[str, str] = {}
     for path in team.workspace.rglob("*"):
