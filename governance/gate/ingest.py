@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -107,7 +108,9 @@ def _ingest(
     progress(f"      {len(report.outcomes)} expectations passed")
 
     progress(f"[3/5] scrubbing PII in {', '.join(spec.text_columns)} (presidio, {policy.pii.ner_model})")
-    scrub = scrub_text_columns(loaded.table, spec.text_columns, policy.pii, workers=workers)
+    total = loaded.table.num_rows * len(spec.text_columns)
+    scrub = scrub_text_columns(loaded.table, spec.text_columns, policy.pii, workers=workers,
+                               progress=_ScrubProgress(total, progress))
     stats = scrub.stats
     session.record("data.ingest.scrubbed", {
         "dataset": ref, "texts": stats.texts_scanned, "findings": dict(stats.findings),
@@ -136,6 +139,27 @@ def _ingest(
     session.record("data.ingested", {"dataset": ref, "card_digest": card.digest(), "rows": card.rows.stored,
                                      "policy": policy.name, "policy_digest": card.policy.digest})
     return IngestResult(card, catalog.card_dir(name, version) / "card.json", vault_path)
+
+
+class _ScrubProgress:
+    """Reports scrub progress (rows done, rate, time left) about every 10% or 15 seconds; counts only."""
+
+    def __init__(self, total: int, say: Progress) -> None:
+        self.total, self.say, self.done = total, say, 0
+        self.start = self.last = time.perf_counter()
+        self.next_share = 0.1
+
+    def __call__(self, rows: int) -> None:
+        self.done += rows
+        now = time.perf_counter()
+        share = self.done / self.total if self.total else 1.0
+        if share < 1.0 and share < self.next_share and now - self.last < 15:
+            return
+        self.next_share = share + 0.1
+        self.last = now
+        rate = self.done / max(now - self.start, 1e-9)
+        left = (self.total - self.done) / rate if rate else 0.0
+        self.say(f"      {self.done:,}/{self.total:,} texts ({share:.0%}), {rate:,.0f}/s, about {left:,.0f} s left")
 
 
 def _counts(counts: dict[str, int]) -> str:
