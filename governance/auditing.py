@@ -26,7 +26,7 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
     "workspace.": frozenset({"admin"}),
     "identity.": frozenset({"admin"}),
     "keys.": frozenset({"admin"}),
-    "data.ingest": frozenset({"engineer", "compliance"}),
+    "data.ingest.": frozenset({"engineer", "compliance"}),
     "data.ingested": frozenset({"engineer", "compliance"}),
     "data.approved": frozenset({"compliance"}),
     "data.rejected": frozenset({"compliance"}),

@@ -21,6 +21,7 @@ from governance.errors import EXIT_CODES, GovtrainError
 if TYPE_CHECKING:
     from governance.registry import RoleRegistry
     from governance.workspace import Workspace
+    from policies import Policy
 
 GLOBAL_FLAGS = ("--json", "-v", "--verbose")
 
@@ -476,12 +477,18 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
 
 
 @data.command("list")
+@click.option("--policy", "policy_ref", help="Policy file, to judge cards ingested under a custom one.")
 @pass_app
-def data_list(app: AppContext) -> None:
-    """List datasets: name, version, rows, status (pending/approved/rejected), approvers."""
+def data_list(app: AppContext, policy_ref: str | None) -> None:
+    """List datasets: name, version, rows, status (pending/approved/rejected), approvers.
+
+    Each card is judged under the shipped policy it was ingested under; a card ingested under a policy file is
+    judged only when --policy gives that file (otherwise its status reads 'unjudged').
+    """
+    from governance.errors import ConfigError
     from governance.gate.approvals import card_status
     from governance.gate.catalog import DatasetCatalog
-    from policies import load_policy
+    from policies import policy_digest
 
     workspace = app.find_workspace()
     catalog = DatasetCatalog(workspace)
@@ -489,10 +496,17 @@ def data_list(app: AppContext) -> None:
     for name in catalog.names():
         for version in catalog.versions(name):
             card = catalog.read_card(name, version)
-            status = card_status(workspace, card, _card_policy(card.policy.name, load_policy))
-            rows.append({"dataset": card.ref, "rows": card.rows.stored, "status": status.status,
-                         "approvers": [a.by_name for a in status.counted], "policy": card.policy.name,
-                         "ingested_by": card.ingestion.identity, "ingested_at": card.ingestion.time})
+            row: dict[str, Any] = {"dataset": card.ref, "rows": card.rows.stored, "status": "unjudged",
+                                   "approvers": [], "policy": card.policy.name,
+                                   "ingested_by": card.ingestion.identity, "ingested_at": card.ingestion.time}
+            try:
+                policy = _card_policy(card.policy.name, policy_ref)
+            except ConfigError:
+                policy = None  # a custom policy file we were not given: say so rather than guess
+            if policy is not None and policy_digest(policy) == card.policy.digest:
+                status = card_status(workspace, card, policy)
+                row.update(status=status.status, approvers=[a.by_name for a in status.counted])
+            rows.append(row)
     text = "\n".join(
         f"{r['dataset']:<24} {r['rows']:>9,} rows  {r['status']:<9} {','.join(r['approvers']) or '-':<20} "
         f"policy {r['policy']}" for r in rows
@@ -538,12 +552,13 @@ def data_reject(app: AppContext, ref: str, reason: str, policy_ref: str | None) 
     _decide(app, ref, "rejected", reason, policy_ref)
 
 
-def _card_policy(name: str, load: Any, explicit: str | None = None) -> Any:
-    """The policy a card names (a shipped one), or the file given with --policy."""
+def _card_policy(card_policy_name: str, explicit: str | None) -> Policy:
+    """The policy a card was ingested under: a shipped one by name, or the file given with --policy."""
     from governance.errors import ConfigError
+    from policies import load_policy
 
     try:
-        return load(explicit or name)
+        return load_policy(explicit or card_policy_name)
     except ConfigError as exc:
         raise ConfigError(exc.message, hint="the card was ingested under a custom policy: pass --policy FILE") from None
 
@@ -552,12 +567,11 @@ def _decide(app: AppContext, ref: str, decision: str, note: str, policy_ref: str
     from governance.gate.approvals import decide
     from governance.gate.catalog import DatasetCatalog
     from governance.session import open_session
-    from policies import load_policy
 
     workspace = app.find_workspace()
     catalog = DatasetCatalog(workspace)
     name, version = catalog.resolve(ref)
-    policy = _card_policy(catalog.read_card(name, version).policy.name, load_policy, policy_ref)
+    policy = _card_policy(catalog.read_card(name, version).policy.name, policy_ref)
     action = "data approve" if decision == "approved" else "data reject"
     with open_session(workspace, app.identity, list(policy.approval.approver_roles), action) as session:
         signed, status = decide(session, f"{name}@{version}", decision, note, policy)  # type: ignore[arg-type]

@@ -105,7 +105,7 @@ def run_demo(directory: Path | None, model: str, progress: Callable[[str], None]
 
     _heading(5, "Approve as the compliance officer, then train as the engineer")
     _command([*ws, "--as", "casey", "data", "approve", "demo-support", "--note", "card reviewed in the demo"])
-    code = _command([*ws, "--as", "eli", "run", str(config)], expect=_expected_run_code())
+    code = _command([*ws, "--as", "eli", "run", str(config)])  # the default policy warns on bias, never blocks
     run_id = _latest_run(workspace)
 
     _heading(6, "Reports and the bias verdict")
@@ -134,10 +134,6 @@ def run_demo(directory: Path | None, model: str, progress: Callable[[str], None]
          "  govtrain audit verify --checkpoint " + str(root / "kept.note") + "\n"
          f"  govtrain --as eli runs export {run_id} --out {root / 'release'}")
     return root
-
-
-def _expected_run_code() -> int:
-    return 0  # the default policy warns on bias breaches; the strict one would block (exit 4)
 
 
 def _latest_run(workspace: Path) -> str:

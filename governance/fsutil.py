@@ -1,48 +1,102 @@
-"""Crash-safe, private file writes: a temporary name in the same folder, fsync, then an atomic rename."""
+"""Crash-safe, private file writes: write a temporary file beside the target, fsync it, rename it over.
+
+At every instant the target path holds either its complete old content or its complete new content, never
+a mix, and a failed write leaves no temporary file behind. Files are created owner-only (0600) and folders
+0700: everything govtrain writes into a workspace or the user's config folder is private to its owner.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-PRIVATE_FILE = 0o600
-PRIVATE_DIR = 0o700
+from governance.errors import ConfigError
 
-
-def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Atomically replace ``path`` with ``data`` (mode 0600); with ``exclusive``, refuse an existing file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, PRIVATE_FILE)
-        if exclusive:
-            # link() fails if the target exists, unlike replace(): no check-then-write race.
-            os.link(tmp, path)
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) with mode 0700 on the folders it creates."""
-    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    os.chmod(path, PRIVATE_DIR)
+    """Create ``path`` and any missing parents as 0700 folders; existing folders are left as they are."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue  # created concurrently by someone else; theirs stands
+        os.chmod(folder, DIR_MODE)  # mkdir's mode is filtered by the umask
 
 
 def fsync_dir(path: Path) -> None:
-    """fsync a folder so a rename inside it survives a crash."""
-    fd = os.open(path, os.O_RDONLY)
+    """Flush a folder's entry table so a rename inside it survives a power cut (best effort off POSIX)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on folders; the rename itself is still atomic
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, *, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """Yield a binary file whose content replaces ``path`` atomically when the block exits cleanly.
+
+    The temporary file lives in the same folder (so the rename is atomic), is created 0600 and exclusive,
+    and is fsynced before the rename. With ``overwrite=False`` an existing ``path`` is never replaced: the
+    new file is hard-linked into place, which fails if the name is taken even under a race.
+    Raises :class:`ConfigError` if ``overwrite`` is false and ``path`` exists.
+    """
+    folder = path.parent
+    tmp = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    handle = os.fdopen(fd, "wb")
+    placed = False
+    try:
+        with handle:
+            os.fchmod(handle.fileno(), FILE_MODE)
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_exclusive(tmp, path)
+        placed = True
+        fsync_dir(folder)
+    finally:
+        if not placed:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _link_exclusive(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path`` only if ``path`` does not exist yet."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists; refusing to overwrite it") from None
+    except OSError:
+        # Filesystems without hard links: fall back to check-then-rename (a narrow race, still atomic).
+        if path.exists():
+            raise ConfigError(f"{path} already exists; refusing to overwrite it") from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Atomically replace ``path`` with ``data`` (0600); with ``exclusive``, refuse an existing file."""
+    with atomic_write(path, overwrite=not exclusive) as handle:
+        handle.write(data)

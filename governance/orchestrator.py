@@ -316,7 +316,6 @@ def run_command(
     from governance.runs import find_run, new_run_id
     from governance.session import open_session
     from policies import load_policy
-    from trainer import TrainerError
 
     config = load_run_config(config_path)  # a bad config is exit 2 before anything else is looked at
     policy = load_policy(config.policy)
@@ -356,7 +355,7 @@ def run_command(
         try:
             outcome = run_training(session, folder, config, policy, approved, kek, resume=bool(resume),
                                    quiet=quiet, progress=progress, after_training=reports)
-        except (TrainerError, Exception) as error:
+        except Exception as error:
             folder.update_status(status="failed", error=type(error).__name__)
             session.record("run.failed", {"run_id": folder.run_id, "error": type(error).__name__})
             translated = _translate_trainer_errors(error)

@@ -123,6 +123,7 @@ def write_run_reports(
             name=card.name, version=card.version, digest=card.digest(), license=card.provenance.license,
             source=card.provenance.source, description=card.provenance.description, rows=card.rows.stored,
             sensitive_columns=card.sensitive_columns, pii_findings=dict(card.pii.findings_by_entity),
+            # status.counted holds only decisions whose signatures verified against the role registry
             approvals=[Approval(approver=a.by_name, role=a.role, key_id=a.by_key_id, time=a.time, signature_valid=True)
                        for a in status.counted])],
         policy=PolicyRef(name=policy.name, digest=policy_digest(policy)),

@@ -12,10 +12,10 @@ import io
 from collections.abc import Iterable
 from pathlib import Path
 
-from governance.crypto.atomicfile import atomic_write, ensure_private_dir
 from governance.crypto.keys import MasterKey
 from governance.crypto.stream import DEFAULT_CHUNK_SIZE, ByteSink, EncryptingWriter, iter_decrypted_chunks
 from governance.errors import UnexpectedError
+from governance.fsutil import atomic_write, make_private_dir
 
 _READ_BLOCK = 1 << 20
 
@@ -82,7 +82,7 @@ def write_encrypted_file(
     pieces: Iterable[bytes | bytearray | memoryview]
     pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
     try:
-        ensure_private_dir(path.parent)
+        make_private_dir(path.parent)
         with atomic_write(path) as handle:
             sink = _HashingSink(handle)
             with EncryptingWriter(sink, kek, chunk_size=chunk_size) as writer:

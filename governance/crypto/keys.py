@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from governance.crypto.atomicfile import atomic_write, ensure_private_dir
 from governance.errors import ConfigError
+from governance.fsutil import atomic_write, make_private_dir
 from governance.userconfig import default_master_key_path
 
 ENV_VAR = "GOVTRAIN_MASTER_KEY"
@@ -97,7 +97,7 @@ def write_master_key(path: Path, key: bytes, *, overwrite: bool = False) -> Mast
             hint="data encrypted under it would become unreadable; use `govtrain keys rotate` to replace it",
         )
     try:
-        ensure_private_dir(path.parent)
+        make_private_dir(path.parent)
         with atomic_write(path, overwrite=overwrite) as handle:
             handle.write(encode_master_key(key).encode("ascii"))
     except OSError as exc:

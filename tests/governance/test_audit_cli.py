@@ -93,3 +93,20 @@ def test_prove_is_checkable_standalone(govtrain, tmp_path: Path) -> None:  # typ
     assert json.loads(proof["entry"])["seq"] == 2
     out_of_range = team.as_("carol", "audit", "prove", "99")
     assert out_of_range.exit_code == 2
+
+
+def test_every_recorded_event_has_a_role_rule() -> None:
+    """Each event the code records is covered by EVENT_ROLES (only command.* may be signed by any member)."""
+    import re
+
+    from governance.auditing import EVENT_ROLES
+
+    root = Path(__file__).resolve().parents[2] / "governance"
+    events: set[str] = set()
+    for path in root.rglob("*.py"):
+        events |= set(re.findall(r'record\(\s*"([a-z.]+)"', path.read_text()))
+        events |= set(re.findall(r'"(run\.[a-z_]+)"', path.read_text()))
+    assert {"data.ingest.loaded", "data.ingested", "keys.rotated", "run.finished"} <= events
+    for event in sorted(events - {"command.failed", "command.refused"}):
+        covered = event in EVENT_ROLES or any(p.endswith(".") and event.startswith(p) for p in EVENT_ROLES)
+        assert covered, f"{event} has no role rule in EVENT_ROLES"

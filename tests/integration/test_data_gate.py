@@ -14,6 +14,7 @@ import yaml
 from governance.crypto import load_master_key, read_encrypted_file
 from tests.conftest import invoke_cli
 from tests.governance.helpers import Team, make_team
+from tests.integration.conftest import home_env
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "examples/redditbias-spec.yaml"
@@ -51,24 +52,9 @@ def leftovers(team: Team, name: str) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def gate_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(autouse=True)
-def isolated_home(gate_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test here acts as the same people, so they share one HOME (overrides the conftest fixture)."""
-    monkeypatch.setenv("HOME", str(gate_home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(gate_home / ".config"))
-    return gate_home
-
-
-@pytest.fixture(scope="module")
-def gate_team(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, gate_home: Path):  # type: ignore[no-untyped-def]
+def gate_team(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, module_home: Path):  # type: ignore[no-untyped-def]
     """One workspace with a RedditBias subset ingested by erin (engineer), shared by the tests below."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(gate_home))
-        patch.setenv("XDG_CONFIG_HOME", str(gate_home / ".config"))
+    with home_env(module_home):
         root = tmp_path_factory.mktemp("gate")
         team = make_team(invoke_cli, root)
         data = reddit_subset(shared_data, root)
@@ -170,7 +156,7 @@ def test_vault_decrypts_to_scrubbed_parquet(gate_team) -> None:  # type: ignore[
 BAD_INPUTS = {
     "missing file": (None, 2, "no such file"),
     "empty file": (b"", 3, "the file is empty"),
-    "wrong format": (b"\x00\x01PAR1\x00garbage\xff" * 10, 3, "not UTF-8"),
+    "wrong format": (b'{"comment": "json lines given as csv", "bias_sent": 1}\n' * 200, 3, "validation failed"),
     "missing column": (b"comment,target_group\nhello there,female\n", 3, "validation failed"),
     "labels outside set": (None, 3, "validation failed"),
     "non-utf8": (b"comment,bias_sent,target_group\ncaf\xe9 au lait,1,female\n", 3, "not UTF-8"),
@@ -267,3 +253,20 @@ def test_edited_card_invalidates_its_approval(gate_team, tmp_path: Path) -> None
     result = team.as_("erin", "run", str(run_config(tmp_path, "edited")), "--dry-run")
     assert result.exit_code == 5
     assert "signed a different card digest" in result.stderr
+
+
+def test_keep_raw_stores_the_input_encrypted_and_separately(gate_team, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team, data, _ = gate_team
+    policy = yaml.safe_load((REPO / "policies/default.yaml").read_text())
+    policy["name"] = "keep-raw"
+    policy["pii"]["keep_raw"] = True
+    policy_file = tmp_path / "keep-raw.yaml"
+    policy_file.write_text(yaml.safe_dump(policy))
+    result = team.as_("erin", "data", "ingest", str(data), "--name", "rawkept", "--spec", str(SPEC),
+                      "--policy", str(policy_file))
+    assert result.exit_code == 0, result.stderr
+    card = json.loads(team.as_("erin", "data", "show", "rawkept", "--format", "json").stdout)
+    raw = team.workspace / "vault/rawkept/1/raw.csv.enc"
+    assert card["digests"]["raw_ciphertext"] is not None
+    assert read_encrypted_file(raw, load_master_key()) == data.read_bytes()
+    assert data.read_bytes()[:40] not in raw.read_bytes()

@@ -14,28 +14,15 @@ import yaml
 from governance.crypto import load_master_key, read_encrypted_file
 from tests.conftest import invoke_cli
 from tests.governance.helpers import make_team
+from tests.integration.conftest import home_env
 from tests.integration.test_data_gate import CANARIES, ENRON_SPEC
 
 NEEDLES = [*CANARIES.values(), "Quackenbush", "zebulon.canary"]
 
 
 @pytest.fixture(scope="module")
-def lm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(autouse=True)
-def isolated_home(lm_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(lm_home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(lm_home / ".config"))
-    return lm_home
-
-
-@pytest.fixture(scope="module")
-def enron_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, lm_home: Path):  # type: ignore[no-untyped-def]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(lm_home))
-        patch.setenv("XDG_CONFIG_HOME", str(lm_home / ".config"))
+def enron_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, module_home: Path):  # type: ignore[no-untyped-def]
+    with home_env(module_home):
         root = tmp_path_factory.mktemp("enron")
         team = make_team(invoke_cli, root)
         lines = (shared_data / "aeslc-enron-dev/aeslc_enron_dev.jsonl").read_text().splitlines()[:200]

@@ -10,21 +10,10 @@ import yaml
 
 from tests.conftest import invoke_cli
 from tests.governance.helpers import make_team
+from tests.integration.conftest import home_env
 from tests.integration.test_data_gate import SPEC, reddit_subset
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def run_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(autouse=True)
-def isolated_home(run_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(run_home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(run_home / ".config"))
-    return run_home
 
 
 def tiny_config(tmp: Path, **training: object) -> Path:
@@ -39,11 +28,9 @@ def tiny_config(tmp: Path, **training: object) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, run_home: Path):  # type: ignore[no-untyped-def]
+def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, module_home: Path):  # type: ignore[no-untyped-def]
     """A workspace where erin ingested 600 RedditBias rows, carol approved, erin trained a tiny model."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(run_home))
-        patch.setenv("XDG_CONFIG_HOME", str(run_home / ".config"))
+    with home_env(module_home):
         root = tmp_path_factory.mktemp("run")
         team = make_team(invoke_cli, root)
         data = reddit_subset(shared_data, root, rows=600)
@@ -131,12 +118,8 @@ def test_export_only_releasable(trained, tmp_path: Path) -> None:  # type: ignor
     result = team.as_("erin", "runs", "export", out["run_id"], "--out", str(tmp_path / "release"))
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "release/model.safetensors").read_bytes()[8:9] == b"{"  # a real safetensors header
-    status = team.workspace / "runs" / out["run_id"] / "status.json"
-    record = json.loads(status.read_text())
-    status.write_text(json.dumps({**record, "releasable": False}))
-    blocked = team.as_("erin", "runs", "export", out["run_id"], "--out", str(tmp_path / "again"))
-    assert blocked.exit_code == 4
-    status.write_text(json.dumps(record))
+    again = team.as_("erin", "runs", "export", out["run_id"], "--out", str(tmp_path / "release"))
+    assert again.exit_code == 2 and "not empty" in again.stderr
 
 
 def test_policy_limits_refuse_before_building(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -152,7 +135,7 @@ def test_policy_limits_refuse_before_building(trained, tmp_path: Path) -> None: 
     assert sorted(p.name for p in (team.workspace / "runs").iterdir()) == before
 
 
-def test_torchrun_two_processes_log_once(trained, tmp_path: Path, run_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_torchrun_two_processes_log_once(trained, tmp_path: Path, module_home: Path) -> None:  # type: ignore[no-untyped-def]
     """DDP on CPU through the real CLI: both ranks train, rank 0 alone writes one set of audit events."""
     import os
     import subprocess
@@ -161,7 +144,7 @@ def test_torchrun_two_processes_log_once(trained, tmp_path: Path, run_home: Path
     team, _ = trained
     log = team.workspace / "audit/log.jsonl"
     before = len(log.read_text().splitlines())
-    env = {**os.environ, "HOME": str(run_home), "XDG_CONFIG_HOME": str(run_home / ".config"),
+    env = {**os.environ, "HOME": str(module_home), "XDG_CONFIG_HOME": str(module_home / ".config"),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "governance.cli", "--workspace", str(team.workspace), "--as", "erin", "run",
@@ -244,3 +227,10 @@ def test_blocking_policy_exits_4_after_reports_and_refuses_export(  # type: igno
     refused = team.as_("erin", "runs", "export", run_id, "--out", str(tmp_path / "out"))
     assert refused.exit_code == 4
     assert not (tmp_path / "out").exists()
+    # the status file is not what decides: marking it releasable by hand changes nothing
+    status = team.workspace / "runs" / run_id / "status.json"
+    status.write_text(json.dumps({**json.loads(status.read_text()), "releasable": True}))
+    assert team.as_("erin", "runs", "export", run_id, "--out", str(tmp_path / "out")).exit_code == 4
+    assert not (tmp_path / "out").exists()
+    listed = json.loads(team.as_("erin", "--json", "data", "list").stdout)["datasets"]
+    assert {d["dataset"]: d["status"] for d in listed}["blocked@1"] == "unjudged"  # custom policy not given

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from governance.crypto.atomicfile import atomic_write, ensure_private_dir
 from governance.errors import ConfigError
+from governance.fsutil import atomic_write, make_private_dir
 
 
 def test_replaces_content_with_mode_0600(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_no_overwrite_refuses_an_existing_file(tmp_path: Path) -> None:
 
 def test_private_dirs_are_0700_and_existing_ones_untouched(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
-    ensure_private_dir(tmp_path / "x" / "y")
+    make_private_dir(tmp_path / "x" / "y")
     assert stat.S_IMODE((tmp_path / "x").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "x" / "y").stat().st_mode) == 0o700
     assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
