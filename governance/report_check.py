@@ -33,8 +33,9 @@ def verify_run_reports(workspace: Workspace, run_id: str) -> list[str]:
     if problems:
         raise IntegrityError(f"run {run_id} reports: {problems[0]}" + (f" (and {len(problems) - 1} more)"
                                                                         if len(problems) > 1 else ""))
-    provenance = folder.reports / "provenance.json"
-    if provenance.is_file():
+    subjects = None
+    if "provenance.json" in digests:  # the logged set decides what must be checked, not what is on disk
+        provenance = folder.reports / "provenance.json"
         envelope = json.loads(provenance.read_bytes())
         registry = load_registry(workspace)
         keys = [m for m in registry.members() if m.key_id in {s.get("keyid") for s in envelope.get("signatures", [])}]
@@ -46,17 +47,18 @@ def verify_run_reports(workspace: Workspace, run_id: str) -> list[str]:
             statement = verify_dsse(envelope, parse_public_key(keys[0].public_key))
         except ReportError as exc:
             raise IntegrityError(f"run {run_id}: provenance attestation: {exc}") from None
-        _check_model(workspace, folder.path, run_id, {str(s.name): s.digest["sha256"] for s in statement.subject})
+        subjects = {str(s.name): s.digest["sha256"] for s in statement.subject}
+    _check_model(workspace, folder.path, run_id, subjects)
     return sorted(digests)
 
 
-def _check_model(workspace: Workspace, run_dir: Path, run_id: str, subjects: dict[str, str]) -> None:
-    """The attested model files are the ones the log recorded, and their ciphertexts are unchanged."""
+def _check_model(workspace: Workspace, run_dir: Path, run_id: str, subjects: dict[str, str] | None) -> None:
+    """The model files' ciphertexts are the ones the log recorded, and so are the attested subjects (if any)."""
     finished = [e for e in iter_log(workspace, event="run.finished") if e.payload.get("run_id") == run_id]
     if not finished:
         raise IntegrityError(f"the audit log records no finished run {run_id}")
     payload = finished[-1].payload
-    if subjects != payload.get("model_digests"):
+    if subjects is not None and subjects != payload.get("model_digests"):
         raise IntegrityError(f"run {run_id}: the provenance subjects differ from the model digests in the log")
     for name, expected in (payload.get("model_ciphertext_digests") or {}).items():
         path = run_dir / f"{name}.enc"
