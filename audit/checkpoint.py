@@ -52,13 +52,15 @@ def checkpoint_body(origin: str, size: int, root: bytes, extensions: Sequence[st
     return "".join(line + "\n" for line in lines)
 
 
-def sign_checkpoint(origin: str, size: int, root: bytes, signers: Sequence[Signer]) -> SignedCheckpoint:
-    """Sign a tree head with each signer; the key name is the signer's key id."""
+def sign_checkpoint(
+    origin: str, size: int, root: bytes, signers: Sequence[Signer], extensions: Sequence[str] = ()
+) -> SignedCheckpoint:
+    """Sign a tree head (with optional extension lines) with each signer; the key name is the signer's key id."""
     if not signers:
         raise AuditIntegrityError(None, "a checkpoint needs at least one signer")
-    body = checkpoint_body(origin, size, root)
+    body = checkpoint_body(origin, size, root, extensions)
     sigs = tuple(sign_note_text(body, signer.key_id, signer) for signer in signers)
-    return SignedCheckpoint(origin, size, root, sigs)
+    return SignedCheckpoint(origin, size, root, sigs, tuple(extensions))
 
 
 def format_checkpoint(checkpoint: SignedCheckpoint) -> str:

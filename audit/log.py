@@ -130,8 +130,9 @@ class AuditLog:
         if old_size == 0:
             fsync_dir(self.audit_dir)
 
-    def write_checkpoint(self, signer: Signer) -> SignedCheckpoint:
-        """Sign the current tree head and write ``checkpoints/<size>.note`` and ``latest.note`` atomically.
+    def write_checkpoint(self, signer: Signer, extensions: tuple[str, ...] = ()) -> SignedCheckpoint:
+        """Sign the current tree head (plus `extensions`, extra signed lines such as the log's trust root) and
+        write ``checkpoints/<size>.note`` and ``latest.note`` atomically.
 
         Refuses (`AuditIntegrityError`) if the log no longer matches the previous latest checkpoint.
         """
@@ -152,7 +153,7 @@ class AuditLog:
                 raise AuditIntegrityError(
                     None, f"log no longer matches its latest checkpoint at size {previous.size}"
                 )
-            checkpoint = sign_checkpoint(self.origin, acc.size, acc.root(), [signer])
+            checkpoint = sign_checkpoint(self.origin, acc.size, acc.root(), [signer], extensions)
             data = format_checkpoint(checkpoint).encode("utf-8")
             ensure_private_dir(self.checkpoints_dir)
             atomic_write(self.checkpoints_dir / f"{checkpoint.size}.note", data)

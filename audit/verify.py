@@ -41,6 +41,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -58,6 +59,39 @@ MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A validly signed, correctly chained entry that carries no authority: its actor lacked the role or key
+    validity for its event, the event has no role rule, or the replay refused its meaning. Reported, and
+    ignored for every decision, but it does not stop verification."""
+
+    seq: int
+    event: str
+    actor: str
+    reason: str
+
+
+class LogReplay(Protocol):
+    """Derives the trusted keys from the log itself, in order, starting from its genesis entry.
+
+    With a replay, `verify_log` trusts no key given from outside: entry 0 declares the root key
+    (`genesis_key`), and every later key comes from earlier authorized entries (`apply`). The map
+    returned by `keys` is read live while the log streams, and at the end for the stored checkpoints.
+    """
+
+    def genesis_key(self, entry: AuditEntry) -> TrustedKey:
+        """The root key entry 0 declares (and is signed by); raise `AuditIntegrityError` if it declares none."""
+        ...
+
+    def keys(self) -> Mapping[str, TrustedKey]:
+        """The keys established so far."""
+        ...
+
+    def apply(self, entry: AuditEntry, key: TrustedKey) -> str | None:
+        """Take in an authorized entry; return a reason to treat it as a finding instead."""
+        ...
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     """What a successful verification established."""
 
@@ -71,6 +105,7 @@ class VerifyReport:
     last_checkpoint_size: int | None
     earlier_checkpoint_size: int | None
     workers: int  # processes that checked signatures (1: this one)
+    findings: tuple[Finding, ...] = ()
 
 
 class _Bad(Exception):
@@ -102,12 +137,15 @@ class _RoleRules:
 class _ChainCheck:
     """The cheap, order-dependent per-entry checks, done in this process in file order."""
 
-    def __init__(self, trusted_keys: Mapping[str, TrustedKey], rules: _RoleRules) -> None:
+    def __init__(self, trusted_keys: Mapping[str, TrustedKey], rules: _RoleRules,
+                 replay: LogReplay | None = None) -> None:
         self._trusted = trusted_keys
         self._rules = rules
+        self._replay = replay
         self.prev = GENESIS_PREV
         self.last_time = ""
         self.first_time: str | None = None
+        self.findings: list[Finding] = []
 
     def check(self, index: int, line: bytes) -> BatchItem:
         """Check one line at position `index`; raise `_Bad` with the reason, else return its batch item."""
@@ -123,6 +161,18 @@ class _ChainCheck:
             raise _Bad("prev does not match the hash of the previous entry")
         if entry.time < self.last_time:
             raise _Bad(f"time {entry.time} is before the previous entry's {self.last_time}")
+        if self._replay is None:
+            key = self._static_key(entry)
+        else:
+            key = self._replayed_key(index, entry)
+        self.prev = hashlib.sha256(line).hexdigest()
+        self.last_time = entry.time
+        if self.first_time is None:
+            self.first_time = entry.time
+        return index, line, key.public_key_raw
+
+    def _static_key(self, entry: AuditEntry) -> TrustedKey:
+        """Keys given from outside: any entry without authority is tampering."""
         key = self._trusted.get(entry.actor)
         if key is None:
             raise _Bad(f"actor {entry.actor} is not a trusted key")
@@ -132,11 +182,37 @@ class _ChainCheck:
         allowed = self._rules.allowed(entry.event)
         if allowed is not None and key.role not in allowed:
             raise _Bad(f"event {entry.event} needs role {sorted(allowed)}, actor has role {key.role!r}")
-        self.prev = hashlib.sha256(line).hexdigest()
-        self.last_time = entry.time
-        if self.first_time is None:
-            self.first_time = entry.time
-        return index, line, key.public_key_raw
+        return key
+
+    def _replayed_key(self, index: int, entry: AuditEntry) -> TrustedKey:
+        """Keys from the log itself: an unknown actor is tampering (its signature cannot be checked), while a
+        known key acting outside its role or validity is a finding, ignored by the replay."""
+        assert self._replay is not None
+        if index == 0:
+            try:
+                key = self._replay.genesis_key(entry)
+            except AuditIntegrityError as exc:
+                raise _Bad(exc.reason) from exc
+            if key.key_id != entry.actor:
+                raise _Bad("the genesis entry is not signed by the root key it declares")
+        else:
+            found = self._replay.keys().get(entry.actor)
+            if found is None:
+                raise _Bad(f"actor {entry.actor} is not a key the log ever granted")
+            key = found
+        problem = key.validity_problem(entry.time)
+        allowed = self._rules.allowed(entry.event)
+        if problem is not None:
+            reason: str | None = f"{problem}; entry time is {entry.time}"
+        elif allowed is None:
+            reason = f"event {entry.event} has no role rule"
+        elif key.role not in allowed:
+            reason = f"event {entry.event} needs role {sorted(allowed)}, actor has role {key.role!r}"
+        else:
+            reason = self._replay.apply(entry, key)
+        if reason is not None:
+            self.findings.append(Finding(entry.seq, entry.event, entry.actor, reason))
+        return key
 
 
 @dataclass
@@ -151,6 +227,7 @@ class _Scan:
     heads: dict[int, tuple[bytes, str | None]] = field(default_factory=dict)
     failure: Failure | None = None
     workers: int = 1
+    findings: tuple[Finding, ...] = ()
 
 
 def _scan(
@@ -159,9 +236,10 @@ def _scan(
     rules: _RoleRules,
     wanted_sizes: set[int],
     workers: int,
+    replay: LogReplay | None = None,
 ) -> _Scan:
     acc = CompactRange()
-    chain = _ChainCheck(trusted_keys, rules)
+    chain = _ChainCheck(trusted_keys, rules, replay)
     scan = _Scan()
     if 0 in wanted_sizes:
         scan.heads[0] = (acc.root(), None)
@@ -195,6 +273,7 @@ def _scan(
     scan.last_hash = chain.prev if acc.size else None
     scan.first_time = chain.first_time
     scan.last_time = chain.last_time or None
+    scan.findings = tuple(chain.findings)
     return scan
 
 
@@ -272,10 +351,17 @@ def verify_log(
     required_roles: Mapping[str, frozenset[str]] | None = None,
     earlier_checkpoint: SignedCheckpoint | None = None,
     workers: int | None = None,
+    replay: LogReplay | None = None,
 ) -> VerifyReport:
     """Verify the audit directory; return a report or raise `AuditIntegrityError` naming the first bad
     entry (see the module docstring for every check). `workers=None` picks a process pool for big logs,
-    ``1`` forces single-process."""
+    ``1`` forces single-process.
+
+    With `replay`, `trusted_keys` must be empty: the keys come from the log (see `LogReplay`), a log without
+    a genesis entry fails, and entries without authority become the report's `findings` instead of failures.
+    """
+    if replay is not None and trusted_keys:
+        raise AuditError("verify_log takes either trusted_keys or a replay, not both")
     check_trusted_keys(trusted_keys)
     audit_dir = Path(audit_dir)
     stored = _load_stored_checkpoints(audit_dir / CHECKPOINTS_NAME)
@@ -284,13 +370,16 @@ def verify_log(
         wanted.add(earlier_checkpoint.size)
     n_workers = _choose_workers(workers, audit_dir / LOG_NAME)
     rules = _RoleRules(required_roles or {})
-    scan = _scan(audit_dir / LOG_NAME, trusted_keys, rules, wanted, n_workers)
+    scan = _scan(audit_dir / LOG_NAME, trusted_keys, rules, wanted, n_workers, replay)
     if scan.failure is not None:
         raise AuditIntegrityError(*scan.failure)
+    if replay is not None and scan.entries == 0:
+        raise AuditIntegrityError(0, "the log is empty: it has no genesis entry naming its root key")
+    final_keys = replay.keys() if replay is not None else trusted_keys
     for label, checkpoint in sorted(stored, key=lambda item: item[1].size):
-        _check_checkpoint(label, checkpoint, scan, origin, trusted_keys)
+        _check_checkpoint(label, checkpoint, scan, origin, final_keys)
     if earlier_checkpoint is not None:
-        _check_checkpoint("the earlier checkpoint", earlier_checkpoint, scan, origin, trusted_keys)
+        _check_checkpoint("the earlier checkpoint", earlier_checkpoint, scan, origin, final_keys)
     numbered = [c.size for label, c in stored if not label.endswith(LATEST_NAME)]
     return VerifyReport(
         entries=scan.entries,
@@ -303,4 +392,5 @@ def verify_log(
         last_checkpoint_size=max(numbered, default=None),
         earlier_checkpoint_size=None if earlier_checkpoint is None else earlier_checkpoint.size,
         workers=scan.workers,
+        findings=scan.findings,
     )

@@ -1,7 +1,7 @@
-"""The workspace's side of the audit log: which roles may write which events, verifying, reading, proving.
+"""The workspace's side of the audit log: verifying, reading, proving.
 
-The ``audit`` package knows nothing of workspaces or roles; this module feeds it the verified role registry
-and translates its errors (an ``AuditIntegrityError`` is exit 5).
+The ``audit`` package knows nothing of workspaces or roles; verification replays the log into the ledger
+(:mod:`governance.trust.replay`), which derives every key and role from the genesis entry on.
 """
 
 from __future__ import annotations
@@ -13,31 +13,14 @@ from typing import Any
 from audit.checkpoint import SignedCheckpoint, format_checkpoint, parse_checkpoint
 from audit.entry import AuditEntry
 from audit.errors import AuditError, AuditIntegrityError
-from audit.log import AuditLog
 from audit.proofs import verify_inclusion_proof
-from audit.verify import VerifyReport, verify_log
-from governance.authz import load_registry
 from governance.errors import ConfigError, IntegrityError
+from governance.trust.ledger import Ledger
+from governance.trust.replay import load_ledger, open_log
 from governance.workspace import Workspace
 
-# Which roles may sign which events ("x." covers every event under x). Events not listed (command.failed,
-# command.refused) may be signed by any registered member. The verifier holds every entry to this map.
-EVENT_ROLES: dict[str, frozenset[str]] = {
-    "workspace.": frozenset({"admin"}),
-    "identity.": frozenset({"admin"}),
-    "keys.": frozenset({"admin"}),
-    "data.ingest.": frozenset({"engineer", "compliance"}),
-    "data.ingested": frozenset({"engineer", "compliance"}),
-    "data.approved": frozenset({"compliance"}),
-    "data.rejected": frozenset({"compliance"}),
-    "run.": frozenset({"engineer"}),
-    "report.": frozenset({"engineer"}),
-}
-
-
-def open_log(workspace: Workspace) -> AuditLog:
-    """The workspace's audit log object."""
-    return AuditLog(workspace.audit_dir, workspace.manifest().id)
+__all__ = ["iter_log", "latest_checkpoint_text", "open_log", "prove_entry", "read_checkpoint_file",
+           "require_no_findings", "verify_workspace_log"]
 
 
 def read_checkpoint_file(path: Path) -> SignedCheckpoint:
@@ -54,30 +37,28 @@ def read_checkpoint_file(path: Path) -> SignedCheckpoint:
         raise IntegrityError(f"checkpoint file {path}: {exc}") from None
 
 
-def verify_workspace_log(workspace: Workspace, earlier: Path | None = None) -> VerifyReport:
-    """Verify the whole log against the signed role registry (and an earlier exported checkpoint)."""
-    registry = load_registry(workspace)  # a tampered registry is an integrity error itself
-    earlier_checkpoint = read_checkpoint_file(earlier) if earlier is not None else None
-    try:
-        return verify_log(
-            workspace.audit_dir,
-            workspace.manifest().id,
-            registry.trusted_keys(),
-            required_roles=EVENT_ROLES,
-            earlier_checkpoint=earlier_checkpoint,
-        )
-    except AuditIntegrityError as exc:
-        where = f"entry {exc.seq}" if exc.seq is not None else "checkpoints"
-        raise IntegrityError(
-            f"audit log {workspace.audit_dir / 'log.jsonl'}: {where}: {exc.reason}",
-            hint="the log was altered; compare with an exported checkpoint and investigate",
-        ) from None
-    except AuditError as exc:
-        raise IntegrityError(f"audit log: {exc}") from None
+def verify_workspace_log(workspace: Workspace, earlier: Path | None = None) -> Ledger:
+    """Verify the whole log from its genesis (and against an earlier exported checkpoint); return the ledger.
+
+    Broken hashes, signatures or checkpoints raise (exit 5). Entries without authority are left in the
+    ledger's ``findings`` for the caller: ``audit verify`` reports them, decisions ignore them.
+    """
+    return load_ledger(workspace, read_checkpoint_file(earlier) if earlier is not None else None)
+
+
+def require_no_findings(ledger: Ledger) -> None:
+    """Exit 5 listing every entry the replay refused."""
+    findings = ledger.findings
+    if findings:
+        listed = "; ".join(f"entry {f.seq} ({f.event}): {f.reason}" for f in findings)
+        raise IntegrityError(f"audit log: {len(findings)} entr{'y' if len(findings) == 1 else 'ies'} "
+                             f"without authority, ignored for every decision: {listed}",
+                             hint="hashes and signatures hold; these entries were signed by keys not entitled "
+                                  "to them, or contradict earlier entries")
 
 
 def iter_log(workspace: Workspace, *, since: int = 0, event: str | None = None) -> Iterator[AuditEntry]:
-    """Entries from ``since`` on, optionally only one event type (or ``prefix.``)."""
+    """Entries from ``since`` on, optionally only one event type (or ``prefix.``); not verified."""
     try:
         yield from open_log(workspace).read_entries(since=since, event=event)
     except AuditIntegrityError as exc:
@@ -100,7 +81,7 @@ def prove_entry(workspace: Workspace, seq: int, checkpoint_file: Path | None) ->
     log = open_log(workspace)
     try:
         proof = log.prove_inclusion(seq, checkpoint)
-        trusted = load_registry(workspace).trusted_keys()
+        trusted = load_ledger(workspace).keys()
         verify_inclusion_proof(proof, proof["checkpoint"], trusted, origin=log.origin)
     except AuditIntegrityError as exc:
         raise IntegrityError(f"audit log: {exc}") from None

@@ -1,4 +1,4 @@
-"""``govtrain init``: a new workspace with its admin identity, master key id, role registry and first log entry."""
+"""``govtrain init``: a new workspace whose genesis entry names its root admin key, with the shipped policies registered."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from pathlib import Path
 from governance.crypto import MasterKey
 from governance.identity import check_identity_name, create_identity, identity_key_path, load_identity
 from governance.keyring import load_or_create_master_key
-from governance.registry import RoleRegistry, format_public_key
 from governance.session import Session
+from governance.trust.pins import pin_workspace
+from governance.trust.replay import replay_log, write_identity_cache
+from governance.trust.roles import format_public_key
 from governance.workspace import Workspace, create_workspace
+from policies import load_policy, policy_digest, shipped_policy_names
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class InitResult:
     workspace: Workspace
     workspace_id: str
     admin_name: str
-    admin_key_id: str
+    root_key_id: str
     admin_key_created: bool
     master_key: MasterKey
     master_key_created: bool
@@ -49,17 +52,22 @@ def initialize_workspace(target: Path, admin_name: str | None) -> InitResult:
 
     def populate(staging: Workspace) -> None:
         manifest = staging.manifest()
-        RoleRegistry.create(staging.identities_path, manifest.id, name, admin)
         session = Session(workspace=staging, signer=admin)
-        session.record("workspace.created", {"workspace": manifest.id, "master_key_id": master_key.key_id})
-        session.record(
-            "identity.granted",
-            {"name": name, "role": "admin", "key_id": admin.key_id,
-             "public_key": format_public_key(admin.private_key.public_key())},
-        )
+        # The genesis entry: the root admin key, self-signed. Every role is replayed from here.
+        session.record("workspace.created", {
+            "workspace": manifest.id, "master_key_id": master_key.key_id,
+            "root": {"name": name, "key_id": admin.key_id,
+                     "public_key": format_public_key(admin.private_key.public_key())}})
+        for policy_name in shipped_policy_names():
+            policy = load_policy(policy_name)
+            session.record("policy.registered", {"name": policy.name, "digest": policy_digest(policy),
+                                                 "self_approval": policy.approval.allow_self_approval,
+                                                 "source": "shipped"})
         session.checkpoint()
+        write_identity_cache(staging, replay_log(staging))
 
-    workspace = create_workspace(
-        target, master_key_id=master_key.key_id, admin_key_id=admin.key_id, populate=populate
-    )
-    return InitResult(workspace, workspace.manifest().id, name, admin.key_id, created, master_key, key_created)
+    workspace = create_workspace(target, master_key_id=master_key.key_id, root_key_id=admin.key_id,
+                                 populate=populate)
+    manifest = workspace.manifest()
+    pin_workspace(manifest.id, admin.key_id, workspace.root)  # the creator trusts the root they made
+    return InitResult(workspace, manifest.id, name, admin.key_id, created, master_key, key_created)

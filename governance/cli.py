@@ -19,9 +19,8 @@ import click
 from governance.errors import EXIT_CODES, GovtrainError
 
 if TYPE_CHECKING:
-    from governance.registry import RoleRegistry
+    from governance.trust.ledger import Ledger
     from governance.workspace import Workspace
-    from policies import Policy
 
 GLOBAL_FLAGS = ("--json", "-v", "--verbose")
 
@@ -58,10 +57,10 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
-def _registry(workspace: Workspace) -> RoleRegistry:
-    from governance.authz import load_registry
+def _ledger(workspace: Workspace) -> Ledger:
+    from governance.trust.replay import load_ledger
 
-    return load_registry(workspace)
+    return load_ledger(workspace)
 
 
 EPILOG = "Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + "."
@@ -115,18 +114,52 @@ def init(app: AppContext) -> None:
     result = initialize_workspace(workspace_target(app.workspace), app.identity)
     lines = [f"created workspace {result.workspace_id} at {result.workspace.root}"]
     lines.append(
-        f"admin identity '{result.admin_name}' ({result.admin_key_id})"
+        f"root admin identity '{result.admin_name}' ({result.root_key_id})"
         + (" created in ~/.config/govtrain/identities" if result.admin_key_created else "")
     )
+    lines.append("pinned in ~/.config/govtrain/trusted.yaml; team members and auditors pin it with "
+                 f"'govtrain trust PATH --root-key {result.root_key_id}' after checking the key id with you")
     lines.append(
         f"master key {result.master_key.key_id} from {result.master_key.source}"
         + (" (new: back it up; without it nothing encrypted can be read)" if result.master_key_created else "")
     )
     app.emit(
         {"workspace": str(result.workspace.root), "id": result.workspace_id, "admin": result.admin_name,
-         "admin_key_id": result.admin_key_id, "master_key_id": result.master_key.key_id},
+         "root_key_id": result.root_key_id, "master_key_id": result.master_key.key_id},
         "\n".join(lines),
     )
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--root-key", metavar="KEYID", help="The root key id you were told out of band; refuse another.")
+@click.option("--checkpoint", type=click.Path(path_type=Path, dir_okay=False),
+              help="An exported checkpoint you trust: its signed root line must match, and the log must extend it.")
+@pass_app
+def trust(app: AppContext, path: Path | None, root_key: str | None, checkpoint: Path | None) -> None:
+    """Pin a workspace's root key in ~/.config/govtrain/trusted.yaml (anyone; run once per workspace).
+
+    Verifies the log from its genesis entry, shows the workspace id and root key id, and records them. Check
+    the root key id with the workspace's admin out of band (or pass --root-key / --checkpoint to have it
+    checked). From then on every command refuses (exit 5) a workspace at PATH or with this id whose root
+    differs: a rewrite of the whole history by an insider.
+    """
+    from governance.auditing import verify_workspace_log
+    from governance.errors import IntegrityError
+    from governance.trust.pins import pin_workspace
+    from governance.workspace import find_workspace
+
+    workspace = find_workspace(path or app.workspace)
+    ledger = verify_workspace_log(workspace, checkpoint)
+    assert ledger.root is not None
+    if root_key is not None and root_key != ledger.root.key_id:
+        raise IntegrityError(f"the workspace's root key is {ledger.root.key_id}, not {root_key} as you were told",
+                             hint="do not trust this workspace; ask its admin")
+    pin = pin_workspace(ledger.workspace_id, ledger.root.key_id, workspace.root)
+    app.emit({"workspace": pin.workspace, "root_key_id": pin.root_key_id, "path": pin.path},
+             f"pinned workspace {pin.workspace} at {pin.path}\nroot key {pin.root_key_id} "
+             f"(root admin '{ledger.root.name}')" + ("" if root_key or checkpoint else
+                                                    "\ncheck this key id with the workspace's admin out of band"))
 
 
 @cli.command()
@@ -191,11 +224,43 @@ def runs_list(app: AppContext) -> None:
 @click.argument("run_id")
 @pass_app
 def runs_show(app: AppContext, run_id: str) -> None:
-    """Show a run: status, metrics, best step, artifacts with digests."""
+    """Show a run: status, metrics, best step, artifacts with digests, and its release position from the log."""
+    from governance.errors import GovtrainError
+    from governance.release import release_state
     from governance.runs import find_run
 
-    status = find_run(app.find_workspace(), run_id).status()
+    workspace = app.find_workspace()
+    status = find_run(workspace, run_id).status()
+    try:
+        state = release_state(workspace, run_id)
+        status["release"] = {"verdict": state.verdict, "releasable": state.releasable, "why": state.explain(),
+                             "approvals": [d.name for d in state.approvals], "quorum": state.quorum}
+    except GovtrainError as exc:
+        if exc.exit_code == 5:
+            raise
+        status["release"] = {"releasable": False, "why": exc.message}
     app.emit({"run": status}, json.dumps(status, indent=2, sort_keys=True))
+
+
+@runs.command("approve")
+@click.argument("run_id")
+@pass_app
+def runs_approve(app: AppContext, run_id: str) -> None:
+    """Sign the release of a run's model (compliance; logged).
+
+    Needed before export for every run whose bias verdict was flagged or not fully judged (and for every run
+    under a policy with release.require_approval: always). A run blocked by its policy cannot be approved.
+    """
+    from governance.release import approve_release
+    from governance.session import open_session
+
+    workspace = app.find_workspace()
+    with open_session(workspace, app.identity, ["compliance", "admin"], "runs approve") as session:
+        state = approve_release(session, run_id)
+    app.emit({"run_id": run_id, "verdict": state.verdict, "releasable": state.releasable,
+              "approvals": [d.name for d in state.approvals], "quorum": state.quorum},
+             f"release of {run_id} approved; {state.explain()}; "
+             f"{'releasable' if state.releasable else 'not yet releasable'}")
 
 
 @runs.command("export")
@@ -205,7 +270,8 @@ def runs_show(app: AppContext, run_id: str) -> None:
 def runs_export(app: AppContext, run_id: str, out: Path) -> None:
     """Write a decrypted copy of a releasable run's model (engineer, logged).
 
-    Refuses (exit 4) a run that did not finish or whose bias verdict blocked release.
+    Refuses (exit 4) a run that did not finish, whose bias verdict blocked release, or that still needs a
+    compliance release approval ('govtrain runs approve'). Files appear in OUT only once all were verified.
     """
     from governance.export import export_model
     from governance.session import open_session
@@ -236,7 +302,7 @@ def identity_new(app: AppContext, name: str, out: Path | None) -> None:
     GOVTRAIN_PASSPHRASE is set.
     """
     from governance.identity import create_identity
-    from governance.registry import format_public_key
+    from governance.trust.roles import format_public_key
 
     path, signer = create_identity(name, out=out)
     public = format_public_key(signer.private_key.public_key())
@@ -256,46 +322,48 @@ def identity_grant(app: AppContext, name: str, role: str, pubkey: str) -> None:
     """Grant ROLE to NAME's public key (admin only; signed and logged)."""
     from governance.identity import check_identity_name
     from governance.session import open_session
+    from governance.trust.roles import grant_role
 
     workspace = app.find_workspace()
     check_identity_name(name)
     with open_session(workspace, app.identity, ["admin"], "identity grant") as session:
-        registry = _registry(workspace)
-        assert session.actor is not None
-        change = registry.grant(session.actor.signer, name, role, pubkey)  # type: ignore[arg-type]
-        member = registry.members()[-1]
-        session.record("identity.granted", {"name": name, "role": role, "key_id": member.key_id,
-                                            "public_key": change.public_key})
+        member = grant_role(session, name, role, pubkey)  # type: ignore[arg-type]
     app.emit({"name": name, "role": role, "key_id": member.key_id}, f"granted {role} to '{name}' ({member.key_id})")
 
 
 @identity.command("revoke")
 @click.argument("name")
+@click.option("--compromised", is_flag=True,
+              help="The key may have been misused: its earlier approvals stop counting too.")
 @pass_app
-def identity_revoke(app: AppContext, name: str) -> None:
-    """Revoke NAME's keys (admin only; signed and logged). Their earlier log entries stay valid."""
+def identity_revoke(app: AppContext, name: str, compromised: bool) -> None:
+    """Revoke NAME's keys (admin only; logged). Anything they sign later is ignored.
+
+    Their earlier entries stay valid (and their approvals keep counting) unless --compromised.
+    """
     from governance.session import open_session
+    from governance.trust.roles import revoke_role
 
     workspace = app.find_workspace()
     with open_session(workspace, app.identity, ["admin"], "identity revoke") as session:
-        assert session.actor is not None
-        change = _registry(workspace).revoke(session.actor.signer, name)
-        session.record("identity.revoked", {"name": name, "role": change.role, "public_key": change.public_key})
-    app.emit({"name": name, "revoked_at": change.time}, f"revoked '{name}' at {change.time}")
+        revoked = revoke_role(session, name, compromised=compromised)
+    when = revoked[-1].revoked_at
+    app.emit({"name": name, "revoked_at": when, "compromised": compromised},
+             f"revoked '{name}' at {when}" + (" (compromised: their approvals no longer count)" if compromised else ""))
 
 
 @identity.command("list")
 @pass_app
 def identity_list(app: AppContext) -> None:
-    """List identities, their key ids and roles (verifying the signed registry)."""
-    members = _registry(app.find_workspace()).members()
+    """List identities, their key ids and roles, as replayed from the verified audit log."""
+    members = _ledger(app.find_workspace()).members()
     rows = [
         {"name": m.name, "role": m.role, "key_id": m.key_id, "granted_at": m.granted_at, "revoked_at": m.revoked_at}
         for m in members
     ]
     text = "\n".join(
         f"{m.name:<16} {m.role:<10} {m.key_id}  granted {m.granted_at}"
-        + (f", revoked {m.revoked_at}" if m.revoked_at else "")
+        + (f", revoked {m.revoked_at}" if m.revoked_at else "") + (" (compromised)" if m.compromised else "")
         for m in members
     )
     app.emit({"identities": rows}, text)
@@ -376,34 +444,80 @@ def keys_status(app: AppContext) -> None:
 
 @cli.group()
 def policy() -> None:
-    """List, show and validate governance policies."""
+    """List, register, show and validate governance policies."""
 
 
 @policy.command("list")
 @pass_app
 def policy_list(app: AppContext) -> None:
-    """List the shipped policies."""
-    from policies import load_policy, policy_digest, shipped_policy_names
+    """List the policies registered in this workspace's audit log (the only ones that can be used).
 
-    rows = []
-    for name in shipped_policy_names():
-        loaded = load_policy(name)
-        rows.append({"name": name, "description": loaded.description, "digest": policy_digest(loaded)})
-    width = max(len(r["name"]) for r in rows)
-    text = "\n".join(f"{r['name']:<{width}}  {r['digest'][:12]}  {r['description']}" for r in rows)
-    app.emit({"policies": rows}, text)
+    Outside a workspace, lists the policies that ship with govtrain (registered by every 'govtrain init').
+    """
+    from governance.errors import ConfigError
+
+    try:
+        workspace = app.find_workspace()
+    except ConfigError:
+        from policies import load_policy, policy_digest, shipped_policy_names
+
+        shipped = [{"name": n, "digest": policy_digest(load_policy(n)), "description": load_policy(n).description}
+                   for n in shipped_policy_names()]
+        app.emit({"policies": shipped, "workspace": None},
+                 "\n".join(f"{r['name']:<16} sha256:{r['digest'][:12]}  {r['description']}" for r in shipped)
+                 + "\n(shipped policies; no workspace here)")
+        return
+    ledger = _ledger(workspace)
+    names = {m.key_id: m.name for m in ledger.members()}
+    rows = [{"name": p.name, "digest": p.digest, "registered_at": p.time, "registered_by": names.get(p.by, p.by),
+             "self_approval": p.self_approval, "entry": p.seq} for p in ledger.policies]
+    text = "\n".join(f"{r['name']:<16} sha256:{r['digest'][:12]}  registered {r['registered_at'][:19]}Z by "
+                     f"{r['registered_by']}" + ("  (allows self-approval)" if r["self_approval"] else "")
+                     for r in rows)
+    app.emit({"policies": rows}, text or "no policies registered")
+
+
+@policy.command("register")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--allow-self-approval", is_flag=True,
+              help="Confirm that this policy lets the ingesting identity approve its own data.")
+@pass_app
+def policy_register(app: AppContext, file: Path, allow_self_approval: bool) -> None:
+    """Register a policy file by its digest so ingests, approvals and runs may use it (admin; logged)."""
+    from governance.session import open_session
+    from governance.trust.policy_registry import register_policy
+
+    workspace = app.find_workspace()
+    with open_session(workspace, app.identity, ["admin"], "policy register") as session:
+        registered = register_policy(session, file, allow_self_approval=allow_self_approval)
+    reg = registered.registration
+    app.emit({"name": reg.name, "digest": reg.digest, "self_approval": reg.self_approval},
+             f"registered policy '{reg.name}' (sha256:{reg.digest[:12]})"
+             + ("; it allows self-approval, which cards and reports will state" if reg.self_approval else ""))
 
 
 @policy.command("show")
 @click.argument("ref", metavar="NAME_OR_FILE")
 @pass_app
 def policy_show(app: AppContext, ref: str) -> None:
-    """Show a policy with every field resolved (defaults filled in)."""
+    """Show a policy with every field resolved (defaults filled in): a registered name or a file."""
     import yaml
 
     from policies import load_policy, policy_digest
 
-    loaded = load_policy(ref)
+    from governance.errors import ConfigError
+    from governance.workspace import find_workspace
+
+    try:
+        workspace = find_workspace(app.workspace)
+    except ConfigError:
+        workspace = None  # outside a workspace: the shipped policies by name, or any file
+    if "/" in ref or ref.endswith((".yaml", ".yml")) or workspace is None:
+        loaded = load_policy(Path(ref) if "/" in ref or ref.endswith((".yaml", ".yml")) else ref)
+    else:
+        from governance.trust.policy_registry import resolve_policy
+
+        loaded = resolve_policy(workspace, ref).policy
     data = loaded.model_dump(mode="json")
     app.emit(
         {"policy": data, "digest": policy_digest(loaded)},
@@ -438,7 +552,8 @@ def data() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--name", required=True, help="Dataset name (lowercase letters, digits, '.', '_', '-').")
 @click.option("--spec", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Dataset spec YAML.")
-@click.option("--policy", "policy_ref", default="default", show_default=True, help="Policy name or file.")
+@click.option("--policy", "policy_ref", default="default", show_default=True,
+              help="A registered policy's name, or a file whose exact content an admin registered.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes for the PII scrub.")
 @pass_app
@@ -455,12 +570,12 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
     from governance.gate.spec import load_dataset_spec
     from governance.keyring import workspace_master_key
     from governance.session import open_session
-    from policies import load_policy
+    from governance.trust.policy_registry import resolve_policy
 
     check_dataset_name(name)
     dataset_spec = load_dataset_spec(spec)
-    loaded_policy = load_policy(policy_ref)
     workspace = app.find_workspace()
+    loaded_policy = resolve_policy(workspace, policy_ref).policy  # only registered policies (exit 4)
     kek = workspace_master_key(workspace)
     with open_session(workspace, app.identity, ["engineer", "compliance"], "data ingest") as session:
         result = ingest_dataset(session, file, name, dataset_spec, loaded_policy, kek, workers=workers,
@@ -477,39 +592,31 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
 
 
 @data.command("list")
-@click.option("--policy", "policy_ref", help="Policy file, to judge cards ingested under a custom one.")
 @pass_app
-def data_list(app: AppContext, policy_ref: str | None) -> None:
+def data_list(app: AppContext) -> None:
     """List datasets: name, version, rows, status (pending/approved/rejected), approvers.
 
-    Each card is judged under the shipped policy it was ingested under; a card ingested under a policy file is
-    judged only when --policy gives that file (otherwise its status reads 'unjudged').
+    Each card is judged under the registered policy its logged ingest names, from the verified audit log.
     """
-    from governance.errors import ConfigError
     from governance.gate.approvals import card_status
     from governance.gate.catalog import DatasetCatalog
-    from policies import policy_digest
 
     workspace = app.find_workspace()
+    ledger = _ledger(workspace)
     catalog = DatasetCatalog(workspace)
     rows: list[dict[str, Any]] = []
     for name in catalog.names():
         for version in catalog.versions(name):
             card = catalog.read_card(name, version)
-            row: dict[str, Any] = {"dataset": card.ref, "rows": card.rows.stored, "status": "unjudged",
-                                   "approvers": [], "policy": card.policy.name,
-                                   "ingested_by": card.ingestion.identity, "ingested_at": card.ingestion.time}
-            try:
-                policy = _card_policy(card.policy.name, policy_ref)
-            except ConfigError:
-                policy = None  # a custom policy file we were not given: say so rather than guess
-            if policy is not None and policy_digest(policy) == card.policy.digest:
-                status = card_status(workspace, card, policy)
-                row.update(status=status.status, approvers=[a.by_name for a in status.counted])
-            rows.append(row)
+            status = card_status(workspace, card, ledger)
+            rows.append({"dataset": card.ref, "rows": card.rows.stored, "status": status.status,
+                         "approvers": [d.name for d in status.counted], "policy": card.policy.name,
+                         "self_approved": status.self_approved,
+                         "ingested_by": card.ingestion.identity, "ingested_at": card.ingestion.time})
     text = "\n".join(
         f"{r['dataset']:<24} {r['rows']:>9,} rows  {r['status']:<9} {','.join(r['approvers']) or '-':<20} "
-        f"policy {r['policy']}" for r in rows
+        f"policy {r['policy']}" + ("  (self-approved: the registered policy allows it)" if r["self_approved"] else "")
+        for r in rows
     ) or "no datasets yet (govtrain data ingest FILE --name NAME --spec SPEC)"
     app.emit({"datasets": rows}, text)
 
@@ -535,46 +642,35 @@ def data_show(app: AppContext, ref: str, fmt: str) -> None:
 @data.command("approve")
 @click.argument("ref", metavar="NAME[@VERSION]")
 @click.option("--note", default="", help="A note stored with the approval.")
-@click.option("--policy", "policy_ref", help="Policy file, when the card was ingested under a custom one.")
 @pass_app
-def data_approve(app: AppContext, ref: str, note: str, policy_ref: str | None) -> None:
-    """Sign a dataset card's digest as approved (compliance only; logged)."""
-    _decide(app, ref, "approved", note, policy_ref)
+def data_approve(app: AppContext, ref: str, note: str) -> None:
+    """Approve a dataset card's digest (compliance; a signed entry in the audit log).
+
+    Counts only under the registered policy the card was ingested under: its approver roles, quorum and
+    self-approval rule. Changing one byte of the card or data voids the approval.
+    """
+    _decide(app, ref, "approved", note)
 
 
 @data.command("reject")
 @click.argument("ref", metavar="NAME[@VERSION]")
 @click.option("--reason", required=True, help="Why the dataset is rejected.")
-@click.option("--policy", "policy_ref", help="Policy file, when the card was ingested under a custom one.")
 @pass_app
-def data_reject(app: AppContext, ref: str, reason: str, policy_ref: str | None) -> None:
-    """Sign a rejection of a dataset card (compliance only; logged); it revokes earlier approvals."""
-    _decide(app, ref, "rejected", reason, policy_ref)
+def data_reject(app: AppContext, ref: str, reason: str) -> None:
+    """Reject a dataset card (compliance; logged); it voids earlier approvals."""
+    _decide(app, ref, "rejected", reason)
 
 
-def _card_policy(card_policy_name: str, explicit: str | None) -> Policy:
-    """The policy a card was ingested under: a shipped one by name, or the file given with --policy."""
-    from governance.errors import ConfigError
-    from policies import load_policy
-
-    try:
-        return load_policy(explicit or card_policy_name)
-    except ConfigError as exc:
-        raise ConfigError(exc.message, hint="the card was ingested under a custom policy: pass --policy FILE") from None
-
-
-def _decide(app: AppContext, ref: str, decision: str, note: str, policy_ref: str | None) -> None:
+def _decide(app: AppContext, ref: str, decision: str, note: str) -> None:
     from governance.gate.approvals import decide
     from governance.gate.catalog import DatasetCatalog
     from governance.session import open_session
 
     workspace = app.find_workspace()
-    catalog = DatasetCatalog(workspace)
-    name, version = catalog.resolve(ref)
-    policy = _card_policy(catalog.read_card(name, version).policy.name, policy_ref)
+    name, version = DatasetCatalog(workspace).resolve(ref)
     action = "data approve" if decision == "approved" else "data reject"
-    with open_session(workspace, app.identity, list(policy.approval.approver_roles), action) as session:
-        signed, status = decide(session, f"{name}@{version}", decision, note, policy)  # type: ignore[arg-type]
+    with open_session(workspace, app.identity, ["compliance", "admin"], action) as session:
+        signed, status = decide(session, f"{name}@{version}", decision, note)  # type: ignore[arg-type]
     app.emit(
         {"dataset": f"{name}@{version}", "decision": decision, "status": status.status,
          "approvals": len(status.counted), "quorum": status.quorum, "card_digest": signed.card_digest},
@@ -626,13 +722,15 @@ def report_verify(app: AppContext, run_id: str) -> None:
     """Check that a run's reports are the ones the audit log recorded (exit 5 otherwise).
 
     Verifies the audit log first, then compares every report file's sha256 with the digests logged
-    when the run wrote them, and checks the provenance attestation's signature.
+    when the run wrote them, recomputes the release verdict from the bias report (a contradicting claim in the
+    log is exit 5), and checks the provenance attestation's signature.
     """
     from governance.report_check import verify_run_reports
 
-    checked = verify_run_reports(app.find_workspace(), run_id)
-    app.emit({"run_id": run_id, "files": checked},
-             f"reports of {run_id} verified: {len(checked)} file(s) match the audit log; provenance signature valid")
+    checked, state = verify_run_reports(app.find_workspace(), run_id)
+    app.emit({"run_id": run_id, "files": checked, "verdict": state.verdict, "releasable": state.releasable},
+             f"reports of {run_id} verified: {len(checked)} file(s) match the audit log; provenance signature valid\n"
+             f"release: {'releasable' if state.releasable else 'not releasable'} ({state.explain()})")
 
 
 # --- audit ----------------------------------------------------------------------------------------------
@@ -650,22 +748,28 @@ def audit() -> None:
 def audit_verify(app: AppContext, checkpoint: Path | None) -> None:
     """Recompute every hash, link, signature and Merkle root; exit 5 naming the first bad entry.
 
-    Also checks the signed role registry, that each entry's signer held a role allowed to write it at
-    that time, and every stored checkpoint. Given an earlier exported checkpoint, truncation or rewriting
-    of the log since then is detected too. Needs no identity: anyone can verify.
+    Roles are replayed from the genesis entry, which names the root key; the workspace's root must match
+    your pin (govtrain trust). A validly signed entry whose signer lacked the role for it is listed (exit 5)
+    and ignored for every decision. Given an earlier exported checkpoint, truncation or any rewrite of the
+    history it covers (grants included) is detected too. Needs no identity: anyone can verify.
     """
-    from governance.auditing import verify_workspace_log
+    from governance.auditing import require_no_findings, verify_workspace_log
 
-    report = verify_workspace_log(app.find_workspace(), checkpoint)
+    ledger = verify_workspace_log(app.find_workspace(), checkpoint)
+    report = ledger.report
+    assert report is not None and ledger.root is not None
+    require_no_findings(ledger)
     summary = (
         f"audit log intact: {report.entries} entries, root {report.root_hex[:16]}..., "
         f"{report.checkpoints_verified} checkpoint(s) verified"
         + (f", last at size {report.last_checkpoint_size}" if report.last_checkpoint_size is not None else "")
         + (f", consistent with {checkpoint} (size {report.earlier_checkpoint_size})" if checkpoint else "")
+        + f"\nroot key {ledger.root.key_id} (genesis entry)"
     )
     app.emit(
         {"entries": report.entries, "root": report.root_hex, "checkpoints_verified": report.checkpoints_verified,
-         "last_checkpoint_size": report.last_checkpoint_size, "earlier_checkpoint_size": report.earlier_checkpoint_size},
+         "last_checkpoint_size": report.last_checkpoint_size, "earlier_checkpoint_size": report.earlier_checkpoint_size,
+         "root_key_id": ledger.root.key_id},
         summary,
     )
 
@@ -682,7 +786,7 @@ def audit_log(app: AppContext, since: int, event_type: str | None) -> None:
     from governance.auditing import iter_log
 
     workspace = app.find_workspace()
-    names = {m.key_id: m.name for m in _registry(workspace).members()}
+    names = {m.key_id: m.name for m in _ledger(workspace).members()}
     entries = list(iter_log(workspace, since=since, event=event_type))
     if app.json:
         app.emit({"entries": [e.model_dump() for e in entries]}, "")

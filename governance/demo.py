@@ -52,7 +52,7 @@ def _command(args: list[str], *, expect: int = 0) -> int:
 
 def _public_key(name: str) -> str:
     from governance.identity import load_identity
-    from governance.registry import format_public_key
+    from governance.trust.roles import format_public_key
 
     return format_public_key(load_identity(name).private_key.public_key())
 

@@ -1,54 +1,65 @@
 """``govtrain runs export``: a decrypted copy of a finished, releasable model, for release (logged).
 
-What may be released is decided from the audit log, not from the run's status file: the log is verified, the
-model digests come from the run's ``run.finished`` entry and the verdict from its ``report.written`` entry.
+What may be released is decided from the verified audit log and the digest-checked reports
+(:mod:`governance.release`), never from the run's status file. The files are decrypted into a hidden temporary
+folder beside the target and moved into place only after every one matched the digest the log recorded; on any
+failure the temporary folder is removed, so no half-exported or unverified model is left behind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import uuid
 from pathlib import Path
 
-from governance.auditing import iter_log, verify_workspace_log
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.fsutil import make_private_dir, write_private_file
 from governance.keyring import workspace_master_key
+from governance.release import release_state
 from governance.runs import EncryptedRunStore, find_run
 from governance.session import Session
 
 
-def _last_payload(session: Session, event: str, run_id: str) -> dict[str, object] | None:
-    found = [e.payload for e in iter_log(session.workspace, event=event) if e.payload.get("run_id") == run_id]
-    return found[-1] if found else None
-
-
 def export_model(session: Session, run_id: str, out: Path) -> dict[str, str]:
-    """Decrypt the run's model files into ``out``; refuse unfinished or blocked runs; return name -> sha256."""
+    """Decrypt the run's model files into ``out``; refuse unfinished or unreleasable runs; return name -> sha256."""
     folder = find_run(session.workspace, run_id)
-    verify_workspace_log(session.workspace)
-    finished = _last_payload(session, "run.finished", run_id)
-    if finished is None:
-        raise PolicyRefusal(f"run {run_id} has not finished (the audit log records no run.finished for it)")
-    written = _last_payload(session, "report.written", run_id)
-    if written is None or written.get("releasable") is not True:
-        raise PolicyRefusal(f"run {run_id} is not releasable: its bias verdict breached a blocking threshold"
-                            if written is not None else f"run {run_id} has no reports in the audit log",
-                            hint=f"see {folder.reports / 'bias.html'}")
-    digests = finished.get("model_digests")
+    state = release_state(session.workspace, run_id)
+    if not state.releasable:
+        hint = (f"a compliance officer reviews {folder.reports / 'bias.html'} and runs 'govtrain runs approve "
+                f"{run_id}'" if state.verdict != "blocked" else f"see {folder.reports / 'bias.html'}")
+        raise PolicyRefusal(f"run {run_id} is not releasable: {state.explain()}", hint=hint)
+    from governance.trust.replay import load_ledger
+
+    record = load_ledger(session.workspace).run(run_id)
+    assert record is not None and record.finished is not None
+    digests = record.finished.get("model_digests")
     if not isinstance(digests, dict) or not digests:
         raise IntegrityError(f"run {run_id}: the audit log records no model files")
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} is not empty; refusing to overwrite", hint="choose an empty or new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} is not an empty folder; refusing to overwrite", hint="choose an empty or new folder")
     store = EncryptedRunStore(folder.path, workspace_master_key(session.workspace))
-    make_private_dir(out)
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.export-{uuid.uuid4().hex[:8]}"
+    make_private_dir(staging)
     exported = {}
-    for name, expected in sorted(digests.items()):
-        data = store.read(name)
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != expected:
-            raise IntegrityError(f"{name} of run {run_id} does not match the digest the audit log recorded")
-        target = out / Path(name).name
-        write_private_file(target, data)
-        exported[target.name] = digest
-    session.record("run.exported", {"run_id": run_id, "files": exported})
+    try:
+        for name, expected in sorted(digests.items()):
+            data = store.read(name)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != expected:
+                raise IntegrityError(f"{name} of run {run_id} does not match the digest the audit log recorded")
+            target = staging / Path(name).name
+            write_private_file(target, data)
+            exported[target.name] = digest
+        if out.is_dir():
+            out.rmdir()  # the empty folder the user named
+        os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    session.record("run.exported", {"run_id": run_id, "files": exported,
+                                    "release": [d.key_id for d in state.approvals]})
     return exported

@@ -309,28 +309,32 @@ def run_command(
     progress: Callable[[str], None],
 ) -> CommandOutcome:
     """``govtrain run``: check everything, then train (see the module docstring)."""
-    from governance.authz import require_role
     from governance.config import load_run_config
     from governance.gate.approvals import check_dataset_gate
     from governance.keyring import workspace_master_key
     from governance.runs import find_run, new_run_id
     from governance.session import open_session
+    from governance.trust.policy_registry import resolve_policy
+    from governance.trust.roles import require_role
     from policies import load_policy
 
     config = load_run_config(config_path)  # a bad config is exit 2 before anything else is looked at
-    policy = load_policy(config.policy)
-    check_training_limits(config, policy)
+    check_training_limits(config, load_policy(config.policy))
     workspace = find_workspace()
+    registered = resolve_policy(workspace, config.policy)  # only an admin-registered policy governs a run
+    policy = registered.policy
     if rank() != 0:  # other ranks check and train; they never log or write
         require_role(workspace, identity, ["engineer"], "run")
-        approved = check_dataset_gate(workspace, config.dataset, policy)
+        approved = check_dataset_gate(workspace, _dataset_ref(workspace, config, resume), registered)
+        if dry_run:
+            return CommandOutcome({"dry_run": True, "rank": rank()}, "")
         folder = find_run(workspace, resume) if resume else RunFolder(workspace, "rank-local")
         outcome = run_training(None, folder, config, policy, approved, workspace_master_key(workspace),
                                resume=bool(resume), quiet=True, progress=lambda _: None)
         return CommandOutcome({"run_id": outcome.run_id, "rank": rank()}, "")
     kek = workspace_master_key(workspace)
     with open_session(workspace, identity, ["engineer"], "run") as session:
-        approved = check_dataset_gate(workspace, config.dataset, policy)
+        approved = check_dataset_gate(workspace, _dataset_ref(workspace, config, resume), registered)
         if dry_run:
             return _dry_run(config, policy, approved)
         if resume:
@@ -339,6 +343,7 @@ def run_command(
             if stored != resolved_yaml(config):
                 raise ConfigError(f"{config_path} differs from the config run {resume} was started with",
                                   hint=f"resume with the same config (stored in {folder.path / 'config.yaml'})")
+            _check_resume_checkpoint(workspace, folder, kek)
         else:
             folder = RunFolder(workspace, new_run_id())
             folder.create(resolved_yaml(config))
@@ -377,6 +382,36 @@ def run_command(
             f"{'FLAGGED' if status.get('bias_flagged') else 'pass'})\n"
             f"TensorBoard: tensorboard --logdir {outcome.folder.tensorboard}")
     return CommandOutcome({"run_id": outcome.run_id, **status}, text)
+
+
+def _dataset_ref(workspace: Any, config: RunConfig, resume: str | None) -> str:
+    """The dataset to gate: the config's, or on resume exactly the card version the run was started on."""
+    if not resume:
+        return config.dataset
+    from governance.trust.replay import load_ledger
+
+    record = load_ledger(workspace).run(resume)
+    if record is None or record.started is None:
+        raise ConfigError(f"run {resume} was never started according to the audit log")
+    if record.finished is not None:
+        raise ConfigError(f"run {resume} has already finished; start a new run instead")
+    return str(record.started["dataset"])
+
+
+def _check_resume_checkpoint(workspace: Any, folder: RunFolder, kek: MasterKey) -> None:
+    """The checkpoint to resume from must be the last one this run logged (not one copied from elsewhere)."""
+    from governance.errors import IntegrityError
+    from governance.trust.replay import load_ledger
+    from trainer.interface import CHECKPOINT_NAME
+
+    record = load_ledger(workspace).run(folder.run_id)
+    logged = record.checkpoint_digests if record is not None else []
+    store = EncryptedRunStore(folder.path, kek)
+    if not logged or not store.exists(CHECKPOINT_NAME):
+        raise ConfigError(f"run {folder.run_id} has no logged checkpoint to resume from")
+    if hashlib.sha256(store.read(CHECKPOINT_NAME)).hexdigest() != logged[-1]:
+        raise IntegrityError(f"run {folder.run_id}: {CHECKPOINT_NAME} is not the checkpoint this run last logged",
+                             hint="a checkpoint from another run or an older step was put in its place")
 
 
 def _dry_run(config: RunConfig, policy: Policy, approved: ApprovedDataset) -> CommandOutcome:

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from governance.config import PretrainedModel, RunConfig
-from governance.gate.approvals import ApprovedDataset, card_status
+from governance.gate.approvals import ApprovedDataset
 from governance.orchestrator import PreparedData, environment, resolve_model_path
 from governance.runs import EncryptedRunStore, RunFolder
 from governance.session import Session
@@ -115,7 +115,7 @@ def write_run_reports(
                 confidence=policy.bias.confidence, seed=config.training.seed)
 
     card = approved.card
-    status = card_status(session.workspace, card, policy)
+    status = approved.status  # judged from the verified audit log by the gate check
     env = environment()
     tree = session.log.tree_head() if session.log is not None else None
     lineage = Lineage(
@@ -123,8 +123,8 @@ def write_run_reports(
             name=card.name, version=card.version, digest=card.digest(), license=card.provenance.license,
             source=card.provenance.source, description=card.provenance.description, rows=card.rows.stored,
             sensitive_columns=card.sensitive_columns, pii_findings=dict(card.pii.findings_by_entity),
-            # status.counted holds only decisions whose signatures verified against the role registry
-            approvals=[Approval(approver=a.by_name, role=a.role, key_id=a.by_key_id, time=a.time, signature_valid=True)
+            # status.counted holds only approvals logged after the ingest by keys entitled at that moment
+            approvals=[Approval(approver=a.name, role=a.role, key_id=a.key_id, time=a.time, signature_valid=True)
                        for a in status.counted])],
         policy=PolicyRef(name=policy.name, digest=policy_digest(policy)),
         run_config=json.loads(config.model_dump_json()), code_version=env["govtrain"],

@@ -16,10 +16,10 @@ from audit.entry import AuditEntry
 from audit.errors import AuditError, AuditIntegrityError
 from audit.keys import Signer
 from audit.log import AuditLog
-from governance.auditing import open_log
-from governance.authz import Actor, RoleRefusal, require_role
 from governance.errors import GovtrainError, IntegrityError, UnexpectedError
-from governance.registry import Role
+from governance.trust.ledger import Role, rule_for
+from governance.trust.replay import open_log, root_extensions
+from governance.trust.roles import Actor, RoleRefusal, require_role
 from governance.workspace import Workspace
 
 
@@ -34,7 +34,10 @@ class Session:
     appended: list[AuditEntry] = field(default_factory=list)
 
     def record(self, event: str, payload: dict[str, Any]) -> AuditEntry:
-        """Append a signed event (digests and counts only) to the audit log."""
+        """Append a signed event (digests and counts only) to the audit log; an event without a role rule is
+        refused, since the verifier would ignore it."""
+        if rule_for(event) is None:
+            raise UnexpectedError(f"audit event {event!r} has no role rule (a govtrain bug)")
         if self.log is None:
             self.log = open_log(self.workspace)
         try:
@@ -50,7 +53,7 @@ class Session:
         """Write a signed checkpoint if this session appended anything."""
         if self.appended and self.log is not None:
             try:
-                self.log.write_checkpoint(self.signer)
+                self.log.write_checkpoint(self.signer, root_extensions(self.workspace))
             except AuditError as exc:
                 raise IntegrityError(f"audit log checkpoint: {exc}") from None
 
@@ -80,9 +83,22 @@ def recording_failures(session: Session, action: str) -> Iterator[Session]:
     try:
         yield session
     except GovtrainError as error:
-        if not isinstance(error, IntegrityError):  # an integrity failure may be in the log itself
+        if not isinstance(error, IntegrityError):
             session.record("command.failed", {"command": action, "error": type(error).__name__,
                                               "exit_code": error.exit_code})
+        elif _log_intact(session.workspace):  # a broken file elsewhere: the log can still say so
+            session.record("integrity.failure", {"command": action, "error": type(error).__name__})
         raise
     finally:
         session.checkpoint()
+
+
+def _log_intact(workspace: Workspace) -> bool:
+    """Whether the log itself verifies (then an integrity failure found elsewhere is recorded in it)."""
+    from governance.trust.replay import replay_log
+
+    try:
+        replay_log(workspace)
+    except GovtrainError:
+        return False
+    return True

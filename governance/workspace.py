@@ -19,7 +19,7 @@ from governance.fsutil import make_private_dir, write_private_file
 from governance.loading import load_model_file
 
 WORKSPACE_DIRNAME = ".govtrain"
-SUBDIRS = ("vault", "cards", "runs", "audit", "audit/checkpoints")
+SUBDIRS = ("vault", "cards", "runs", "policies", "audit", "audit/checkpoints")
 
 
 class WorkspaceManifest(BaseModel):
@@ -31,7 +31,7 @@ class WorkspaceManifest(BaseModel):
     id: str
     created: str
     master_key_id: str | None = None
-    admin_key_id: str | None = None
+    root_key_id: str | None = None  # a copy of the genesis entry's root; the log decides
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def create_workspace(
     root: Path,
     *,
     master_key_id: str | None = None,
-    admin_key_id: str | None = None,
+    root_key_id: str | None = None,
     populate: Callable[[Workspace], None] | None = None,
 ) -> Workspace:
     """Create a new workspace at ``root``; refuses to touch an existing one.
@@ -127,7 +127,7 @@ def create_workspace(
             id=f"govtrain-ws-{uuid.uuid4()}",
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             master_key_id=master_key_id,
-            admin_key_id=admin_key_id,
+            root_key_id=root_key_id,
         )
         Workspace(staging).write_manifest(manifest)
         if populate is not None:

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["admin", "compliance", "engineer", "auditor"]
+DeciderRole = Literal["compliance", "admin"]  # separation of duties: engineers and auditors never approve
 OperatorType = Literal["replace", "mask", "hash", "redact"]
 BiasMetric = Literal[
     "demographic_parity_difference",
@@ -48,6 +49,9 @@ class ValidationRules(_Strict):
     max_text_length: int = Field(100_000, ge=1, description="Longest allowed text, in characters.")
     max_null_rate_sensitive: float = Field(
         0.0, ge=0.0, le=1.0, description="Largest share of missing values allowed in a sensitive column."
+    )
+    max_input_mib: int = Field(
+        4096, ge=1, description="Largest input file ingest accepts, in MiB (a regular file; larger ones are refused)."
     )
 
     @model_validator(mode="after")
@@ -112,10 +116,25 @@ class ApprovalRules(_Strict):
     """Who must sign a dataset card before a run may use it."""
 
     quorum: int = Field(1, ge=1, le=10, description="Distinct approvers needed.")
-    approver_roles: list[Role] = Field(
-        default_factory=lambda: list[Role](["compliance"]), min_length=1, description="Roles whose approvals count."
+    approver_roles: list[DeciderRole] = Field(
+        default_factory=lambda: list[DeciderRole](["compliance"]), min_length=1,
+        description="Roles whose approvals count (compliance and/or admin; never engineer or auditor).",
     )
-    allow_self_approval: bool = Field(False, description="May the person who ingested the data approve it?")
+    allow_self_approval: bool = Field(
+        False, description="May the person who ingested the data approve it? (an admin must register such a "
+                           "policy with --allow-self-approval)")
+
+
+class ReleaseRules(_Strict):
+    """Who must sign the release of a trained model before ``runs export``."""
+
+    require_approval: Literal["flagged", "always"] = Field(
+        "flagged", description="flagged: runs whose bias verdict failed (under warn) or was not fully judged "
+                               "need a release approval; always: every run does.")
+    quorum: int = Field(1, ge=1, le=10, description="Distinct release approvers needed.")
+    approver_roles: list[DeciderRole] = Field(
+        default_factory=lambda: list[DeciderRole](["compliance"]), min_length=1,
+        description="Roles whose release approvals count.")
 
 
 class TrainingLimits(_Strict):
@@ -193,5 +212,6 @@ class Policy(_Strict):
     approval: ApprovalRules = ApprovalRules()
     training: TrainingLimits = TrainingLimits()
     bias: BiasRules = BiasRules()
+    release: ReleaseRules = ReleaseRules()
     reports: ReportRules = ReportRules()
     audit: AuditRules = AuditRules()

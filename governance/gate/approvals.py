@@ -1,10 +1,11 @@
 """Approving and rejecting dataset cards, and the gate check that ``govtrain run`` repeats before training.
 
-The check, :func:`check_dataset_gate`, fails closed: the card must exist and parse, every stored decision
-must verify (a forged or stale one is an integrity error), the valid approvals must meet the policy's quorum
-of distinct approvers with an approving role (the ingesting identity's own approval counts only where the
-policy allows it), no later rejection may stand, the vault ciphertext must match the card, and the policy
-must be the one the card was built under.
+Every decision is a signed entry in the audit log; the gate decides from the replayed ledger only
+(:mod:`governance.trust.ledger`). An approval counts when it was logged after the card's ingest entry, by a key
+whose role at that moment is one of the policy's approver roles, and no later rejection (or a revocation of its
+key as compromised) voids it. The ingesting identity's own approval counts only where an admin registered a
+policy that allows it. Decision files beside the card are caches for people to read: each must match a logged
+decision, or the gate stops with exit 5 naming the file.
 """
 
 from __future__ import annotations
@@ -13,87 +14,110 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from datacards.approval import CardDecision, Decision, DecisionState, evaluate_decisions, sign_decision
+from datacards.approval import CardDecision, Decision, sign_decision
 from datacards.card import DatasetCard
-from governance.authz import load_registry
 from governance.crypto import sha256_file
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.gate.catalog import DatasetCatalog
-from governance.registry import RoleRegistry, parse_public_key
 from governance.session import Session
+from governance.trust import ledger as lg
+from governance.trust.policy_registry import RegisteredPolicy, registered_policy
+from governance.trust.replay import load_ledger
 from governance.workspace import Workspace
-from policies import Policy, policy_digest
 
 
 @dataclass(frozen=True)
 class CardStatus:
-    """A card and where its approvals stand under a policy."""
+    """A card and where its logged decisions stand under its registered policy."""
 
     card: DatasetCard
-    state: DecisionState
-    counted: tuple[CardDecision, ...]
+    policy: RegisteredPolicy
+    ingest: lg.Ingest
+    counted: tuple[lg.Decision, ...]
+    rejection: lg.Decision | None
     quorum: int
 
     @property
     def status(self) -> str:
-        if self.state.rejection is not None:
+        if self.rejection is not None:
             return "rejected"
         return "approved" if len(self.counted) >= self.quorum else "pending"
+
+    @property
+    def self_approved(self) -> bool:
+        """Whether the ingesting identity's own approval is among those counted (the policy allowed it)."""
+        return any(d.key_id == self.ingest.key_id for d in self.counted)
 
 
 @dataclass(frozen=True)
 class ApprovedDataset:
-    """A dataset that passed the gate check: its card and the ciphertext to decrypt."""
+    """A dataset that passed the gate check: its card, the ciphertext to decrypt, and who approved it."""
 
     card: DatasetCard
     vault_path: Path
     approvers: tuple[str, ...]
+    status: CardStatus
 
 
-def _key_lookup(registry: RoleRegistry, roles: list[str]) -> object:
-    def public_key_of(key_id: str, time: str) -> Ed25519PublicKey | None:
-        member = registry.member_by_key(key_id)
-        if member is None or member.role not in roles or time < member.granted_at:
-            return None
-        if member.revoked_at is not None and time >= member.revoked_at:
-            return None
-        return parse_public_key(member.public_key)
-
-    return public_key_of
-
-
-def card_status(workspace: Workspace, card: DatasetCard, policy: Policy) -> CardStatus:
-    """Evaluate a card's stored decisions under ``policy`` (signatures checked against the role registry)."""
-    registry = load_registry(workspace)
-    decisions = DatasetCatalog(workspace).decisions(card.name, card.version)
-    lookup = _key_lookup(registry, list(policy.approval.approver_roles))
-    state = evaluate_decisions(decisions, card.digest(), lookup)  # type: ignore[arg-type]
-    counted: dict[str, CardDecision] = {}
-    for approval in state.approvals:
-        if approval.by_key_id == card.ingestion.key_id and not policy.approval.allow_self_approval:
+def card_status(workspace: Workspace, card: DatasetCard, ledger: lg.Ledger | None = None) -> CardStatus:
+    """Judge a card from the ledger under the policy its logged ingest names; tampering is exit 5."""
+    ledger = ledger or load_ledger(workspace)
+    digest = card.digest()
+    ingest = ledger.ingest_of(digest)
+    if ingest is None or ingest.dataset != card.ref:
+        raise IntegrityError(f"{card.ref}: the card is not the one the audit log recorded at ingest",
+                             hint="card.json was edited or replaced; the log decides")
+    if ingest.policy_digest != card.policy.digest:
+        raise IntegrityError(f"{card.ref}: the card names a different policy than its logged ingest")
+    policy = registered_policy(workspace, card.policy.digest, ledger)
+    _check_decision_files(workspace, card, ledger)
+    rules = policy.policy.approval
+    counted: dict[str, lg.Decision] = {}
+    rejection: lg.Decision | None = None
+    for decision in ledger.decisions_on(digest):
+        member = ledger.member_by_key(decision.key_id)
+        if member is None or member.compromised or decision.role not in rules.approver_roles:
             continue
-        counted.setdefault(approval.by_key_id, approval)
-    return CardStatus(card, state, tuple(counted.values()), policy.approval.quorum)
+        if decision.decision == "rejected":
+            rejection, counted = decision, {}
+            continue
+        if decision.key_id == ingest.key_id and not policy.registration.self_approval:
+            continue
+        counted.setdefault(decision.key_id, decision)
+        rejection = None  # approved again after the rejection
+    return CardStatus(card, policy, ingest, tuple(counted.values()), rejection, rules.quorum)
 
 
-def decide(session: Session, ref: str, decision: Decision, note: str, policy: Policy) -> tuple[CardDecision, CardStatus]:
-    """Sign and store an approval or rejection of ``ref`` by the session's actor, and log it."""
+def _check_decision_files(workspace: Workspace, card: DatasetCard, ledger: lg.Ledger) -> None:
+    logged = {d.digest for d in ledger.decisions_on(card.digest())}
+    catalog = DatasetCatalog(workspace)
+    for path, decision in catalog.decision_files(card.name, card.version):
+        if decision.digest() not in logged:
+            raise IntegrityError(f"{path} is a decision the audit log never recorded",
+                                 hint="approvals count only as logged entries; someone placed this file")
+
+
+def decide(session: Session, ref: str, decision: Decision, note: str) -> tuple[CardDecision, CardStatus]:
+    """Log (and keep a signed copy of) an approval or rejection of ``ref`` by the session's actor."""
     catalog = DatasetCatalog(session.workspace)
     name, version = catalog.resolve(ref)
     card = catalog.read_card(name, version)
     actor = session.actor
     assert actor is not None
     _check_vault(session.workspace, card)
+    before = card_status(session.workspace, card)
+    rules = before.policy.policy.approval
+    if actor.role not in rules.approver_roles:
+        raise PolicyRefusal(f"policy '{before.policy.registration.name}' counts decisions only from "
+                            f"{' or '.join(rules.approver_roles)}; '{actor.name}' has role {actor.role}")
     if decision == "approved":
-        if actor.signer.key_id == card.ingestion.key_id and not policy.approval.allow_self_approval:
+        if actor.signer.key_id == before.ingest.key_id and not before.policy.registration.self_approval:
             raise PolicyRefusal(
-                f"'{actor.name}' ingested {card.ref} and policy '{policy.name}' forbids approving your own dataset",
+                f"'{actor.name}' ingested {card.ref} and policy '{before.policy.registration.name}' forbids "
+                "approving your own dataset",
                 hint="ask another compliance officer to approve it",
             )
-        before = card_status(session.workspace, card, policy)
-        if any(a.by_key_id == actor.signer.key_id for a in before.state.approvals):
+        if any(d.key_id == actor.signer.key_id for d in before.counted):
             raise ConfigError(f"'{actor.name}' has already approved {card.ref}")
     time = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     signed = sign_decision(
@@ -101,11 +125,11 @@ def decide(session: Session, ref: str, decision: Decision, note: str, policy: Po
                      by_name=actor.name, by_key_id=actor.signer.key_id, role=actor.role, time=time, note=note),
         actor.signer,
     )
-    catalog.add_decision(signed)
     session.record(f"data.{decision}", {"dataset": card.ref, "card_digest": card.digest(),
                                         "decision_digest": signed.digest()})
+    catalog.add_decision(signed)
     catalog.render(card)
-    return signed, card_status(session.workspace, card, policy)
+    return signed, card_status(session.workspace, card)
 
 
 def _check_vault(workspace: Workspace, card: DatasetCard) -> Path:
@@ -123,7 +147,7 @@ def _check_vault(workspace: Workspace, card: DatasetCard) -> Path:
     return path
 
 
-def check_dataset_gate(workspace: Workspace, ref: str, policy: Policy) -> ApprovedDataset:
+def check_dataset_gate(workspace: Workspace, ref: str, policy: RegisteredPolicy) -> ApprovedDataset:
     """Everything ``govtrain run`` requires of a dataset before it may be decrypted; raises exit 4 or 5."""
     catalog = DatasetCatalog(workspace)
     try:
@@ -131,26 +155,24 @@ def check_dataset_gate(workspace: Workspace, ref: str, policy: Policy) -> Approv
     except ConfigError as exc:
         raise PolicyRefusal(exc.message, hint="ingest it with 'govtrain data ingest' and have it approved") from None
     card = catalog.read_card(name, version)
-    status = card_status(workspace, card, policy)
-    if status.state.invalid:
-        decision, why = status.state.invalid[0]
-        raise IntegrityError(f"{card.ref}: the {decision.decision} decision by {decision.by_name} is invalid: {why}")
+    status = card_status(workspace, card)
     vault_path = _check_vault(workspace, card)
-    if card.policy.digest != policy_digest(policy):
+    if card.policy.digest != policy.digest:
         raise PolicyRefusal(
             f"{card.ref} was ingested under policy '{card.policy.name}' (sha256:{card.policy.digest[:12]}), "
-            f"not under '{policy.name}' (sha256:{policy_digest(policy)[:12]}) as this run asks",
+            f"not under '{policy.registration.name}' (sha256:{policy.digest[:12]}) as this run asks",
             hint="run under the card's policy, or re-ingest the data under the new policy and approve it",
         )
-    if status.state.rejection is not None:
-        rejection = status.state.rejection
-        raise PolicyRefusal(f"{card.ref} was rejected by {rejection.by_name} on {rejection.time}: {rejection.note}")
+    if status.rejection is not None:
+        rejection = status.rejection
+        raise PolicyRefusal(f"{card.ref} was rejected by {rejection.name} on {rejection.time}",
+                            hint=f"see 'govtrain data show {card.ref}' for the reason")
     if len(status.counted) < status.quorum:
-        roles = " or ".join(policy.approval.approver_roles)
+        roles = " or ".join(policy.policy.approval.approver_roles)
         raise PolicyRefusal(
             f"{card.ref} is not approved: {len(status.counted)} of {status.quorum} required approval(s) "
-            f"from {roles}",
+            f"from {roles} in the audit log",
             hint=f"a {roles} officer reviews it with 'govtrain data show {card.ref}' and runs "
                  f"'govtrain data approve {card.ref}'",
         )
-    return ApprovedDataset(card, vault_path, tuple(a.by_name for a in status.counted))
+    return ApprovedDataset(card, vault_path, tuple(d.name for d in status.counted), status)

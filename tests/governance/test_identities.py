@@ -81,27 +81,24 @@ def test_missing_identity_option(govtrain, tmp_path: Path) -> None:  # type: ign
     assert "needs an acting identity" in result.stderr
 
 
-def test_hand_edited_registry_fails_every_role_check(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_hand_edited_identity_cache_fails_every_role_check(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     team = make_team(govtrain, tmp_path, {"erin": "engineer"})
-    registry = team.workspace / "identities.json"
-    data = json.loads(registry.read_text())
-    data["changes"][1]["role"] = "admin"  # promote erin by hand
-    registry.write_text(json.dumps(data))
+    cache = team.workspace / "identities.json"
+    data = json.loads(cache.read_text())
+    next(m for m in data["members"] if m["name"] == "erin")["role"] = "admin"  # promote erin by hand
+    cache.write_text(json.dumps(data))
     for command in (("identity", "list"), ("identity", "revoke", "erin")):
         result = team.as_("erin", *command)
         assert result.exit_code == 5, command
-        assert "invalid signature" in result.stderr
+        assert "identities.json does not match the identity entries of the audit log" in result.stderr
 
 
-def test_deleted_registry_change_detected(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_deleted_identity_cache_detected(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     team = make_team(govtrain, tmp_path)
-    registry = team.workspace / "identities.json"
-    data = json.loads(registry.read_text())
-    del data["changes"][1]
-    registry.write_text(json.dumps(data))
+    (team.workspace / "identities.json").unlink()
     result = team.as_("admin", "identity", "list")
     assert result.exit_code == 5
-    assert "broken chain" in result.stderr
+    assert "identities.json is missing" in result.stderr
 
 
 def test_revoked_identity_loses_its_role(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -113,13 +110,13 @@ def test_revoked_identity_loses_its_role(govtrain, tmp_path: Path) -> None:  # t
     assert "was revoked" in result.stderr
 
 
-def test_registry_anchor_must_match_manifest(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from governance.authz import load_registry
+def test_manifest_root_must_match_genesis(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from governance.trust.replay import load_ledger
     from governance.workspace import Workspace
 
     team = make_team(govtrain, tmp_path, {})
     ws = Workspace(team.workspace)
     manifest = ws.manifest()
-    ws.write_manifest(manifest.model_copy(update={"admin_key_id": "ed25519:" + "0" * 32}))
-    with pytest.raises(IntegrityError, match="self-grant"):
-        load_registry(ws)
+    ws.write_manifest(manifest.model_copy(update={"root_key_id": "ed25519:" + "0" * 32}))
+    with pytest.raises(IntegrityError, match="but the log's genesis entry names"):
+        load_ledger(ws)

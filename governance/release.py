@@ -1,0 +1,130 @@
+"""Whether a trained model may be released, decided from the verified log and the digest-checked reports.
+
+The run's ``report.written`` entry fixes the report digests; the bias report with that digest is read and its
+verdict recomputed from its checks. A run is releasable when nothing blocks it (a FAIL under ``bias.action:
+block``) and, where the policy asks for one (every flagged or not fully judged run, or every run under
+``release.require_approval: always``), enough compliance officers signed ``govtrain runs approve``. A claim in
+the log that disagrees with the reports, or a second ``report.written`` for the run, is an integrity error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from governance.errors import ConfigError, IntegrityError, PolicyRefusal
+from governance.runs import find_run
+from governance.session import Session
+from governance.trust.ledger import Decision, Ledger, RunRecord
+from governance.trust.policy_registry import RegisteredPolicy, registered_policy
+from governance.trust.replay import load_ledger
+from governance.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """A run's release position: the recomputed verdict and the release approvals that count."""
+
+    run_id: str
+    verdict: str  # pass | flagged | blocked | not judged
+    failed: int
+    unjudged: int
+    needs_approval: bool
+    approvals: tuple[Decision, ...]
+    quorum: int
+    policy: RegisteredPolicy
+
+    @property
+    def releasable(self) -> bool:
+        if self.verdict == "blocked":
+            return False
+        return not self.needs_approval or len(self.approvals) >= self.quorum
+
+    def explain(self) -> str:
+        """Why the run is or is not releasable, in one line."""
+        if self.verdict == "blocked":
+            return f"its bias verdict failed {self.failed} check(s) under a blocking policy"
+        if self.releasable:
+            signed = f"; release approved by {', '.join(d.name for d in self.approvals)}" if self.approvals else ""
+            return f"bias verdict {self.verdict}{signed}"
+        why = (f"{self.failed} check(s) failed" if self.failed else
+               f"{self.unjudged} check(s) not judged" if self.verdict == "not judged" else "the policy requires it")
+        return (f"bias verdict {self.verdict} ({why}): {len(self.approvals)} of {self.quorum} release "
+                f"approval(s) from {' or '.join(self.policy.policy.release.approver_roles)}")
+
+
+def finished_record(ledger: Ledger, run_id: str) -> RunRecord:
+    """The run's record, with reports logged and no contradicting entries; exit 4 or 5 otherwise."""
+    record = ledger.run(run_id)
+    if record is None or record.finished is None:
+        raise PolicyRefusal(f"run {run_id} has not finished (the audit log records no run.finished for it)")
+    if record.contradictions:
+        raise IntegrityError(f"run {run_id}: the audit log holds contradicting entries ({record.contradictions[0]})",
+                             hint="someone appended entries that disagree with the run's record")
+    if record.report is None:
+        raise PolicyRefusal(f"run {run_id} has no reports in the audit log")
+    return record
+
+
+def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = None) -> ReleaseState:
+    """Recompute the run's verdict from its digest-checked bias report and count its release approvals."""
+    from reports.bias import BiasReport
+    from reports.verify import verify_report_digests
+
+    ledger = ledger or load_ledger(workspace)
+    record = finished_record(ledger, run_id)
+    assert record.report is not None and record.started is not None
+    folder = find_run(workspace, run_id)
+    digests: dict[str, str] = record.report.get("digests") or {}
+    problems = verify_report_digests(folder.reports, digests)
+    if problems:
+        raise IntegrityError(f"run {run_id} reports: {problems[0]}")
+    failed = unjudged = 0
+    blocked = False
+    if "bias.json" in digests:
+        bias = BiasReport.model_validate(json.loads((folder.reports / "bias.json").read_bytes()))
+        if bias.verdict is None:
+            unjudged = 1  # no thresholds could be applied (language models): nothing was judged
+        else:
+            failed = sum(c.status == "FAIL" for c in bias.verdict.checks)
+            unjudged = sum(c.status != "PASS" and c.status != "FAIL" for c in bias.verdict.checks)
+            blocked = bias.verdict.action == "block" and failed > 0
+    else:
+        unjudged = 1
+    if record.report.get("releasable") is not (not blocked) or record.report.get("flagged") is not (failed > 0):
+        raise IntegrityError(f"run {run_id}: the release claim in the audit log disagrees with its bias report",
+                             hint="the report.written entry was forged or the report replaced")
+    policy = registered_policy(workspace, str(record.started.get("policy_digest")), ledger)
+    verdict = "blocked" if blocked else "flagged" if failed else "not judged" if unjudged else "pass"
+    rules = policy.policy.release
+    needs = rules.require_approval == "always" or verdict != "pass"
+    counted: dict[str, Decision] = {}
+    for decision in record.releases:
+        member = ledger.member_by_key(decision.key_id)
+        if member is not None and not member.compromised and decision.role in rules.approver_roles:
+            counted.setdefault(decision.key_id, decision)
+    return ReleaseState(run_id, verdict, failed, unjudged, needs, tuple(counted.values()), rules.quorum, policy)
+
+
+def approve_release(session: Session, run_id: str) -> ReleaseState:
+    """Log the session actor's approval of a run's release (compliance), after checking it can be released."""
+    state = release_state(session.workspace, run_id)
+    actor = session.actor
+    assert actor is not None
+    if state.verdict == "blocked":
+        raise PolicyRefusal(f"run {run_id} cannot be released: {state.explain()}",
+                            hint="a blocking policy admits no override; retrain, or re-run under another policy")
+    if actor.role not in state.policy.policy.release.approver_roles:
+        raise PolicyRefusal(f"policy '{state.policy.registration.name}' counts release approvals only from "
+                            f"{' or '.join(state.policy.policy.release.approver_roles)}")
+    if any(d.key_id == actor.signer.key_id for d in state.approvals):
+        raise ConfigError(f"'{actor.name}' has already approved the release of {run_id}")
+    session.record("run.release.approved", {"run_id": run_id, "verdict": state.verdict,
+                                            "report_digests": _digests(session.workspace, run_id)})
+    return release_state(session.workspace, run_id)
+
+
+def _digests(workspace: Workspace, run_id: str) -> dict[str, str]:
+    record = load_ledger(workspace).run(run_id)
+    assert record is not None and record.report is not None
+    return dict(record.report.get("digests") or {})

@@ -1,0 +1,123 @@
+"""Loading the ledger: verify the log while replaying it, then hold the workspace to its root and its caches.
+
+:func:`load_ledger` is the one way to learn who may do what and what was decided. It verifies every entry (hash
+chain, signatures, Merkle tree, stored checkpoints, an earlier checkpoint when given) with keys derived from the
+log alone, checks the genesis root against ``workspace.yaml`` and the user's pins, and checks the
+``identities.json`` cache against the replay. The result is memoised per process while the log is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from audit.checkpoint import SignedCheckpoint
+from audit.errors import AuditError, AuditIntegrityError
+from audit.log import AuditLog
+from audit.verify import verify_log
+from governance.errors import IntegrityError
+from governance.fsutil import write_private_file
+from governance.trust.ledger import EVENT_ROLES, Ledger, Member
+from governance.trust.pins import ROOT_EXTENSION, check_pin, checkpoint_root
+from governance.workspace import Workspace
+
+_MEMO: dict[str, tuple[tuple[int, int, int, int], Ledger]] = {}
+
+
+def open_log(workspace: Workspace) -> AuditLog:
+    """The workspace's audit log object."""
+    return AuditLog(workspace.audit_dir, workspace.manifest().id)
+
+
+def root_extensions(workspace: Workspace) -> tuple[str, ...]:
+    """The signed extension line every checkpoint of this workspace carries: its root key id."""
+    root = workspace.manifest().root_key_id
+    return (ROOT_EXTENSION + root,) if root else ()
+
+
+def _stamp(workspace: Workspace) -> tuple[int, int, int, int]:
+    def of(path: Path) -> tuple[int, int]:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return (-1, -1)
+        return (st.st_size, st.st_mtime_ns)
+
+    log = of(workspace.audit_dir / "log.jsonl")
+    cache = of(workspace.identities_path)
+    return (*log, cache[0], cache[1] ^ of(workspace.manifest_path)[1])
+
+
+def load_ledger(workspace: Workspace, earlier: SignedCheckpoint | None = None) -> Ledger:
+    """The verified ledger of ``workspace``; any tampering is an ``IntegrityError`` (exit 5)."""
+    key = str(workspace.root)
+    stamp = _stamp(workspace)
+    if earlier is None and key in _MEMO and _MEMO[key][0] == stamp:
+        return _MEMO[key][1]
+    ledger = replay_log(workspace, earlier)
+    check_identity_cache(workspace, ledger)
+    if earlier is None:
+        _MEMO[key] = (_stamp(workspace), ledger)
+    return ledger
+
+
+def replay_log(workspace: Workspace, earlier: SignedCheckpoint | None = None) -> Ledger:
+    """Verify and replay the log, and hold it to ``workspace.yaml``, the pins and an earlier checkpoint; the
+    identity cache is not compared (see :func:`load_ledger`)."""
+    manifest = workspace.manifest()
+    ledger = Ledger(manifest.id)
+    log_file = workspace.audit_dir / "log.jsonl"
+    try:
+        ledger.report = verify_log(workspace.audit_dir, manifest.id, {}, required_roles=EVENT_ROLES,
+                                   earlier_checkpoint=earlier, replay=ledger)
+    except AuditIntegrityError as exc:
+        where = f"entry {exc.seq}" if exc.seq is not None else "checkpoints"
+        raise IntegrityError(f"audit log {log_file}: {where}: {exc.reason}",
+                             hint="the log was altered; compare with an exported checkpoint and investigate") from None
+    except AuditError as exc:
+        raise IntegrityError(f"audit log {log_file}: {exc}") from None
+    assert ledger.root is not None  # verify_log requires a genesis entry
+    if manifest.root_key_id != ledger.root.key_id:
+        raise IntegrityError(
+            f"{workspace.manifest_path} names root key {manifest.root_key_id}, but the log's genesis entry "
+            f"names {ledger.root.key_id}", hint="workspace.yaml was edited; the log decides")
+    if earlier is not None:
+        carried = checkpoint_root(earlier.extensions)
+        if carried is not None and carried != ledger.root.key_id:
+            raise IntegrityError(f"the earlier checkpoint was issued under root key {carried}, but this "
+                                 f"workspace's root is {ledger.root.key_id}")
+    check_pin(manifest.id, ledger.root.key_id, workspace.root)
+    return ledger
+
+
+# --- the identities.json cache ------------------------------------------------------------------------
+
+
+def _cache_rows(members: list[Member]) -> list[dict[str, object]]:
+    return [{"name": m.name, "role": m.role, "key_id": m.key_id, "public_key": m.public_key,
+             "granted_at": m.granted_at, "granted_by": m.granted_by, "revoked_at": m.revoked_at,
+             "compromised": m.compromised} for m in members]
+
+
+def write_identity_cache(workspace: Workspace, ledger: Ledger) -> None:
+    """Rewrite ``identities.json`` from the ledger (after a grant or revocation was logged)."""
+    body = {"format": 2, "workspace": ledger.workspace_id, "note": "a cache rebuilt from the audit log; "
+            "edits are detected, never trusted", "members": _cache_rows(ledger.members())}
+    write_private_file(workspace.identities_path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode())
+
+
+def check_identity_cache(workspace: Workspace, ledger: Ledger) -> None:
+    """``identities.json`` must say exactly what the log says; a difference is exit 5 naming the file."""
+    path = workspace.identities_path
+    try:
+        body = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise IntegrityError(f"{path} is missing: the identity cache was deleted",
+                             hint="the audit log still holds every grant; restore the file from a backup") from None
+    except ValueError:
+        raise IntegrityError(f"{path} is not valid JSON (edited by hand?)") from None
+    if not isinstance(body, dict) or body.get("members") != _cache_rows(ledger.members()) \
+            or body.get("workspace") != ledger.workspace_id:
+        raise IntegrityError(f"{path} does not match the identity entries of the audit log",
+                             hint="roles come only from the log; someone edited the cache")
+

@@ -1,0 +1,125 @@
+"""Roles: granting and revoking them (logged by an admin, then cached), and the one role check.
+
+Who holds which role is decided by replaying the log's ``identity.*`` entries from the genesis entry
+(:mod:`governance.trust.ledger`); ``identities.json`` is only a cache of that replay.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from audit.keys import Ed25519Signer, key_id
+from governance.errors import ConfigError, NotAuthorizedError
+from governance.identity import load_identity
+from governance.trust.ledger import PUBLIC_KEY_PREFIX, Member, Role
+from governance.trust.replay import load_ledger, replay_log, write_identity_cache
+from governance.workspace import Workspace
+
+if TYPE_CHECKING:
+    from governance.session import Session
+
+
+def format_public_key(public: Ed25519PublicKey) -> str:
+    """The text form of a public key, as ``identity new`` prints it and ``identity grant --pubkey`` takes it."""
+    raw = public.public_bytes_raw()
+    return PUBLIC_KEY_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_public_key(text: str) -> Ed25519PublicKey:
+    """Parse ``ed25519:<base64url>``; a malformed key is a ``ConfigError``."""
+    if not text.startswith(PUBLIC_KEY_PREFIX):
+        raise ConfigError(f"not a govtrain public key: {text[:24]!r}", hint="it starts with 'ed25519:'")
+    body = text.removeprefix(PUBLIC_KEY_PREFIX)
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, TypeError):
+        raise ConfigError("malformed public key: expected 32 bytes in base64url after 'ed25519:'") from None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The verified acting identity: its key and its current role."""
+
+    name: str
+    signer: Ed25519Signer
+    member: Member
+
+    @property
+    def role(self) -> Role:
+        return self.member.role
+
+
+class RoleRefusal(NotAuthorizedError):
+    """A registered, active member lacks the role (their refused attempt can be logged under their key)."""
+
+    def __init__(self, message: str, *, hint: str | None, actor: Actor) -> None:
+        super().__init__(message, hint=hint)
+        self.actor = actor
+
+
+def require_role(workspace: Workspace, identity: str | None, roles: Iterable[Role], action: str) -> Actor:
+    """Return the acting identity if the log gives it one of ``roles`` now; otherwise exit 6 (exit 5 if the
+    log or a cache of it was tampered with)."""
+    allowed = tuple(roles)
+    ledger = load_ledger(workspace)  # verified first: tampering is exit 5, not 6
+    signer = load_identity(identity)
+    member = ledger.member_by_key(signer.key_id)
+    needed = " or ".join(allowed)
+    if member is None:
+        raise NotAuthorizedError(
+            f"identity '{signer.name}' ({signer.key_id}) has no role in this workspace; '{action}' needs {needed}",
+            hint="ask an admin to run 'govtrain identity grant NAME ROLE --pubkey KEY'",
+        )
+    if member.revoked_at is not None:
+        raise NotAuthorizedError(f"identity '{signer.name}' was revoked at {member.revoked_at}; '{action}' needs {needed}")
+    if member.role not in allowed:
+        raise RoleRefusal(
+            f"identity '{signer.name}' has role {member.role}; '{action}' needs {needed}",
+            hint=f"act as an identity with role {needed} (--as NAME)",
+            actor=Actor(name=signer.name, signer=signer, member=member),
+        )
+    return Actor(name=signer.name, signer=signer, member=member)
+
+
+def grant_role(session: Session, name: str, role: Role, public_key: str) -> Member:
+    """Log that ``public_key`` (identity ``name``) holds ``role`` from now on, then refresh the cache."""
+    parsed = parse_public_key(public_key)
+    ledger = load_ledger(session.workspace)
+    existing = ledger.member_by_key(key_id(parsed))
+    if existing is not None:
+        state = "was revoked" if existing.revoked_at else f"already holds role {existing.role}"
+        raise ConfigError(f"key {key_id(parsed)} ({existing.name}) {state}",
+                          hint="one key holds one role; create a new identity for another role")
+    session.record("identity.granted", {"name": name, "role": role, "key_id": key_id(parsed),
+                                        "public_key": format_public_key(parsed)})
+    return _refresh(session, key_id(parsed))
+
+
+def revoke_role(session: Session, name: str, *, compromised: bool) -> list[Member]:
+    """Log the revocation of every active key of ``name``; ``compromised`` also voids their approvals."""
+    ledger = load_ledger(session.workspace)
+    active = [m for m in ledger.members() if m.name == name and m.revoked_at is None]
+    if not active:
+        raise ConfigError(f"no active identity named '{name}'")
+    if ledger.root is not None and any(m.key_id == ledger.root.key_id for m in active):
+        raise ConfigError(f"'{name}' holds the workspace's root key, which cannot be revoked",
+                          hint="the root key is named by the genesis entry; keep it offline instead")
+    for member in active:
+        session.record("identity.revoked", {"name": name, "role": member.role, "key_id": member.key_id,
+                                            "compromised": compromised})
+    return [_refresh(session, m.key_id) for m in active]
+
+
+def _refresh(session: Session, changed: str) -> Member:
+    """Rebuild ``identities.json`` from the log, which the grant or revocation just made newer than it."""
+    ledger = replay_log(session.workspace)
+    write_identity_cache(session.workspace, ledger)
+    member = ledger.member_by_key(changed)
+    assert member is not None
+    return member
