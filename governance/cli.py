@@ -469,8 +469,9 @@ def policy_list(app: AppContext) -> None:
         return
     ledger = _ledger(workspace)
     names = {m.key_id: m.name for m in ledger.members()}
-    rows = [{"name": p.name, "digest": p.digest, "registered_at": p.time, "registered_by": names.get(p.by, p.by),
-             "self_approval": p.self_approval, "entry": p.seq} for p in ledger.policies]
+    rows: list[dict[str, Any]] = [
+        {"name": p.name, "digest": p.digest, "registered_at": p.time, "registered_by": names.get(p.by, p.by),
+         "self_approval": p.self_approval, "entry": p.seq} for p in ledger.policies]
     text = "\n".join(f"{r['name']:<16} sha256:{r['digest'][:12]}  registered {r['registered_at'][:19]}Z by "
                      f"{r['registered_by']}" + ("  (allows self-approval)" if r["self_approval"] else "")
                      for r in rows)
@@ -503,10 +504,9 @@ def policy_show(app: AppContext, ref: str) -> None:
     """Show a policy with every field resolved (defaults filled in): a registered name or a file."""
     import yaml
 
-    from policies import load_policy, policy_digest
-
     from governance.errors import ConfigError
     from governance.workspace import find_workspace
+    from policies import load_policy, policy_digest
 
     try:
         workspace = find_workspace(app.workspace)

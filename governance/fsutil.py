@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +34,26 @@ def make_private_dir(path: Path) -> None:
         except FileExistsError:
             continue  # created concurrently by someone else; theirs stands
         os.chmod(folder, DIR_MODE)  # mkdir's mode is filtered by the umask
+
+
+def make_tree_private(root: Path) -> None:
+    """Set the folder ``root``, every folder under it to 0700 and every regular file under it to 0600.
+
+    For files a library created with the umask's modes (TensorBoard's event files). Symlinks and special
+    files are left alone: their targets are not ours to change.
+    """
+    _set_mode(str(root), DIR_MODE)
+    for parent, folders, files in os.walk(root):
+        for name in folders + files:
+            path = os.path.join(parent, name)
+            kind = stat.S_IFMT(os.lstat(path).st_mode)
+            if kind in (stat.S_IFDIR, stat.S_IFREG):
+                _set_mode(path, DIR_MODE if kind == stat.S_IFDIR else FILE_MODE)
+
+
+def _set_mode(path: str, mode: int) -> None:
+    if stat.S_IMODE(os.stat(path).st_mode) != mode:
+        os.chmod(path, mode)
 
 
 def fsync_dir(path: Path) -> None:

@@ -127,7 +127,9 @@ class DatasetCatalog:
         known, written into the staged card folder, and that folder is renamed onto ``cards/<name>/<N>`` last:
         a version is visible (``versions()`` needs ``<N>/card.json``) only when its ciphertext is in place.
         Nothing is reserved up front, so an ingest killed before this point burns no number and leaves only
-        hidden ``.ingest-*`` folders, which ``names()``/``versions()`` ignore and the next claim skips.
+        hidden ``.ingest-*`` folders, which ``names()``/``versions()`` ignore and the next claim skips. (Killed
+        in the instant between the two renames, it leaves ``vault/<name>/<N>`` without a card: invisible, and
+        ``N`` is skipped from then on.)
         """
         vault_parent, cards_parent = staged.vault.parent, staged.cards.parent
         version = max(_numbered(vault_parent) | _numbered(cards_parent), default=0) + 1

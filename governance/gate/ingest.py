@@ -1,8 +1,12 @@
 """``govtrain data ingest``: load, validate, scrub PII, encrypt into the vault, and write the dataset card.
 
-Each step appends an audit event holding digests and counts only. A failure at any step removes everything
-this ingest wrote (the claimed card folder and vault object), so nothing half-written remains; the failure
-itself is recorded by the session as ``command.failed``.
+The input must be a regular file within the policy's ``validation.max_input_mib``; that is checked before
+anything is read. Everything is written into hidden staging folders and published as the next version only
+at the very end (:meth:`DatasetCatalog.claim_next_version`), so a version folder is visible only complete.
+Each step appends an audit event holding digests and counts only; the version number is known only at the end,
+so the step events name the dataset and this ingest's ``ingest`` id, and ``data.ingested`` names the version.
+A failure at any step (Ctrl-C included) removes the staging folders, so nothing half-written remains and no
+version number is used up; the failure itself is recorded by the session as ``command.failed``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import datetime as dt
 import hashlib
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -30,10 +34,8 @@ from datacards.card import (
     ValidationSummary,
 )
 from governance.crypto import MasterKey, write_encrypted_file
-from governance.errors import ConfigError
-from governance.fsutil import make_private_dir
-from governance.gate.catalog import DatasetCatalog, check_dataset_name
-from governance.gate.loading import LoadedData, load_table
+from governance.gate.catalog import DatasetCatalog, StagedVersion, check_dataset_name
+from governance.gate.loading import LoadedData, check_input_file, load_table
 
 if TYPE_CHECKING:
     from governance.gate.pii import PiiStats
@@ -72,38 +74,41 @@ def ingest_dataset(
     workers: int = 1,
     progress: Progress = _quiet,
 ) -> IngestResult:
-    """Run the gate on ``path`` and store the result as the next version of ``name``."""
+    """Run the gate on ``path`` and store the result as the next version of ``name``.
+
+    ``path`` must be a regular file (after resolving symlinks; exit 2 otherwise) of at most the policy's
+    ``validation.max_input_mib`` (exit 4 otherwise); both are checked before any work.
+    """
     check_dataset_name(name)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
+    source = check_input_file(path, max_mib=policy.validation.max_input_mib)
     catalog = DatasetCatalog(session.workspace)
-    version = catalog.claim_next_version(name)
+    staged = catalog.stage(name)
     try:
-        return _ingest(session, catalog, path, name, version, spec, policy, kek, workers, progress)
+        return _ingest(session, catalog, staged, path, source, spec, policy, kek, workers, progress)
     except BaseException:
-        catalog.release(name, version)
+        catalog.release(staged)
         raise
 
 
 def _ingest(
-    session: Session, catalog: DatasetCatalog, path: Path, name: str, version: int, spec: DatasetSpec,
+    session: Session, catalog: DatasetCatalog, staged: StagedVersion, path: Path, source: Path, spec: DatasetSpec,
     policy: Policy, kek: MasterKey, workers: int, progress: Progress,
 ) -> IngestResult:
     from governance.gate.pii import check_residual, scrub_text_columns
     from governance.gate.validation import check_validation, validate_table
 
-    ref = f"{name}@{version}"
+    name = staged.name
+    step = {"dataset": name, "ingest": staged.token}
     progress(f"[1/5] loading {path.name} as {spec.format}")
-    loaded = load_table(path, spec)
-    session.record("data.ingest.loaded", {"dataset": ref, "raw_sha256": loaded.raw_sha256,
+    loaded = load_table(source, spec, max_mib=policy.validation.max_input_mib)
+    session.record("data.ingest.loaded", {**step, "raw_sha256": loaded.raw_sha256,
                                           "bytes": loaded.raw_bytes, "rows": loaded.rows})
     progress(f"      {loaded.rows:,} rows; kept columns {', '.join(loaded.table.column_names)}")
 
     progress("[2/5] validating with great-expectations")
     report = validate_table(loaded.table, spec, policy.validation)
     failed = len(report.failed)
-    session.record("data.ingest.validated", {"dataset": ref, "expectations": len(report.outcomes),
-                                             "failed": failed})
+    session.record("data.ingest.validated", {**step, "expectations": len(report.outcomes), "failed": failed})
     check_validation(report)
     progress(f"      {len(report.outcomes)} expectations passed")
 
@@ -113,32 +118,41 @@ def _ingest(
                                progress=_ScrubProgress(total, progress))
     stats = scrub.stats
     session.record("data.ingest.scrubbed", {
-        "dataset": ref, "texts": stats.texts_scanned, "findings": dict(stats.findings),
-        "residual": dict(stats.residual)})
+        **step, "texts": stats.texts_scanned, "findings": dict(stats.findings), "residual": dict(stats.residual)})
     check_residual(stats, policy.pii)
     progress(f"      {sum(stats.findings.values()):,} findings removed "
              f"({_counts(dict(stats.findings))}); residual {stats.residual_total}")
 
     progress("[4/5] encrypting into the vault (AES-256-GCM)")
     parquet = _to_parquet(scrub.table)
-    vault_path = catalog.vault_object(name, version)
-    make_private_dir(vault_path.parent)
     chunk = policy.encryption.chunk_size_kib * 1024
-    ciphertext_sha256 = write_encrypted_file(vault_path, parquet, kek, chunk_size=chunk)
-    raw_ciphertext = _keep_raw(path, vault_path.parent, kek, chunk) if policy.pii.keep_raw else None
-    session.record("data.ingest.encrypted", {"dataset": ref, "scrubbed_sha256": _sha256(parquet),
+    ciphertext_sha256 = write_encrypted_file(staged.vault / "data.parquet.enc", parquet, kek, chunk_size=chunk)
+    raw_ciphertext = (_keep_raw(source, path.suffix, staged.vault, kek, chunk, loaded.raw_bytes)
+                      if policy.pii.keep_raw else None)
+    session.record("data.ingest.encrypted", {**step, "scrubbed_sha256": _sha256(parquet),
                                              "ciphertext_sha256": ciphertext_sha256, "bytes": len(parquet),
                                              "kek_id": kek.key_id})
 
     progress("[5/5] writing the dataset card")
-    card = _build_card(session, name, version, spec, policy, loaded, report, stats, scrub.table,
-                       Digests(raw_file=loaded.raw_sha256, scrubbed_parquet=_sha256(parquet),
-                               ciphertext=ciphertext_sha256, raw_ciphertext=raw_ciphertext),
-                       vault_path.relative_to(session.workspace.root).as_posix())
-    catalog.write_card(card)
-    session.record("data.ingested", {"dataset": ref, "card_digest": card.digest(), "rows": card.rows.stored,
-                                     "policy": policy.name, "policy_digest": card.policy.digest})
-    return IngestResult(card, catalog.card_dir(name, version) / "card.json", vault_path)
+    digests = Digests(raw_file=loaded.raw_sha256, scrubbed_parquet=_sha256(parquet),
+                      ciphertext=ciphertext_sha256, raw_ciphertext=raw_ciphertext)
+    root = session.workspace.root
+
+    def card_for(version: int) -> DatasetCard:
+        vault_object = catalog.vault_object(name, version).relative_to(root).as_posix()
+        return _build_card(session, name, version, spec, policy, loaded, report, stats, scrub.table, digests,
+                           vault_object)
+
+    card = catalog.claim_next_version(staged, card_for)
+    try:
+        session.record("data.ingested", {**step, "dataset": card.ref, "card_digest": card.digest(),
+                                         "rows": card.rows.stored, "policy": policy.name,
+                                         "policy_digest": card.policy.digest})
+    except BaseException:
+        catalog.release(staged, published=card.version)  # a version the log does not know must not stay
+        raise
+    return IngestResult(card, catalog.card_dir(name, card.version) / "card.json",
+                        catalog.vault_object(name, card.version))
 
 
 class _ScrubProgress:
@@ -180,11 +194,21 @@ def _to_parquet(table: object) -> bytes:
     return sink.getvalue()
 
 
-def _keep_raw(path: Path, folder: Path, kek: MasterKey, chunk: int) -> str:
-    """Encrypt the raw input, as the policy asks, streaming from the file (separately from the scrubbed data)."""
-    target = folder / f"raw{path.suffix or '.bin'}.enc"
-    with open(path, "rb") as src:
-        return write_encrypted_file(target, iter(lambda: src.read(chunk), b""), kek, chunk_size=chunk)
+def _keep_raw(source: Path, suffix: str, folder: Path, kek: MasterKey, chunk: int, size: int) -> str:
+    """Encrypt the raw input, as the policy asks, streaming from the file (separately from the scrubbed data).
+
+    Reads at most the ``size`` bytes that were hashed, so a file grown since cannot make this run on.
+    """
+    target = folder / f"raw{suffix or '.bin'}.enc"
+    with open(source, "rb") as src:
+        return write_encrypted_file(target, _read_upto(src, size, chunk), kek, chunk_size=chunk)
+
+
+def _read_upto(handle: io.BufferedReader, size: int, chunk: int) -> Iterator[bytes]:
+    left = size
+    while left > 0 and (block := handle.read(min(chunk, left))):
+        left -= len(block)
+        yield block
 
 
 def _build_card(

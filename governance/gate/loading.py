@@ -1,20 +1,24 @@
 """Step 1 of the gate: read a dataset file with Hugging Face ``datasets`` into an Arrow table.
 
-The file is read in streaming mode (batches; no Arrow cache of the data is written to disk) and only the
-declared columns are kept: an undeclared column is never scrubbed, so it must never reach the vault.
-The raw file's sha256 is computed in the same pass that checks its text is UTF-8.
+Before anything is read, :func:`check_input_file` resolves the path and refuses whatever is not a regular file
+(a FIFO or a device would block or never end) or is larger than the policy allows. The file is then read in
+streaming mode (batches; no Arrow cache of the data is written to disk) and only the declared columns are kept:
+an undeclared column is never scrubbed, so it must never reach the vault. The raw file's sha256 is computed in
+the same pass that checks its text is UTF-8.
 """
 
 from __future__ import annotations
 
 import codecs
 import hashlib
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from governance.errors import ConfigError, DataValidationError
+from governance.errors import ConfigError, DataValidationError, PolicyRefusal
 from governance.gate.spec import DatasetSpec
 
 if TYPE_CHECKING:
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
 BATCH_ROWS = 8192
 _READ_BLOCK = 1 << 20
 _BUILDERS = {"csv": "csv", "jsonl": "json", "parquet": "parquet", "text": "text"}
+MIB = 1 << 20
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 @dataclass(frozen=True)
@@ -37,15 +44,63 @@ class LoadedData:
     missing_columns: tuple[str, ...]
 
 
-def hash_and_check_file(path: Path, *, text: bool) -> tuple[str, int]:
-    """sha256 and size of ``path``; for text formats, also refuse bytes that are not UTF-8 (exit 3)."""
+def check_input_file(path: Path, *, max_mib: int) -> Path:
+    """The resolved ``path`` if it is a regular file of at most ``max_mib`` MiB; reads nothing.
+
+    Symlinks are followed first, so a link to ``/dev/zero`` is judged as the device it is. Anything but a
+    regular file is a :class:`ConfigError` (exit 2); a file over the cap is a :class:`PolicyRefusal` (exit 4).
+    """
+    try:
+        resolved = path.resolve(strict=True)
+        info = resolved.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+        raise ConfigError(f"{path}: cannot be opened ({type(exc).__name__})") from None
+    _check_regular(path, resolved, info.st_mode)
+    _check_size(path, info.st_size, max_mib)
+    return resolved
+
+
+def _check_regular(path: Path, resolved: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    target = f" ({resolved})" if resolved != path.absolute() else ""
+    raise ConfigError(f"{path}: is {kind}{target}, not a regular file",
+                      hint="data ingest reads regular files only; save the data to a file first")
+
+
+def _check_size(path: Path, size: int, max_mib: int) -> None:
+    if size > max_mib * MIB:
+        raise PolicyRefusal(f"{path}: {size:,} bytes exceeds the policy's validation.max_input_mib "
+                            f"({max_mib:,} MiB = {max_mib * MIB:,} bytes)",
+                            hint="split the file, or use a policy with a larger max_input_mib")
+
+
+def hash_and_check_file(path: Path, *, text: bool, max_mib: int | None = None) -> tuple[str, int]:
+    """sha256 and size of ``path``; for text formats, also refuse bytes that are not UTF-8 (exit 3).
+
+    The open file is checked again (regular, within ``max_mib``) and reading stops past the cap, so a file
+    swapped or grown after :func:`check_input_file` cannot make the read block or run forever.
+    """
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     size = 0
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a FIFO swapped in after the check must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as handle:
+            info = os.fstat(fd)
+            _check_regular(path, path, info.st_mode)
+            if max_mib is not None:
+                _check_size(path, info.st_size, max_mib)
             while block := handle.read(_READ_BLOCK):
                 digest.update(block)
+                if max_mib is not None:
+                    _check_size(path, size + len(block), max_mib)
                 if text:
                     try:
                         decoder.decode(block)
@@ -69,9 +124,14 @@ def hash_and_check_file(path: Path, *, text: bool) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def load_table(path: Path, spec: DatasetSpec, *, progress: Callable[[int], None] | None = None) -> LoadedData:
-    """Read ``path`` as ``spec.format`` and keep the declared columns; parse failures are exit 3."""
-    raw_sha256, size = hash_and_check_file(path, text=spec.format != "parquet")
+def load_table(
+    path: Path, spec: DatasetSpec, *, max_mib: int | None = None, progress: Callable[[int], None] | None = None
+) -> LoadedData:
+    """Read ``path`` as ``spec.format`` and keep the declared columns; parse failures are exit 3.
+
+    ``max_mib`` caps the bytes read (exit 4 past it); pass the resolved path from :func:`check_input_file`.
+    """
+    raw_sha256, size = hash_and_check_file(path, text=spec.format != "parquet", max_mib=max_mib)
     if size == 0:
         raise DataValidationError(f"{path}: the file is empty")
     import datasets

@@ -337,9 +337,8 @@ class Ledger:
         if record.report is not None:
             record.contradictions.append(f"entry {entry.seq}: a second report.written")
             return "a second report.written for the run contradicts the first"
-        if record.finished is None:
-            record.contradictions.append(f"entry {entry.seq}: report.written before run.finished")
-            return "reports for a run that has not finished"
+        if record.started is None:
+            return "reports for a run the log never started"
         record.report, record.report_seq = dict(p), entry.seq
         return None
 

@@ -67,6 +67,8 @@ def replay_log(workspace: Workspace, earlier: SignedCheckpoint | None = None) ->
     manifest = workspace.manifest()
     ledger = Ledger(manifest.id)
     log_file = workspace.audit_dir / "log.jsonl"
+    if earlier is not None:
+        _check_carried_root(workspace, earlier)
     try:
         ledger.report = verify_log(workspace.audit_dir, manifest.id, {}, required_roles=EVENT_ROLES,
                                    earlier_checkpoint=earlier, replay=ledger)
@@ -81,13 +83,25 @@ def replay_log(workspace: Workspace, earlier: SignedCheckpoint | None = None) ->
         raise IntegrityError(
             f"{workspace.manifest_path} names root key {manifest.root_key_id}, but the log's genesis entry "
             f"names {ledger.root.key_id}", hint="workspace.yaml was edited; the log decides")
-    if earlier is not None:
-        carried = checkpoint_root(earlier.extensions)
-        if carried is not None and carried != ledger.root.key_id:
-            raise IntegrityError(f"the earlier checkpoint was issued under root key {carried}, but this "
-                                 f"workspace's root is {ledger.root.key_id}")
     check_pin(manifest.id, ledger.root.key_id, workspace.root)
     return ledger
+
+
+def _check_carried_root(workspace: Workspace, earlier: SignedCheckpoint) -> None:
+    """Compare the root key a kept checkpoint carries with the (not yet verified) genesis entry: a different
+    root means the history was rewritten from its first entry on, whatever else verifies."""
+    carried = checkpoint_root(earlier.extensions)
+    if carried is None:
+        return
+    try:
+        genesis = next(iter(open_log(workspace).iter_entries()), None)
+    except AuditError:
+        return  # the full verification that follows names the damage
+    declared = genesis.payload.get("root", {}).get("key_id") if genesis is not None else None
+    if declared != carried:
+        raise IntegrityError(f"the earlier checkpoint was issued under root key {carried}, but this workspace's "
+                             f"genesis entry names {declared}", hint="its history was rewritten from the first "
+                             "entry on; do not trust it")
 
 
 # --- the identities.json cache ------------------------------------------------------------------------

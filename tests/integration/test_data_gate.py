@@ -252,7 +252,7 @@ def test_edited_card_invalidates_its_approval(gate_team, tmp_path: Path) -> None
     card.write_text(card.read_text().replace('"license":"MIT"', '"license":"CC0-1.0"'))
     result = team.as_("erin", "run", str(run_config(tmp_path, "edited")), "--dry-run")
     assert result.exit_code == 5
-    assert "signed a different card digest" in result.stderr
+    assert "the card is not the one the audit log recorded at ingest" in result.stderr
 
 
 def test_keep_raw_stores_the_input_encrypted_and_separately(gate_team, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -262,8 +262,12 @@ def test_keep_raw_stores_the_input_encrypted_and_separately(gate_team, tmp_path:
     policy["pii"]["keep_raw"] = True
     policy_file = tmp_path / "keep-raw.yaml"
     policy_file.write_text(yaml.safe_dump(policy))
+    unregistered = team.as_("erin", "data", "ingest", str(data), "--name", "rawkept", "--spec", str(SPEC),
+                            "--policy", str(policy_file))
+    assert unregistered.exit_code == 4 and "is not registered in this workspace" in unregistered.stderr
+    assert team.as_("admin", "policy", "register", str(policy_file)).exit_code == 0
     result = team.as_("erin", "data", "ingest", str(data), "--name", "rawkept", "--spec", str(SPEC),
-                      "--policy", str(policy_file))
+                      "--policy", "keep-raw")
     assert result.exit_code == 0, result.stderr
     card = json.loads(team.as_("erin", "data", "show", "rawkept", "--format", "json").stdout)
     raw = team.workspace / "vault/rawkept/1/raw.csv.enc"
