@@ -574,8 +574,11 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
 
     check_dataset_name(name)
     dataset_spec = load_dataset_spec(spec)
+    from governance.gate.loading import check_input_file
+
     workspace = app.find_workspace()
     loaded_policy = resolve_policy(workspace, policy_ref).policy  # only registered policies (exit 4)
+    check_input_file(file, max_mib=loaded_policy.validation.max_input_mib)  # a regular file within the cap
     kek = workspace_master_key(workspace)
     with open_session(workspace, app.identity, ["engineer", "compliance"], "data ingest") as session:
         result = ingest_dataset(session, file, name, dataset_spec, loaded_policy, kek, workers=workers,
@@ -628,11 +631,14 @@ def data_list(app: AppContext) -> None:
 def data_show(app: AppContext, ref: str, fmt: str) -> None:
     """Show a dataset card as Markdown (a Hugging Face dataset card) or JSON (the signed source of truth)."""
     from datacards.render import render_markdown
+    from governance.gate.approvals import card_status
     from governance.gate.catalog import DatasetCatalog
 
-    catalog = DatasetCatalog(app.find_workspace())
+    workspace = app.find_workspace()
+    catalog = DatasetCatalog(workspace)
     name, version = catalog.resolve(ref)
     card = catalog.read_card(name, version)
+    card_status(workspace, card)  # the card and its decision files must be what the log recorded (exit 5)
     if fmt == "json" or app.json:
         click.echo(json.dumps(json.loads(card.canonical_json()), indent=2, sort_keys=True))
     else:

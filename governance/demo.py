@@ -115,7 +115,20 @@ def run_demo(directory: Path | None, model: str, progress: Callable[[str], None]
          f"              {reports / 'transparency.html'}")
     _say(f"TensorBoard:  tensorboard --logdir {workspace / 'runs' / run_id / 'tensorboard'}")
 
-    _heading(7, "Verify the audit log and the reports (auditor)")
+    _heading(7, "Release: compliance signs off a flagged or not fully judged model; the engineer exports it")
+    from governance.release import release_state
+    from governance.workspace import Workspace
+
+    state = release_state(Workspace(workspace), run_id)
+    _say(f"release position: {state.explain()}")
+    release = root / "release"
+    if state.verdict != "blocked":
+        if not state.releasable:
+            _command([*ws, "--as", "eli", "runs", "export", run_id, "--out", str(release)], expect=4)
+            _command([*ws, "--as", "casey", "runs", "approve", run_id])
+        _command([*ws, "--as", "eli", "runs", "export", run_id, "--out", str(release)])
+
+    _heading(8, "Verify the audit log and the reports (auditor)")
     _command([*ws, "audit", "verify"])
     _command([*ws, "report", "verify", run_id])
     _command([*ws, "audit", "log", "--since", str(max(0, _log_size(workspace) - 8))])
@@ -132,7 +145,7 @@ def run_demo(directory: Path | None, model: str, progress: Callable[[str], None]
          f"  govtrain report show {run_id} --kind transparency\n"
          f"  govtrain --as casey audit checkpoint --out {root / 'kept.note'}\n"
          "  govtrain audit verify --checkpoint " + str(root / "kept.note") + "\n"
-         f"  govtrain --as eli runs export {run_id} --out {root / 'release'}")
+         f"  govtrain runs show {run_id}                # its release position, decided from the log")
     return root
 
 

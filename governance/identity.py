@@ -2,7 +2,7 @@
 
 A key lives in ``~/.config/govtrain/identities/<name>.key`` (PKCS#8 PEM, mode 0600), encrypted with
 ``GOVTRAIN_PASSPHRASE`` when that is set. Its public half is known to a workspace only through the signed role
-registry (:mod:`governance.registry`).
+registry (:mod:`governance.trust.roles`).
 """
 
 from __future__ import annotations

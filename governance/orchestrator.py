@@ -316,13 +316,12 @@ def run_command(
     from governance.session import open_session
     from governance.trust.policy_registry import resolve_policy
     from governance.trust.roles import require_role
-    from policies import load_policy
 
     config = load_run_config(config_path)  # a bad config is exit 2 before anything else is looked at
-    check_training_limits(config, load_policy(config.policy))
     workspace = find_workspace()
     registered = resolve_policy(workspace, config.policy)  # only an admin-registered policy governs a run
     policy = registered.policy
+    check_training_limits(config, policy)
     if rank() != 0:  # other ranks check and train; they never log or write
         require_role(workspace, identity, ["engineer"], "run")
         approved = check_dataset_gate(workspace, _dataset_ref(workspace, config, resume), registered)
@@ -376,12 +375,18 @@ def run_command(
         )
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(status.get("test_metrics", {}).items())
                         if isinstance(v, int | float))
+    from governance.release import release_state
+
+    release = release_state(workspace, outcome.run_id)  # from the log and the digest-checked reports
     text = (f"run {outcome.run_id} finished: {status.get('steps')} steps, best step {status.get('best_step')}"
             f"{' (early stop)' if status.get('stopped_early') else ''}; test {metrics}\n"
-            f"reports: {outcome.folder.reports}/ (bias verdict: "
-            f"{'FLAGGED' if status.get('bias_flagged') else 'pass'})\n"
+            f"reports: {outcome.folder.reports}/ (bias verdict: {release.verdict.upper()})\n"
+            f"release: {'releasable' if release.releasable else 'not yet releasable'} ({release.explain()})"
+            + ("" if release.releasable else f"; a compliance officer reviews the reports and runs "
+                                             f"'govtrain runs approve {outcome.run_id}'") + "\n"
             f"TensorBoard: tensorboard --logdir {outcome.folder.tensorboard}")
-    return CommandOutcome({"run_id": outcome.run_id, **status}, text)
+    return CommandOutcome({"run_id": outcome.run_id, **status, "bias_verdict": release.verdict,
+                           "releasable": release.releasable}, text)
 
 
 def _dataset_ref(workspace: Any, config: RunConfig, resume: str | None) -> str:

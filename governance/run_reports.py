@@ -124,7 +124,8 @@ def write_run_reports(
             source=card.provenance.source, description=card.provenance.description, rows=card.rows.stored,
             sensitive_columns=card.sensitive_columns, pii_findings=dict(card.pii.findings_by_entity),
             # status.counted holds only approvals logged after the ingest by keys entitled at that moment
-            approvals=[Approval(approver=a.name, role=a.role, key_id=a.key_id, time=a.time, signature_valid=True)
+            approvals=[Approval(approver=a.name, role=a.role, key_id=a.key_id, time=a.time, signature_valid=True,
+                                self_approval=a.key_id == status.ingest.key_id)
                        for a in status.counted])],
         policy=PolicyRef(name=policy.name, digest=policy_digest(policy)),
         run_config=json.loads(config.model_dump_json()), code_version=env["govtrain"],

@@ -25,6 +25,8 @@ class Approval(ReportModel):
     key_id: str | None = None
     time: str = Field(description="RFC 3339 UTC time of the approval.")
     signature_valid: bool
+    self_approval: bool = Field(False, description="The approver also ingested the data (the registered policy "
+                                                   "allows it).")
 
 
 class DatasetSummary(ReportModel):

@@ -168,6 +168,10 @@ def _ethics(lineage: Lineage, bias: BiasReport | None) -> CardSection:
     out = [f"Personal data: {pii} PII finding(s) were removed from the training data before training. "
            + (f"Approved for training by: {', '.join(approvers)}." if approvers
               else "No valid approval signature was recorded in the inputs.")]
+    own = sorted({a.approver for d in lineage.datasets for a in d.approvals if a.self_approval})
+    if own:
+        out.append(f"Self-approval: {', '.join(own)} approved data they ingested themselves, which the registered "
+                   "policy allows (an admin registered it so).")
     if bias and bias.data_bias:
         worst = max(((abs(g.dpl), col.column, g.group) for col in bias.data_bias for g in col.groups
                      if g.dpl is not None), default=None)

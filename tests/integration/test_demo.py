@@ -24,5 +24,8 @@ def test_demo_runs_end_to_end(tmp_path: Path, isolated_home: Path) -> None:
     # the planted regional disparity is found: disparate impact fails the four-fifths rule
     checks = {c["metric"]: c for c in bias["verdict"]["checks"]}
     assert checks["disparate_impact"]["status"] == "FAIL"
+    # ... so the run is flagged: export is refused until compliance signs the release, then succeeds
+    assert "govtrain --as casey runs approve" in out and "release of run-" in out
+    assert "--as eli runs export" in out and (demo / "release/model.safetensors").is_file()
     assert not (isolated_home / ".config/govtrain").exists()  # the demo's keys stay in its own folder
     assert (demo / "config/govtrain/master.key").is_file()

@@ -44,13 +44,14 @@ def log_entries(team: Team) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()]
 
 
-def append_as(team: Team, name: str, event: str, payload: dict[str, Any]) -> None:
-    """Append a validly signed entry with ``name``'s own key, and a fresh checkpoint, bypassing the CLI."""
+def append_as(team: Team, name: str, event: str, payload: dict[str, Any], *, checkpoint: bool = True) -> None:
+    """Append a validly signed entry with ``name``'s own key (and a fresh checkpoint), bypassing the CLI."""
     ws = Workspace(team.workspace)
     log = AuditLog(ws.audit_dir, ws.manifest().id)
     signer = load_identity(name)
     log.append(signer, event, payload)
-    log.write_checkpoint(signer, (f"govtrain-root {ws.manifest().root_key_id}",))
+    if checkpoint:
+        log.write_checkpoint(signer, (f"govtrain-root {ws.manifest().root_key_id}",))
 
 
 def policy_file(tmp: Path, name: str, **changes: Any) -> Path:
@@ -121,8 +122,9 @@ def test_backdated_decision_file_by_a_revoked_key(trust_data, tmp_path: Path) ->
     assert dry.exit_code == 5
     path.unlink()
     # The same key appending its approval to the log itself: validly signed, but after the revocation.
+    # (A checkpoint signed by the revoked key would itself stop verification, so the attacker writes none.)
     append_as(team, "frank", "data.approved", {"dataset": "reddit@1", "card_digest": card.digest(),
-                                               "decision_digest": forged.digest()})
+                                               "decision_digest": forged.digest()}, checkpoint=False)
     verify = team.as_("erin", "audit", "verify")
     assert verify.exit_code == 5
     assert "(data.approved): key" in verify.stderr and "revoked" in verify.stderr
