@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.runs import find_run
@@ -19,6 +20,9 @@ from governance.trust.ledger import Decision, Ledger, RunRecord
 from governance.trust.policy_registry import RegisteredPolicy, registered_policy
 from governance.trust.replay import load_ledger
 from governance.workspace import Workspace
+
+if TYPE_CHECKING:
+    from reports.bias import BiasReport
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,22 @@ class ReleaseState:
                 f"approval(s) from {' or '.join(self.policy.policy.release.approver_roles)}")
 
 
+def judge_release(bias: BiasReport | None) -> tuple[str, int, int]:
+    """The release verdict recomputed from a bias report's checks: ``(verdict, failed, not judged)``.
+
+    ``blocked``: something failed under ``action: block``; ``flagged``: something failed under ``warn``;
+    ``not judged``: nothing failed but some check could not be judged, or there was no verdict at all (a
+    language model, no bias report); ``pass``: every check passed.
+    """
+    if bias is None or bias.verdict is None:
+        return "not judged", 0, 1
+    failed = sum(c.status == "FAIL" for c in bias.verdict.checks)
+    unjudged = sum(c.status not in ("PASS", "FAIL") for c in bias.verdict.checks)
+    if failed:
+        return ("blocked" if bias.verdict.action == "block" else "flagged"), failed, unjudged
+    return ("not judged" if unjudged else "pass"), failed, unjudged
+
+
 def finished_record(ledger: Ledger, run_id: str) -> RunRecord:
     """The run's record, with reports logged and no contradicting entries; exit 4 or 5 otherwise."""
     record = ledger.run(run_id)
@@ -79,23 +99,14 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
     problems = verify_report_digests(folder.reports, digests)
     if problems:
         raise IntegrityError(f"run {run_id} reports: {problems[0]}")
-    failed = unjudged = 0
-    blocked = False
+    bias = None
     if "bias.json" in digests:
         bias = BiasReport.model_validate(json.loads((folder.reports / "bias.json").read_bytes()))
-        if bias.verdict is None:
-            unjudged = 1  # no thresholds could be applied (language models): nothing was judged
-        else:
-            failed = sum(c.status == "FAIL" for c in bias.verdict.checks)
-            unjudged = sum(c.status != "PASS" and c.status != "FAIL" for c in bias.verdict.checks)
-            blocked = bias.verdict.action == "block" and failed > 0
-    else:
-        unjudged = 1
-    if record.report.get("releasable") is not (not blocked) or record.report.get("flagged") is not (failed > 0):
+    verdict, failed, unjudged = judge_release(bias)
+    if record.report.get("releasable") is not (verdict != "blocked") or record.report.get("flagged") is not (failed > 0):
         raise IntegrityError(f"run {run_id}: the release claim in the audit log disagrees with its bias report",
                              hint="the report.written entry was forged or the report replaced")
     policy = registered_policy(workspace, str(record.started.get("policy_digest")), ledger)
-    verdict = "blocked" if blocked else "flagged" if failed else "not judged" if unjudged else "pass"
     rules = policy.policy.release
     needs = rules.require_approval == "always" or verdict != "pass"
     counted: dict[str, Decision] = {}

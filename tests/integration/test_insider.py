@@ -228,6 +228,7 @@ def test_forged_release_of_a_blocked_model(runs, tmp_path: Path) -> None:  # typ
     export = team.as_("erin", "runs", "export", blocked_id, "--out", str(tmp_path / "out"))
     assert export.exit_code == 5
     assert not (tmp_path / "out").exists()
+    assert team.as_("erin", "data", "list").exit_code == 0  # the rest of the workspace is still usable
 
 
 def test_release_claim_must_match_the_reports(runs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,35 @@
+"""The release verdict recomputed from a bias report: no 'pass' without every check passing."""
+
+from __future__ import annotations
+
+from governance.release import judge_release
+from reports.bias import classification_bias_report
+from tests.reports.conftest import THRESHOLDS, planted
+
+
+def _report(action: str, min_group_size: int, thresholds: list[dict[str, object]] = THRESHOLDS):  # type: ignore[no-untyped-def]
+    d = planted()
+    return classification_bias_report(
+        run_id="run-1", train_labels=d["y_true"].tolist(), train_groups={"g": d["groups"].tolist()},
+        test_labels=d["y_true"].tolist(), test_predictions=d["y_pred"].tolist(),
+        test_groups={"g": d["groups"].tolist()}, positive_label=1, thresholds=thresholds, action=action,
+        min_group_size=min_group_size, bootstrap_samples=0, confidence=0.9, seed=3)
+
+
+def test_all_unjudged_under_block_is_not_a_pass() -> None:
+    """Every group below min_group_size: nothing failed, nothing passed, so release needs a human decision."""
+    verdict, failed, unjudged = judge_release(_report("block", min_group_size=10_000))
+    assert (verdict, failed) == ("not judged", 0)
+    assert unjudged == len(THRESHOLDS)
+
+
+def test_failure_blocks_or_flags_by_action() -> None:
+    # Group A is selected 80% of the time, group B 40%: disparate impact 0.5 fails min 0.8.
+    assert judge_release(_report("block", min_group_size=30))[0] == "blocked"
+    assert judge_release(_report("warn", min_group_size=30))[0] == "flagged"
+
+
+def test_pass_only_when_every_check_passed() -> None:
+    lenient = [{"metric": "demographic_parity_difference", "max": 0.9}]
+    assert judge_release(_report("block", min_group_size=30, thresholds=lenient)) == ("pass", 0, 0)
+    assert judge_release(None) == ("not judged", 0, 1)
