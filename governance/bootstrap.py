@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import getpass
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from governance.crypto import MasterKey
-from governance.identity import check_identity_name, create_identity, identity_key_path, load_identity
+from governance.identity import (
+    check_identity_name,
+    create_identity,
+    default_identity_name,
+    identity_key_path,
+    load_identity,
+)
 from governance.keyring import load_or_create_master_key
 from governance.session import Session
 from governance.trust.pins import pin_workspace
@@ -26,24 +30,15 @@ class InitResult:
     workspace_id: str
     admin_name: str
     root_key_id: str
+    public_key: str
     admin_key_created: bool
     master_key: MasterKey
     master_key_created: bool
 
 
-def default_admin_name() -> str:
-    """The admin identity's name when ``--as`` is not given: the login name, made a valid identity name."""
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):
-        login = "admin"
-    cleaned = re.sub(r"[^a-z0-9._-]", "-", login.lower()).strip("-._") or "admin"
-    return cleaned[:64]
-
-
 def initialize_workspace(target: Path, admin_name: str | None) -> InitResult:
     """Create a workspace at ``target`` administered by ``admin_name`` (its key created if it has none)."""
-    name = check_identity_name(admin_name or default_admin_name())
+    name = check_identity_name(admin_name or default_identity_name())
     if identity_key_path(name).exists():
         admin, created = load_identity(name), False
     else:
@@ -70,4 +65,5 @@ def initialize_workspace(target: Path, admin_name: str | None) -> InitResult:
                                  populate=populate)
     manifest = workspace.manifest()
     pin_workspace(manifest.id, admin.key_id, workspace.root)  # the creator trusts the root they made
-    return InitResult(workspace, manifest.id, name, admin.key_id, created, master_key, key_created)
+    return InitResult(workspace, manifest.id, name, admin.key_id, format_public_key(admin.private_key.public_key()),
+                      created, master_key, key_created)

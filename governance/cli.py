@@ -114,7 +114,7 @@ def init(app: AppContext) -> None:
     result = initialize_workspace(workspace_target(app.workspace), app.identity)
     lines = [f"created workspace {result.workspace_id} at {result.workspace.root}"]
     lines.append(
-        f"root admin identity '{result.admin_name}' ({result.root_key_id})"
+        f"root admin identity '{result.admin_name}': key id {result.root_key_id}, public key {result.public_key}"
         + (" created in ~/.config/govtrain/identities" if result.admin_key_created else "")
     )
     lines.append("pinned in ~/.config/govtrain/trusted.yaml; team members and auditors pin it with "
@@ -208,13 +208,30 @@ def runs() -> None:
 @runs.command("list")
 @pass_app
 def runs_list(app: AppContext) -> None:
-    """List the workspace's runs with their status."""
+    """List the workspace's runs: status, dataset, steps, headline test metric and release verdict (from the log)."""
+    from governance.errors import GovtrainError
+    from governance.release import release_state
     from governance.runs import list_runs
 
-    rows = [folder.status() for folder in list_runs(app.find_workspace())]
+    workspace = app.find_workspace()
+    rows = []
+    for folder in list_runs(workspace):
+        row = folder.status()
+        metrics = row.get("test_metrics") or {}
+        name = next((m for m in ("accuracy", "perplexity", "loss") if isinstance(metrics.get(m), int | float)), None)
+        row["headline"] = {name: metrics[name]} if name else {}
+        try:
+            state = release_state(workspace, folder.run_id)
+            row["verdict"], row["releasable"] = state.verdict, state.releasable
+        except GovtrainError as exc:
+            if exc.exit_code == 5:
+                raise
+            row["verdict"], row["releasable"] = "-", False
+        rows.append(row)
     text = "\n".join(
-        f"{r['run_id']}  {r.get('status', '?'):<9} {r.get('dataset', '-'):<20} steps {r.get('steps', '-')}"
-        + ("  NOT RELEASABLE" if r.get("releasable") is False else "")
+        f"{r['run_id']}  {r.get('status', '?'):<9} {r.get('dataset', '-'):<20} steps {r.get('steps', '-')!s:<6} "
+        + (" ".join(f"{k} {v:.4f}" for k, v in r["headline"].items()) or "-").ljust(18)
+        + f" bias {r['verdict']}" + ("" if r["releasable"] else "  (not releasable)" if r["verdict"] != "-" else "")
         for r in rows
     ) or "no runs yet (govtrain run CONFIG)"
     app.emit({"runs": rows}, text)

@@ -37,8 +37,10 @@ def export_model(session: Session, run_id: str, out: Path) -> dict[str, str]:
     digests = record.finished.get("model_digests")
     if not isinstance(digests, dict) or not digests:
         raise IntegrityError(f"run {run_id}: the audit log records no model files")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} is not an empty folder; refusing to overwrite", hint="choose an empty or new folder")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a folder", hint="choose an empty or new folder")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} is not empty; refusing to overwrite", hint="choose an empty or new folder")
     store = EncryptedRunStore(folder.path, workspace_master_key(session.workspace))
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)

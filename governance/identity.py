@@ -7,6 +7,7 @@ registry (:mod:`governance.trust.roles`).
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import stat
@@ -59,13 +60,28 @@ def create_identity(name: str, *, out: Path | None = None) -> tuple[Path, Ed2551
     return path, Ed25519Signer(name=name, private_key=private)
 
 
+def default_identity_name() -> str:
+    """The identity a command acts as without ``--as``/``GOVTRAIN_IDENTITY``: the login name made a valid
+    identity name, the same default ``govtrain init`` uses for its admin."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "admin"
+    cleaned = re.sub(r"[^a-z0-9._-]", "-", login.lower()).strip("-._") or "admin"
+    return cleaned[:64]
+
+
 def load_identity(name: str | None, *, path: Path | None = None) -> Ed25519Signer:
-    """Load the acting identity's key; a missing, unreadable or loosely-permitted key is refused."""
-    if name is None:
-        raise ConfigError(
-            "this command needs an acting identity",
-            hint="pass --as NAME or set GOVTRAIN_IDENTITY (create one with 'govtrain identity new NAME')",
-        )
+    """Load the acting identity's key (by default the login name's, as ``init`` does); a missing, unreadable or
+    loosely-permitted key is refused."""
+    if name is None and path is None:
+        name = default_identity_name()
+        if not identity_key_path(name).exists():
+            raise ConfigError(
+                f"this command needs an acting identity (no --as, and no key for your login name '{name}')",
+                hint="pass --as NAME or set GOVTRAIN_IDENTITY (create one with 'govtrain identity new NAME')",
+            )
+    assert name is not None
     key_path = path or identity_key_path(name)
     try:
         info = key_path.stat()

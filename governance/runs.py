@@ -122,9 +122,11 @@ class EncryptedRunStore:
         return hashlib.sha256(data).hexdigest()
 
     def read(self, name: str) -> bytes:
+        """Decrypt an artifact into memory; a missing one is an integrity error (the run recorded it)."""
         path = self._path(name)
         if not path.is_file():
-            raise FileNotFoundError(name)
+            raise IntegrityError(f"run artifact {path} is missing", hint="it was deleted or moved; the log "
+                                                                      "records every artifact a run wrote")
         return read_encrypted_file(path, self.kek)
 
     def exists(self, name: str) -> bool:

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.keys import Ed25519Signer, key_id
-from governance.errors import ConfigError, NotAuthorizedError
+from audit.keys import KEY_ID_RE, Ed25519Signer, key_id
+from governance.errors import ConfigError, GovtrainError, NotAuthorizedError
 from governance.identity import load_identity
 from governance.trust.ledger import PUBLIC_KEY_PREFIX, Member, Role
 from governance.trust.replay import load_ledger, replay_log, write_identity_cache
+from governance.userconfig import identities_dir
 from governance.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -31,7 +32,18 @@ def format_public_key(public: Ed25519PublicKey) -> str:
 
 
 def parse_public_key(text: str) -> Ed25519PublicKey:
-    """Parse ``ed25519:<base64url>``; a malformed key is a ``ConfigError``."""
+    """Parse ``ed25519:<base64url>``; a malformed key is a ``ConfigError``.
+
+    A key id (``ed25519:`` and 32 hex digits, a hash of the public key) is accepted when a local identity has
+    that id; otherwise the error says which of the two printed forms is needed.
+    """
+    if KEY_ID_RE.fullmatch(text):
+        local = _local_public_key(text)
+        if local is None:
+            raise ConfigError(f"{text} is a key id (a hash of a public key), and no identity on this machine has it",
+                              hint="pass the public key that 'govtrain identity new' printed (ed25519: and 43 "
+                                   "base64url characters)")
+        return local
     if not text.startswith(PUBLIC_KEY_PREFIX):
         raise ConfigError(f"not a govtrain public key: {text[:24]!r}", hint="it starts with 'ed25519:'")
     body = text.removeprefix(PUBLIC_KEY_PREFIX)
@@ -40,6 +52,21 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(raw)
     except (ValueError, TypeError):
         raise ConfigError("malformed public key: expected 32 bytes in base64url after 'ed25519:'") from None
+
+
+def _local_public_key(wanted: str) -> Ed25519PublicKey | None:
+    """The public key of a local identity whose key id is ``wanted`` (unlocked keys only)."""
+    folder = identities_dir()
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("*.key")):
+        try:
+            signer = load_identity(path.stem)
+        except GovtrainError:
+            continue
+        if signer.key_id == wanted:
+            return signer.private_key.public_key()
+    return None
 
 
 @dataclass(frozen=True)

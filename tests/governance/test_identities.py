@@ -120,3 +120,26 @@ def test_manifest_root_must_match_genesis(govtrain, tmp_path: Path) -> None:  # 
     ws.write_manifest(manifest.model_copy(update={"root_key_id": "ed25519:" + "0" * 32}))
     with pytest.raises(IntegrityError, match="but the log's genesis entry names"):
         load_ledger(ws)
+
+
+def test_grant_accepts_a_local_key_id_and_explains_a_foreign_one(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path, {})
+    created = json.loads(govtrain("--json", "identity", "new", "gus").stdout)
+    granted = team.as_("admin", "--json", "identity", "grant", "gus", "auditor", "--pubkey", created["key_id"])
+    assert granted.exit_code == 0, granted.stderr
+    assert json.loads(granted.stdout)["key_id"] == created["key_id"]
+    foreign = team.as_("admin", "identity", "grant", "hal", "auditor", "--pubkey", "ed25519:" + "ab" * 16)
+    assert foreign.exit_code == 2
+    assert "is a key id (a hash of a public key), and no identity on this machine has it" in foreign.stderr
+
+
+def test_acting_identity_defaults_to_the_login_name(govtrain, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("getpass.getuser", lambda: "Ivy.Admin")
+    workspace = tmp_path / ".govtrain"
+    assert govtrain("--workspace", str(workspace), "init").exit_code == 0  # creates 'ivy.admin'
+    listed = govtrain("--workspace", str(workspace), "--json", "identity", "list")
+    assert [i["name"] for i in json.loads(listed.stdout)["identities"]] == ["ivy.admin"]
+    public = json.loads(govtrain("--json", "identity", "new", "jo").stdout)["public_key"]
+    granted = govtrain("--workspace", str(workspace), "identity", "grant", "jo", "engineer", "--pubkey", public)
+    assert granted.exit_code == 0, granted.stderr  # no --as: the same default as init

@@ -203,3 +203,13 @@ def test_html_report_opens_in_headless_chromium(trained) -> None:  # type: ignor
     assert "<h2>Verdict</h2>" in bias and "disparate_impact" in bias
     evaluation = dom(reports / "evaluation.html")
     assert "Confusion matrix" in evaluation and "<img" in evaluation
+
+
+def test_runs_list_shows_headline_metric_and_verdict(trained) -> None:  # type: ignore[no-untyped-def]
+    team, out = trained
+    rows = {r["run_id"]: r for r in json.loads(team.as_("erin", "--json", "runs", "list").stdout)["runs"]}
+    row = rows[out["run_id"]]
+    assert row["headline"] == {"accuracy": out["test_metrics"]["accuracy"]}
+    assert row["verdict"] in ("pass", "flagged", "not judged")
+    text = team.as_("erin", "runs", "list").stdout
+    assert f"accuracy {out['test_metrics']['accuracy']:.4f}" in text and f"bias {row['verdict']}" in text
