@@ -346,6 +346,8 @@ def run_command(
         else:
             folder = RunFolder(workspace, new_run_id())
             folder.create(resolved_yaml(config))
+        if "@" not in config.dataset and not resume:
+            progress(f"dataset '{config.dataset}' resolved to {approved.card.ref}, its newest approved version")
         progress(f"run {folder.run_id}: {config.task} on {approved.card.ref} "
                  f"(approved by {', '.join(approved.approvers)}), policy {policy.name}")
         started_on = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -148,12 +148,19 @@ def _check_vault(workspace: Workspace, card: DatasetCard) -> Path:
 
 
 def check_dataset_gate(workspace: Workspace, ref: str, policy: RegisteredPolicy) -> ApprovedDataset:
-    """Everything ``govtrain run`` requires of a dataset before it may be decrypted; raises exit 4 or 5."""
+    """Everything ``govtrain run`` requires of a dataset before it may be decrypted; raises exit 4 or 5.
+
+    ``NAME`` without a version means the newest version approved under this policy (newer pending or rejected
+    versions are passed over, and the result says so through ``ApprovedDataset.card.ref``); ``NAME@V`` is exactly
+    that version.
+    """
     catalog = DatasetCatalog(workspace)
     try:
         name, version = catalog.resolve(ref)
     except ConfigError as exc:
         raise PolicyRefusal(exc.message, hint="ingest it with 'govtrain data ingest' and have it approved") from None
+    if "@" not in ref:
+        version = _latest_approved(workspace, catalog, name, policy) or version
     card = catalog.read_card(name, version)
     status = card_status(workspace, card)
     vault_path = _check_vault(workspace, card)
@@ -176,3 +183,13 @@ def check_dataset_gate(workspace: Workspace, ref: str, policy: RegisteredPolicy)
                  f"'govtrain data approve {card.ref}'",
         )
     return ApprovedDataset(card, vault_path, tuple(d.name for d in status.counted), status)
+
+
+def _latest_approved(workspace: Workspace, catalog: DatasetCatalog, name: str, policy: RegisteredPolicy) -> int | None:
+    """The newest version of ``name`` approved under ``policy``, or None (then the newest version is judged)."""
+    ledger = load_ledger(workspace)
+    for version in reversed(catalog.versions(name)):
+        card = catalog.read_card(name, version)
+        if card.policy.digest == policy.digest and card_status(workspace, card, ledger).status == "approved":
+            return version
+    return None

@@ -248,7 +248,11 @@ def test_resume_pins_dataset_version_and_checkpoint(runs, tmp_path: Path, shared
     team = clone(team, tmp_path)
     data = reddit_subset(shared_data, tmp_path, rows=300)
     assert team.as_("erin", "data", "ingest", str(data), "--name", "reddit", "--spec", str(SPEC)).exit_code == 0
+    fresh = json.loads(team.as_("erin", "--json", "run", str(config), "--dry-run").stdout)
+    assert fresh["plan"]["dataset"] == "reddit@1"  # unpinned: the newest approved version, not pending @2
     assert team.as_("carol", "data", "approve", "reddit@2").exit_code == 0
+    fresh = json.loads(team.as_("erin", "--json", "run", str(config), "--dry-run").stdout)
+    assert fresh["plan"]["dataset"] == "reddit@2"
     plan = json.loads(team.as_("erin", "--json", "run", str(config), "--resume", killed_id, "--dry-run").stdout)
     assert plan["plan"]["dataset"] == "reddit@1"  # the version the run started on, not the newest
     checkpoint = team.workspace / "runs" / killed_id / "checkpoints/last.pt.enc"
