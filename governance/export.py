@@ -9,17 +9,20 @@ failure the temporary folder is removed, so no half-exported or unverified model
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import uuid
 from pathlib import Path
 
+from governance.auditing import latest_checkpoint_text, prove_entry
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.fsutil import make_private_dir, write_private_file
 from governance.keyring import workspace_master_key
-from governance.release import release_state
+from governance.release import ReleaseState, release_state
 from governance.runs import EncryptedRunStore, find_run
 from governance.session import Session
+from governance.trust.ledger import RunRecord
 
 
 def export_model(session: Session, run_id: str, out: Path) -> dict[str, str]:
@@ -56,6 +59,7 @@ def export_model(session: Session, run_id: str, out: Path) -> dict[str, str]:
             target = staging / Path(name).name
             write_private_file(target, data)
             exported[target.name] = digest
+        _write_verification_material(session, folder.reports, record, state, staging)
         if out.is_dir():
             out.rmdir()  # the empty folder the user named
         os.rename(staging, out)
@@ -65,3 +69,24 @@ def export_model(session: Session, run_id: str, out: Path) -> dict[str, str]:
     session.record("run.exported", {"run_id": run_id, "files": exported,
                                     "release": [d.key_id for d in state.approvals]})
     return exported
+
+
+def _write_verification_material(session: Session, reports: Path, record: RunRecord, state: ReleaseState,
+                                 staging: Path) -> None:
+    """Beside the model: its model card and provenance (digest-checked copies of the logged reports), and what
+    lets a recipient check them offline: the log's signed checkpoint and an inclusion proof of the report entry."""
+    assert record.report is not None and record.report_seq is not None
+    digests: dict[str, str] = record.report.get("digests") or {}
+    for name, target in (("transparency.md", "MODEL_CARD.md"), ("provenance.json", "provenance.json"),
+                         ("bias.json", "bias.json"), ("evaluation.json", "evaluation.json")):
+        if name in digests:  # release_state checked each logged report's digest just before
+            write_private_file(staging / target, (reports / name).read_bytes())
+    verification = staging / "verification"
+    make_private_dir(verification)
+    text, _ = latest_checkpoint_text(session.workspace)
+    write_private_file(verification / "checkpoint.note", text.encode())
+    proof = prove_entry(session.workspace, record.report_seq, None)
+    write_private_file(verification / "report-entry-proof.json", json.dumps(proof, indent=2).encode())
+    release = {"run_id": record.run_id, "verdict": state.verdict, "report_digests": digests,
+               "release_approvals": [{"name": d.name, "key_id": d.key_id, "time": d.time} for d in state.approvals]}
+    write_private_file(verification / "release.json", json.dumps(release, indent=2, sort_keys=True).encode())

@@ -289,8 +289,41 @@ def _mean_train_loss(progress: TrainProgress, dist: DistContext) -> float:
 
 
 def _progress_bar(total: int, initial: int, disabled: bool) -> Any:
-    """A tqdm bar with ETA on stderr."""
+    """A tqdm bar with ETA on stderr when it is a terminal; whole lines (every ~10% or 30 s) when it is piped
+    or logged, where a bar would be one endless ``\r`` line."""
+    if not disabled and not sys.stderr.isatty():
+        return LineProgress(total, initial)
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=disabled, file=sys.stderr, unit="step", dynamic_ncols=True,
                 desc="training")
+
+
+class LineProgress:
+    """Progress as plain lines for logs: ``training: step 80/400 (20%), loss 0.6931, 12.3 steps/s, ~26 s left``."""
+
+    def __init__(self, total: int, initial: int, *, every_s: float = 30.0) -> None:
+        self.total, self.step, self.start_step = max(total, 1), initial, initial
+        self.every_s = every_s
+        self.started = self.last_time = time.perf_counter()
+        self.last_tenth = initial * 10 // self.total
+        self.postfix = ""
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` steps; print a line when another tenth is done or ``every_s`` passed."""
+        self.step += n
+        now, tenth = time.perf_counter(), self.step * 10 // self.total
+        if tenth > self.last_tenth or now - self.last_time >= self.every_s or self.step >= self.total:
+            self.last_tenth, self.last_time = tenth, now
+            rate = (self.step - self.start_step) / max(now - self.started, 1e-9)
+            left = (self.total - self.step) / rate if rate > 0 else float("nan")
+            print(f"training: step {self.step}/{self.total} ({100 * self.step // self.total}%)"
+                  f"{', ' + self.postfix if self.postfix else ''}, {rate:.1f} steps/s, ~{left:.0f} s left",
+                  file=sys.stderr, flush=True)
+
+    def set_postfix(self, refresh: bool = False, **values: str) -> None:
+        """Values shown on the next line (e.g. the loss)."""
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+
+    def close(self) -> None:
+        """Nothing to clean up (lines are complete)."""

@@ -295,4 +295,15 @@ def _release_and_export(team: Team, run_id: str, tmp_path: Path) -> None:
     exported = team.as_("erin", "runs", "export", killed_id, "--out", str(out))
     assert exported.exit_code == 0, exported.stderr
     assert (out / "model.safetensors").is_file()
+    # The model card and what lets a recipient check it offline travel with the model.
+    reports = team.workspace / "runs" / killed_id / "reports"
+    assert (out / "MODEL_CARD.md").read_bytes() == (reports / "transparency.md").read_bytes()
+    from audit.checkpoint import parse_checkpoint
+    from audit.proofs import verify_inclusion_proof
+    from governance.trust.replay import load_ledger
+
+    proof = json.loads((out / "verification/report-entry-proof.json").read_text())
+    verify_inclusion_proof(proof, proof["checkpoint"], load_ledger(Workspace(team.workspace)).keys())
+    assert json.loads(proof["entry"])["event"] == "report.written"
+    assert parse_checkpoint((out / "verification/checkpoint.note").read_text()).size >= proof["tree_size"]
     assert team.as_("carol", "audit", "verify").exit_code == 0
