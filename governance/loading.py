@@ -7,6 +7,7 @@ A message always names the file, the field path and the reason, e.g.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from governance.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
+_NAMED_FIELD = re.compile(r"^[A-Za-z_][\w.]*: ")
 MAX_CONFIG_BYTES = 1 << 20  # configs are small; a huge file is a mistake, not a config
 
 
@@ -59,7 +61,7 @@ def parse_yaml_mapping(raw: bytes | str, *, source: str) -> dict[str, Any]:
 
 
 def validate_model(model: type[M], data: Any, *, source: str) -> M:
-    """Validate ``data`` against ``model``; the first error becomes a ``ConfigError`` naming the field."""
+    """Validate ``data`` against ``model``; every error is named, field by field, in one ``ConfigError``."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -74,21 +76,25 @@ def load_model_file(model: type[M], path: Path, what: str) -> M:
 
 
 def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    """One line: the source, the first failing field path and the reason (never the offending value)."""
-    errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        reason = "unknown field"
-        suggestion = _suggest(model, first["loc"])
-        if suggestion:
-            reason += f" (did you mean '{suggestion}'?)"
-    elif first["type"] == "missing":
-        reason = "required field is missing"
-    else:
-        reason = str(first["msg"]).removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return f"{source}: {loc}: {reason}{more}"
+    """One line: the source, then every failing field path with its reason (never the offending value)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            reason = "unknown field"
+            suggestion = _suggest(model, error["loc"])
+            if suggestion:
+                reason += f" (did you mean '{suggestion}'?)"
+        elif error["type"] == "missing":
+            reason = "required field is missing"
+        else:
+            reason = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"] and _NAMED_FIELD.match(reason):  # a cross-field check that names its own field
+            problems.append(reason)
+            continue
+        problems.append(f"{loc}: {reason}")
+    counted = f" ({len(problems)} problems)" if len(problems) > 1 else ""
+    return f"{source}{counted}: " + "; ".join(problems)
 
 
 def _hint(exc: ValidationError) -> str | None:

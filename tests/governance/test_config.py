@@ -125,3 +125,29 @@ def test_arbitrary_structures_only_raise_config_error(data: dict) -> None:  # ty
         validate_model(RunConfig, yaml.safe_load(yaml.safe_dump(data)), source="fuzz")
     except ConfigError:
         pass
+
+
+def test_every_problem_is_named_at_once(tmp_path: Path) -> None:
+    """Two mistakes in one config: both are reported in the one-line error, not 'and 1 more problem'."""
+    config = yaml.safe_load((REPO / "examples/redditbias-classifier.yaml").read_text())
+    config["training"]["learning_rat"] = 0.1
+    config["splits"]["tset"] = 0.1
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as raised:
+        load_run_config(path)
+    message = raised.value.message
+    assert "(2 problems)" in message
+    assert "training.learning_rat: unknown field (did you mean 'learning_rate'?)" in message
+    assert "splits.tset: unknown field (did you mean 'test'?)" in message
+    assert "\n" not in message
+
+
+def test_cross_field_problem_names_its_field(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "examples/redditbias-classifier.yaml").read_text())
+    config["splits"]["stratify_by"] = ["nonexistent"]
+    path = tmp_path / "strat.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r": splits\.stratify_by: 'nonexistent' is neither") as raised:
+        load_run_config(path)
+    assert "top level" not in raised.value.message
