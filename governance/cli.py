@@ -176,7 +176,7 @@ def demo(app: AppContext, directory: Path | None, model: str) -> None:
     """
     from governance.demo import run_demo
 
-    run_demo(directory, model, app.progress)
+    run_demo(cli, directory, model, app.progress)
 
 
 @cli.command()

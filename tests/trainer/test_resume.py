@@ -17,7 +17,7 @@ from safetensors.torch import load as load_safetensors
 from tests.trainer.setups import redditbias_splits, tiny_classifier
 from trainer import train
 from trainer.config import EarlyStoppingConfig, OverfittingAlarmConfig
-from trainer.stores import FolderArtifactStore, RecordingEventSink
+from trainer.stores import PlaintextFolderStore, RecordingEventSink
 
 SCRIPT = Path(__file__).with_name("train_script.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(shared_data: Path, tmp_
     )
     splits = redditbias_splits(shared_data)
 
-    store_a = FolderArtifactStore(tmp_path / "a")
+    store_a = PlaintextFolderStore(tmp_path / "a")
     result_a = train(config, splits, store=store_a, events=RecordingEventSink(), quiet=True)
 
     store_b, events_b = tmp_path / "b", tmp_path / "events-b.jsonl"
@@ -68,13 +68,13 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(shared_data: Path, tmp_
     assert saved["step"] == 8 and not (store_b / "model").exists()
 
     resumed_events = RecordingEventSink()
-    result_b = train(config, splits, store=FolderArtifactStore(store_b), events=resumed_events, quiet=True,
+    result_b = train(config, splits, store=PlaintextFolderStore(store_b), events=resumed_events, quiet=True,
                      resume=True)
     assert result_b.resumed_from_step == 8 and result_a.resumed_from_step is None
     assert [e["step"] for e in resumed_events.named("evaluated")] == [10, 15, 20, 24]
 
     weights_a = load_safetensors(store_a.read("model/model.safetensors"))
-    weights_b = load_safetensors(FolderArtifactStore(store_b).read("model/model.safetensors"))
+    weights_b = load_safetensors(PlaintextFolderStore(store_b).read("model/model.safetensors"))
     assert weights_a.keys() == weights_b.keys()
     for name in weights_a:
         torch.testing.assert_close(weights_b[name], weights_a[name], rtol=0, atol=1e-6, msg=name)

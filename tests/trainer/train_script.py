@@ -24,7 +24,7 @@ for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", 
 
 from tests.trainer.setups import redditbias_splits
 from trainer import TrainConfig, train
-from trainer.stores import FolderArtifactStore, RecordingEventSink
+from trainer.stores import PlaintextFolderStore, RecordingEventSink
 
 
 class HangingSink(RecordingEventSink):
@@ -56,7 +56,7 @@ def main() -> None:
     rank = os.environ.get("RANK", "0")
     config = TrainConfig.from_dict(json.loads(args.config))
     sink = HangingSink(Path(args.events.format(rank=rank)), args.hang_after_checkpoint)
-    result = train(config, redditbias_splits(args.data, rows=args.rows), store=FolderArtifactStore(args.store),
+    result = train(config, redditbias_splits(args.data, rows=args.rows), store=PlaintextFolderStore(args.store),
                    events=sink, tensorboard_dir=None, quiet=True, resume=args.resume)
     if args.result:
         Path(args.result.format(rank=rank)).write_text(json.dumps(result.to_dict()))
