@@ -39,29 +39,18 @@ class Checkpoint:
 def serialise(
     *,
     config: TrainConfig,
-    model: torch.nn.Module,
-    best_model: dict[str, torch.Tensor] | None,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    progress: dict[str, Any],
-    early_stopping: dict[str, Any],
-    overfitting_alarm: dict[str, Any],
+    state: dict[str, Any],
     rng: list[dict[str, Any]],
     tokenizer: dict[str, bytes],
     world_size: int,
 ) -> bytes:
-    """One checkpoint as bytes: weights (and the best weights so far), optimizer, scheduler, loop position,
-    monitor states, every process's RNG states, the config and the tokenizer files."""
+    """One checkpoint as bytes: the train state (``TrainState.state_dict()``: weights and the best weights so
+    far, optimizer, scheduler, loop position, monitor states), every process's RNG states, the config and the
+    tokenizer files."""
     payload = {
         "format": FORMAT_VERSION,
         "config": config.to_dict(),
-        "model": {k: v.detach().to("cpu") for k, v in model.state_dict().items()},
-        "best_model": best_model,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "progress": progress,
-        "early_stopping": early_stopping,
-        "overfitting_alarm": overfitting_alarm,
+        **state,
         "rng": rng,
         "tokenizer": {name: data.decode("utf-8") for name, data in tokenizer.items()},
         "world_size": world_size,

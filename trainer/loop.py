@@ -11,6 +11,7 @@ import contextlib
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from trainer.interface import (
 from trainer.modeling import build_model, count_parameters, max_positions, model_files
 from trainer.monitors import EarlyStopping, OverfittingAlarm
 from trainer.scalars import ScalarLog
-from trainer.state import TrainProgress, capture_rng, restore_rng, seed_everything
+from trainer.state import TrainProgress, TrainState, capture_rng, restore_rng, seed_everything
 from trainer.tokenization import (
     ensure_pad_token,
     load_pretrained_tokenizer,
@@ -70,6 +71,34 @@ def train(
         shutdown(dist)
 
 
+@dataclass
+class _Run:
+    """What stays fixed while a run trains: config, device, data, the wrapped model, sinks."""
+
+    config: TrainConfig
+    runtime: Any
+    dist: DistContext
+    train_data: Encoded
+    val_data: Encoded
+    pad_id: int
+    ddp_model: Any
+    store: ArtifactStore
+    events: EventSink
+    scalars: ScalarLog
+    eval_args: dict[str, Any]
+    tokenizer_files: dict[str, bytes]
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One optimizer step's training loss (mean over its micro-batches), gradient norm and examples seen."""
+
+    loss: float
+    grad_norm: float
+    samples: int
+
+
 def _train(
     config: TrainConfig,
     splits: TextSplits,
@@ -100,120 +129,61 @@ def _train(
     steps_per_epoch = math.ceil(order.batches_per_epoch / t.gradient_accumulation)
     total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
     optimizer = _optimizer(model, t)
-    scheduler = _scheduler(optimizer, t, total_steps)
-    progress, stopper, alarm = TrainProgress(), EarlyStopping(t.early_stopping), OverfittingAlarm(t.overfitting_alarm)
-    best_weights: dict[str, torch.Tensor] | None = None
+    state = TrainState(model, optimizer, _scheduler(optimizer, t, total_steps), TrainProgress(),
+                       EarlyStopping(t.early_stopping), OverfittingAlarm(t.overfitting_alarm))
     # Different dropout masks per process; the data shards already differ.
     torch.manual_seed(t.seed + dist.rank)
     if checkpoint is not None:
-        p = checkpoint.payload
-        model.load_state_dict(p["model"])
-        best_weights = p["best_model"]
-        optimizer.load_state_dict(p["optimizer"])
-        scheduler.load_state_dict(p["scheduler"])
-        progress.load_state_dict(p["progress"])
-        stopper.load_state_dict(p["early_stopping"])
-        alarm.load_state_dict(p["overfitting_alarm"])
-        restore_rng(p["rng"][dist.rank])
-    resumed_from = progress.step if checkpoint is not None else None
+        state.load_state_dict(checkpoint.payload)
+        restore_rng(checkpoint.payload["rng"][dist.rank])
+    resumed_from = state.progress.step if checkpoint is not None else None
 
-    ddp_model = wrap_model(model, dist, runtime.device)
+    run = _Run(config=config, runtime=runtime, dist=dist, train_data=train_data, val_data=val_data, pad_id=pad_id,
+               ddp_model=wrap_model(model, dist, runtime.device), store=store, events=events,
+               scalars=ScalarLog(tensorboard_dir, enabled=dist.is_main),
+               eval_args={"task": config.task, "batch_size": t.batch_size, "pad_id": pad_id,
+                          "device": runtime.device, "autocast": runtime.autocast, "dist": dist,
+                          "num_labels": config.num_labels or 2, "label_smoothing": t.label_smoothing},
+               tokenizer_files=tokenizer_files(tokenizer, max_positions(config)), total_steps=total_steps)
     model.train()
-    scalars = ScalarLog(tensorboard_dir, enabled=dist.is_main)
-    bar = _progress_bar(total_steps, progress.step, disabled=quiet or not dist.is_main)
-    ckpt_tokenizer = tokenizer_files(tokenizer, max_positions(config))
-    eval_args: dict[str, Any] = {
-        "task": config.task, "batch_size": t.batch_size, "pad_id": pad_id, "device": runtime.device,
-        "autocast": runtime.autocast, "dist": dist, "num_labels": config.num_labels or 2,
-        "label_smoothing": t.label_smoothing,
-    }
+    bar = _progress_bar(total_steps, state.progress.step, disabled=quiet or not dist.is_main)
 
-    def save_checkpoint() -> None:
-        rng = dist.all_gather_object(capture_rng())  # every process's generators, for an exact DDP resume
-        if dist.is_main:
-            data = serialise(config=config, model=model, best_model=best_weights, optimizer=optimizer,
-                             scheduler=scheduler, progress=progress.state_dict(),
-                             early_stopping=stopper.state_dict(), overfitting_alarm=alarm.state_dict(),
-                             rng=rng, tokenizer=ckpt_tokenizer, world_size=dist.world_size)
-            digest = store.write(CHECKPOINT_NAME, data)
-            events.event("checkpoint.saved", {"step": progress.step, "digest": digest, "bytes": len(data)})
-
-    # --- the loop --------------------------------------------------------------------------------------
+    # --- the loop: step, evaluate every eval_every steps, checkpoint every checkpoint_every ---------------
+    progress = state.progress
     loop_start, samples, window_start = time.perf_counter(), 0, (time.perf_counter(), 0)
     while progress.step < total_steps and not progress.stopped_early:
         batches = order.epoch(progress.epoch)
         windows = [batches[i:i + t.gradient_accumulation] for i in range(0, len(batches), t.gradient_accumulation)]
         for window in windows[progress.window:]:
-            step_loss = 0.0
-            for i, indices in enumerate(window):
-                batch = {k: v.to(runtime.device) for k, v in collate(train_data, indices, pad_id).items()}
-                # Gradients are all-reduced only on the last micro-batch of the window.
-                sync = i == len(window) - 1 or not dist.active
-                with contextlib.nullcontext() if sync else ddp_model.no_sync():  # type: ignore[operator]
-                    with runtime.autocast():
-                        logits = ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                    if classification:
-                        loss = classification_loss(logits, batch["labels"], t.label_smoothing)
-                    else:
-                        loss = lm_loss(logits, batch["input_ids"], batch["attention_mask"], t.label_smoothing)
-                    (loss / len(window)).backward()  # type: ignore[no-untyped-call]
-                step_loss += loss.item() / len(window)
-                samples += len(indices)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            progress.step += 1
+            step = train_step(state, run, window)
+            samples += step.samples
             progress.window += 1
-            progress.add_step_loss(step_loss)
             if progress.window == len(windows):  # epoch done: the next checkpoint must resume in the next one
                 progress.epoch, progress.window = progress.epoch + 1, 0
                 progress.epochs_completed = progress.epoch
-            lr = scheduler.get_last_lr()[0]
-            scalars.scalars(progress.step, {"train/loss": step_loss, "lr": lr, "grad_norm": float(grad_norm)})
+            lr = state.scheduler.get_last_lr()[0]
+            run.scalars.scalars(progress.step, {"train/loss": step.loss, "lr": lr, "grad_norm": step.grad_norm})
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
-
+            bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
             if progress.step % t.eval_every == 0 or progress.step == total_steps:
                 now = time.perf_counter()
                 throughput = (samples - window_start[1]) * dist.world_size / max(now - window_start[0], 1e-9)
                 window_start = (now, samples)
-                train_loss = _mean_train_loss(progress, dist)
-                metrics = evaluate(model, val_data, **eval_args)
-                record = {"step": float(progress.step), "epoch": progress.epoch + progress.window / len(windows),
-                          "train_loss": train_loss, "lr": lr, **{f"val_{k}": v for k, v in metrics.items()}}
-                progress.history.append(record)
-                progress.reset_loss()
-                scalars.scalars(progress.step, {**{f"val/{k}": v for k, v in metrics.items()},
-                                                "train_val_gap": metrics["loss"] - train_loss,
-                                                "throughput/samples_per_s": throughput})
-                if dist.is_main:
-                    events.event("evaluated", {"step": progress.step, "train_loss": train_loss, **metrics})
-                if stopper.update(progress.step, metrics) and t.early_stopping.enabled:
-                    best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                if alarm.update(progress.step, train_loss, metrics["loss"]) and dist.is_main:
-                    events.event("overfitting_alarm", {"step": progress.step, "gap": metrics["loss"] - train_loss})
-                if stopper.should_stop:
-                    progress.stopped_early = True
-                    if dist.is_main:
-                        events.event("early_stop", {"step": progress.step, "best_step": stopper.best_step,
-                                                    "metric": t.early_stopping.metric,
-                                                    "best_value": stopper.best_value,
-                                                    "value": metrics[t.early_stopping.metric]})
-            if (progress.step % t.checkpoint_every == 0 or progress.step == total_steps
-                    or progress.stopped_early):
-                save_checkpoint()
+                evaluate_and_track(state, run, lr=lr, epoch=progress.epoch + progress.window / len(windows),
+                                   throughput=throughput)
+            if progress.step % t.checkpoint_every == 0 or progress.step == total_steps or progress.stopped_early:
+                save_checkpoint(state, run)
             if progress.stopped_early or progress.step >= total_steps:
                 break
     train_time = time.perf_counter() - loop_start
     bar.close()
-    scalars.close()
+    run.scalars.close()
 
     # --- the result: best weights, test metrics, the saved model ---------------------------------------
-    if best_weights is not None:
-        model.load_state_dict(best_weights)
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
     model.eval()  # type: ignore[no-untyped-call]
-    test_metrics = evaluate(model, test_data, **eval_args) if len(test_data) else {}
+    test_metrics = evaluate(model, test_data, **run.eval_args) if len(test_data) else {}
     predictions: tuple[ClassPrediction, ...] = ()
     example_losses: tuple[float, ...] = ()
     digests: dict[str, str] = {}
@@ -229,16 +199,80 @@ def _train(
         digests = {MODEL_PREFIX + name: store.write(MODEL_PREFIX + name, data) for name, data in files.items()}
     dist.barrier()
     return TrainResult(
-        best_step=stopper.best_step if t.early_stopping.enabled else None,
+        best_step=state.stopper.best_step if t.early_stopping.enabled else None,
         stopped_early=progress.stopped_early, steps=progress.step, epochs_completed=progress.epochs_completed,
         history=tuple(progress.history), test_metrics=test_metrics, test_predictions=predictions,
         test_example_losses=example_losses, device=runtime.name, world_size=dist.world_size,
         effective_batch_size=t.batch_size * t.gradient_accumulation * dist.world_size,
         wall_time_s=time.perf_counter() - wall_start, train_time_s=train_time,
         samples_per_s=samples * dist.world_size / train_time if train_time > 0 and samples else 0.0,
-        overfitting_alarm=alarm.fired, overfitting_alarm_step=alarm.fired_step,
+        overfitting_alarm=state.alarm.fired, overfitting_alarm_step=state.alarm.fired_step,
         parameter_count=count_parameters(model), artifact_digests=digests, resumed_from_step=resumed_from,
     )
+
+
+def train_step(state: TrainState, run: _Run, window: list[list[int]]) -> StepResult:
+    """One optimizer step over an accumulation window of micro-batches (gradients averaged over the window)."""
+    t = run.config.training
+    classification = run.config.task == "text-classification"
+    step_loss, samples = 0.0, 0
+    for i, indices in enumerate(window):
+        batch = {k: v.to(run.runtime.device) for k, v in collate(run.train_data, indices, run.pad_id).items()}
+        # Gradients are all-reduced only on the last micro-batch of the window.
+        sync = i == len(window) - 1 or not run.dist.active
+        with contextlib.nullcontext() if sync else run.ddp_model.no_sync():
+            with run.runtime.autocast():
+                logits = run.ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            if classification:
+                loss = classification_loss(logits, batch["labels"], t.label_smoothing)
+            else:
+                loss = lm_loss(logits, batch["input_ids"], batch["attention_mask"], t.label_smoothing)
+            (loss / len(window)).backward()  # type: ignore[no-untyped-call]
+        step_loss += loss.item() / len(window)
+        samples += len(indices)
+    grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip or math.inf)
+    state.optimizer.step()
+    state.scheduler.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.progress.step += 1
+    state.progress.add_step_loss(step_loss)
+    return StepResult(step_loss, float(grad_norm), samples)
+
+
+def evaluate_and_track(state: TrainState, run: _Run, *, lr: float, epoch: float, throughput: float) -> None:
+    """Validate, log the scalars, and feed early stopping (keeping the best weights) and the overfitting alarm."""
+    t, progress, dist = run.config.training, state.progress, run.dist
+    train_loss = _mean_train_loss(progress, dist)
+    metrics = evaluate(state.model, run.val_data, **run.eval_args)
+    progress.history.append({"step": float(progress.step), "epoch": epoch, "train_loss": train_loss, "lr": lr,
+                             **{f"val_{k}": v for k, v in metrics.items()}})
+    progress.reset_loss()
+    run.scalars.scalars(progress.step, {**{f"val/{k}": v for k, v in metrics.items()},
+                                        "train_val_gap": metrics["loss"] - train_loss,
+                                        "throughput/samples_per_s": throughput})
+    if dist.is_main:
+        run.events.event("evaluated", {"step": progress.step, "train_loss": train_loss, **metrics})
+    if state.stopper.update(progress.step, metrics) and t.early_stopping.enabled:
+        state.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in state.model.state_dict().items()}
+    if state.alarm.update(progress.step, train_loss, metrics["loss"]) and dist.is_main:
+        run.events.event("overfitting_alarm", {"step": progress.step, "gap": metrics["loss"] - train_loss})
+    if state.stopper.should_stop:
+        progress.stopped_early = True
+        if dist.is_main:
+            run.events.event("early_stop", {"step": progress.step, "best_step": state.stopper.best_step,
+                                            "metric": t.early_stopping.metric,
+                                            "best_value": state.stopper.best_value,
+                                            "value": metrics[t.early_stopping.metric]})
+
+
+def save_checkpoint(state: TrainState, run: _Run) -> None:
+    """Write the whole train state, every process's RNG and the tokenizer through the store (rank 0)."""
+    rng = run.dist.all_gather_object(capture_rng())  # every process's generators, for an exact DDP resume
+    if run.dist.is_main:
+        data = serialise(config=run.config, state=state.state_dict(), rng=rng, tokenizer=run.tokenizer_files,
+                         world_size=run.dist.world_size)
+        digest = run.store.write(CHECKPOINT_NAME, data)
+        run.events.event("checkpoint.saved", {"step": state.progress.step, "digest": digest, "bytes": len(data)})
 
 
 def _tokenizer(config: TrainConfig, splits: TextSplits, checkpoint: Checkpoint | None) -> PreTrainedTokenizerBase:

@@ -1,6 +1,8 @@
-"""Where the loop is (step, epoch, position, running losses, history) and the random number generators.
+"""The train state (model, optimizer, scheduler, where the loop is, monitors) and the random number generators.
 
-Both are saved in every checkpoint: restoring them is what makes a resumed run equal an uninterrupted one.
+Both are saved in every checkpoint: restoring them is what makes a resumed run equal an uninterrupted one. As in
+torchtitan, every stateful component has ``state_dict()``/``load_state_dict()`` and :class:`TrainState` gathers
+them, so a checkpoint is one call and a resume is one call.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from trainer.monitors import EarlyStopping, OverfittingAlarm
 
 
 @dataclass
@@ -85,3 +89,39 @@ def restore_rng(state: dict[str, Any]) -> None:
 def _as_tuple(value: Any) -> Any:
     """``random.setstate`` wants nested tuples; a round trip through some loaders yields lists."""
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while training and must survive a resume."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    progress: TrainProgress
+    stopper: EarlyStopping
+    alarm: OverfittingAlarm
+    best_weights: dict[str, torch.Tensor] | None = None
+    """The weights at the best validation point so far (early stopping restores them at the end)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint payload's component states (weights on the CPU)."""
+        return {
+            "model": {k: v.detach().to("cpu") for k, v in self.model.state_dict().items()},
+            "best_model": self.best_weights,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "progress": self.progress.state_dict(),
+            "early_stopping": self.stopper.state_dict(),
+            "overfitting_alarm": self.alarm.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (strictly: a missing or unexpected weight is an error)."""
+        self.model.load_state_dict(state["model"], strict=True)
+        self.best_weights = state["best_model"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.progress.load_state_dict(state["progress"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        self.alarm.load_state_dict(state["overfitting_alarm"])
