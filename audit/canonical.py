@@ -26,6 +26,11 @@ def canonical_json(obj: Any) -> bytes:
         raise AuditError(f"value cannot be written as canonical JSON: {exc}") from exc
 
 
+def canonical_digest(obj: Any) -> str:
+    """SHA-256 (hex) of `obj`'s canonical JSON: the one digest of a JSON value (policies, configs, cards)."""
+    return sha256_hex(canonical_json(obj))
+
+
 def sha256_digest(data: bytes) -> bytes:
     """The 32-byte SHA-256 digest of `data`."""
     return hashlib.sha256(data).digest()

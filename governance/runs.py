@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit.timestamps import now_timestamp
 from governance.crypto import MasterKey, read_encrypted_file, write_encrypted_file
 from governance.errors import ConfigError, IntegrityError
 from governance.fsutil import make_private_dir, write_private_file
@@ -76,7 +77,7 @@ class RunFolder:
     def update_status(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into the status record and rewrite it atomically."""
         data = {**self.status(), **fields, "run_id": self.run_id,
-                "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")}
+                "updated": now_timestamp()}
         write_private_file(self.path / "status.json", json.dumps(data, indent=2, sort_keys=True, default=str).encode())
         return data
 

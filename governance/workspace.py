@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import uuid
@@ -14,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from audit.timestamps import now_timestamp
 from governance.errors import ConfigError
 from governance.fsutil import make_private_dir, write_private_file
 from governance.loading import load_model_file
@@ -125,7 +125,7 @@ def create_workspace(
             make_private_dir(staging / sub)
         manifest = WorkspaceManifest(
             id=f"govtrain-ws-{uuid.uuid4()}",
-            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            created=now_timestamp(),
             master_key_id=master_key_id,
             root_key_id=root_key_id,
         )

@@ -5,7 +5,6 @@ A policy is named (``default``, ``strict``) to use a shipped file, or given as a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -39,8 +38,7 @@ def load_policy(ref: str | Path) -> Policy:
 
 
 def policy_digest(policy: Policy) -> str:
-    """sha256 (hex) of the policy's canonical JSON: what cards and runs record."""
-    import rfc8785
+    """sha256 (hex) of the policy's canonical JSON: what cards, runs and registrations record."""
+    from audit.canonical import canonical_digest
 
-    canonical = rfc8785.dumps(json.loads(policy.model_dump_json()))
-    return hashlib.sha256(canonical).hexdigest()
+    return canonical_digest(json.loads(policy.model_dump_json()))

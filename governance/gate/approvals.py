@@ -10,10 +10,10 @@ decision, or the gate stops with exit 5 naming the file.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from audit.timestamps import now_timestamp
 from datacards.approval import CardDecision, Decision, sign_decision
 from datacards.card import DatasetCard
 from governance.crypto import sha256_file
@@ -119,7 +119,7 @@ def decide(session: Session, ref: str, decision: Decision, note: str) -> tuple[C
             )
         if any(d.key_id == actor.signer.key_id for d in before.counted):
             raise ConfigError(f"'{actor.name}' has already approved {card.ref}")
-    time = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    time = now_timestamp()
     signed = sign_decision(
         CardDecision(dataset=name, version=version, card_digest=card.digest(), decision=decision,
                      by_name=actor.name, by_key_id=actor.signer.key_id, role=actor.role, time=time, note=note),

@@ -8,13 +8,13 @@ holds it, not the log: an insider who rewrites the workspace from its genesis on
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from audit.timestamps import now_timestamp
 from governance.errors import ConfigError, IntegrityError
 from governance.fsutil import write_private_file
 from governance.userconfig import config_dir
@@ -67,7 +67,7 @@ def pin_workspace(workspace_id: str, root_key_id: str, root: Path) -> Pin:
     pins = read_pins()
     check_pin(workspace_id, root_key_id, root, pins)
     pin = Pin(workspace=workspace_id, root_key_id=root_key_id, path=str(root.resolve()),
-              pinned_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
+              pinned_at=now_timestamp())
     kept = [p for p in pins.workspaces if p.workspace != workspace_id and p.path != pin.path]
     text = yaml.safe_dump(TrustFile(workspaces=[*kept, pin]).model_dump(), sort_keys=False)
     write_private_file(trust_file_path(), text.encode())
