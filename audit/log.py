@@ -23,6 +23,7 @@ from audit.canonical import sha256_hex
 from audit.checkpoint import SignedCheckpoint, format_checkpoint, parse_checkpoint, sign_checkpoint
 from audit.entry import EVENT_RE, GENESIS_PREV, MAX_LINE_BYTES, AuditEntry, build_entry, parse_entry_line
 from audit.errors import AuditError, AuditIntegrityError
+from audit.fsutil import fsync_dir
 from audit.keys import Signer
 from audit.merkle import CompactRange, consistency_ranges, inclusion_ranges, leaf_hash, subtree_hashes
 from audit.proofs import CONSISTENCY_FORMAT, INCLUSION_FORMAT, ConsistencyProof, InclusionProof
@@ -34,7 +35,6 @@ from audit.storage import (
     atomic_write,
     ensure_private_dir,
     exclusive_lock,
-    fsync_dir,
     iter_log_lines,
     read_tail,
 )

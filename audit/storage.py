@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from audit.entry import MAX_LINE_BYTES
 from audit.errors import AuditError, AuditIntegrityError
+from audit.fsutil import make_private_dir, write_private_file
 
 LOG_NAME = "log.jsonl"
 LOCK_NAME = "log.lock"
@@ -31,18 +31,9 @@ _TAIL_CHUNK = 8192
 def ensure_private_dir(path: Path) -> None:
     """Create a directory (and parents) with mode 0700 if it does not exist."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(path)
     except OSError as exc:
         raise AuditError(f"cannot create audit directory {path}: {exc}") from exc
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry (a new or renamed file) to disk."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager
@@ -148,18 +139,7 @@ def iter_log_lines(log_path: Path) -> Iterator[tuple[int, bytes]]:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` (mode 0600) via a temporary file, fsync and rename, then fsync the folder."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        write_private_file(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise AuditError(f"cannot write {path}: {exc}") from exc

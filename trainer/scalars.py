@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from governance.fsutil import make_private_dir, make_tree_private
+from audit.fsutil import make_private_dir, make_tree_private
 
 
 class ScalarLog:

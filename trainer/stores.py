@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from audit.fsutil import make_private_dir, write_private_file
 
 
 class MemoryArtifactStore:
@@ -21,7 +22,7 @@ class MemoryArtifactStore:
     def write(self, name: str, data: bytes) -> str:
         """Keep ``data``; return its sha256."""
         self.objects[name] = bytes(data)
-        return "sha256:" + hashlib.sha256(data).hexdigest()
+        return hashlib.sha256(data).hexdigest()
 
     def read(self, name: str) -> bytes:
         """The bytes under ``name`` (``KeyError`` if absent)."""
@@ -48,16 +49,11 @@ class PlaintextFolderStore:
         return path
 
     def write(self, name: str, data: bytes) -> str:
-        """Write ``data`` to ``root/name`` atomically; return its sha256."""
+        """Write ``data`` to ``root/name`` atomically (0600 in 0700 folders); return its sha256 (hex)."""
         path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        return "sha256:" + hashlib.sha256(data).hexdigest()
+        make_private_dir(path.parent)
+        write_private_file(path, data)
+        return hashlib.sha256(data).hexdigest()
 
     def read(self, name: str) -> bytes:
         """The bytes of ``root/name`` (``FileNotFoundError`` if absent)."""
