@@ -14,12 +14,13 @@ from governance.identity import (
     load_identity,
 )
 from governance.keyring import load_or_create_master_key
+from governance.loading import load_policy
 from governance.session import Session
 from governance.trust.pins import pin_workspace
 from governance.trust.replay import replay_log, write_identity_cache
 from governance.trust.roles import format_public_key
 from governance.workspace import Workspace, create_workspace
-from policies import load_policy, policy_digest, shipped_policy_names
+from policies import policy_digest, shipped_policy_names
 
 
 @dataclass(frozen=True)

@@ -476,7 +476,8 @@ def policy_list(app: AppContext) -> None:
     try:
         workspace = app.find_workspace()
     except ConfigError:
-        from policies import load_policy, policy_digest, shipped_policy_names
+        from governance.loading import load_policy
+        from policies import policy_digest, shipped_policy_names
 
         shipped = [{"name": n, "digest": policy_digest(load_policy(n)), "description": load_policy(n).description}
                    for n in shipped_policy_names()]
@@ -522,8 +523,9 @@ def policy_show(app: AppContext, ref: str) -> None:
     import yaml
 
     from governance.errors import ConfigError
+    from governance.loading import load_policy
     from governance.workspace import find_workspace
-    from policies import load_policy, policy_digest
+    from policies import policy_digest
 
     try:
         workspace = find_workspace(app.workspace)
@@ -547,7 +549,8 @@ def policy_show(app: AppContext, ref: str) -> None:
 @pass_app
 def policy_validate(app: AppContext, file: Path) -> None:
     """Check a policy file; exit 2 naming the first bad field."""
-    from policies import load_policy, policy_digest
+    from governance.loading import load_policy
+    from policies import policy_digest
 
     loaded = load_policy(file)
     digest = policy_digest(loaded)

@@ -9,11 +9,10 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from governance.errors import ConfigError
-from governance.loading import load_model_file, parse_yaml_mapping, validate_model
 from policies.model import Policy
+from policies.model_files import ModelFileError, load_model_file, parse_yaml_mapping, validate_model
 
-__all__ = ["Policy", "load_policy", "policy_digest", "shipped_policy_names"]
+__all__ = ["ModelFileError", "Policy", "load_policy", "policy_digest", "shipped_policy_names"]
 
 
 def shipped_policy_names() -> list[str]:
@@ -23,11 +22,11 @@ def shipped_policy_names() -> list[str]:
 
 
 def load_policy(ref: str | Path) -> Policy:
-    """Load a shipped policy by name, or a policy file by path; every problem is a ``ConfigError``."""
+    """Load a shipped policy by name, or a policy file by path; every problem is a ``ModelFileError``."""
     text = str(ref)
     if isinstance(ref, str) and "/" not in text and not text.endswith((".yaml", ".yml")):
         if text not in shipped_policy_names():
-            raise ConfigError(
+            raise ModelFileError(
                 f"unknown policy '{text}'",
                 hint=f"shipped policies: {', '.join(shipped_policy_names())}; or give a path to a YAML file",
             )

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.fsutil import make_private_dir, write_private_file
-from governance.loading import validate_model
+from governance.loading import load_policy, validate_model
 from governance.trust.ledger import Ledger, PolicyRegistration
 from governance.trust.replay import load_ledger
 from governance.workspace import Workspace
-from policies import Policy, load_policy, policy_digest, shipped_policy_names
+from policies import Policy, policy_digest, shipped_policy_names
 
 if TYPE_CHECKING:
     from governance.session import Session

@@ -27,3 +27,72 @@ def test_help_runs_without_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "LOADED=\n" in out
+
+
+# --- the import graph ------------------------------------------------------------------------------------
+
+PACKAGES = ("governance", "datacards", "trainer", "audit", "policies", "reports")
+# Imports flow down this order (DESIGN.md): governance -> datacards/trainer/reports/policies -> audit.
+LEVEL = {"audit": 0, "policies": 1, "datacards": 1, "trainer": 1, "reports": 1, "governance": 2}
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module-level imports between the project's modules (imports inside functions are deliberate lazy
+    imports and ``if TYPE_CHECKING`` blocks are not run, so neither counts)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    modules = {}
+    for package in PACKAGES:
+        for path in (root / package).rglob("*.py"):
+            parts = path.relative_to(root).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str | None] = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                targets |= {resolve(alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets.add(resolve(node.module))
+                targets |= {resolve(f"{node.module}.{alias.name}") for alias in node.names}
+        graph[name] = {t for t in targets if t is not None and t != name}
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    graph = _module_graph()
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target):], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_imports_flow_down_the_layers() -> None:
+    upward = sorted(
+        f"{source} -> {target}"
+        for source, targets in _module_graph().items() for target in targets
+        if (LEVEL[target.split(".")[0]] > LEVEL[source.split(".")[0]])
+        or (source.split(".")[0] != target.split(".")[0]
+            and LEVEL[target.split(".")[0]] == LEVEL[source.split(".")[0]])
+    )
+    assert not upward, "imports against the layering: " + ", ".join(upward)

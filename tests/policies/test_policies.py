@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from governance.errors import ConfigError
 from governance.loading import parse_yaml_mapping, validate_model
-from policies import Policy, load_policy, policy_digest, shipped_policy_names
+from policies import ModelFileError, Policy, load_policy, policy_digest, shipped_policy_names
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 
@@ -62,7 +62,7 @@ def test_bad_policy_names_the_field(govtrain, tmp_path: Path, edit, field: str) 
 
 
 def test_unknown_policy_name() -> None:
-    with pytest.raises(ConfigError, match="unknown policy 'lenient'"):
+    with pytest.raises(ModelFileError, match="unknown policy 'lenient'"):
         load_policy("lenient")
 
 
