@@ -1,0 +1,155 @@
+"""``govtrain data ...``: the data gate (ingest, cards, approvals)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from governance.cli.app import AppContext, cli, ledger_of, pass_app
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def data() -> None:
+    """Ingest, inspect and approve datasets (the data gate)."""
+
+
+@data.command("ingest")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", required=True, help="Dataset name (lowercase letters, digits, '.', '_', '-').")
+@click.option("--spec", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Dataset spec YAML.")
+@click.option("--policy", "policy_ref", default="default", show_default=True,
+              help="A registered policy's name, or a file whose exact content an admin registered.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes for the PII scrub.")
+@pass_app
+def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: str, workers: int) -> None:
+    """Validate, scrub PII, encrypt and card FILE (engineer or compliance).
+
+    Steps: load (streamed with datasets), validate (great-expectations suite from the policy and the
+    spec; exit 3 on failure), scrub PII in the text columns (presidio with a spaCy NER model; exit 4 if
+    residual PII exceeds the policy's tolerance), encrypt into the vault, write the dataset card.
+    Each step is logged. On any failure nothing is stored.
+    """
+    from governance.gate.catalog import check_dataset_name
+    from governance.gate.ingest import ingest_dataset
+    from governance.gate.spec import load_dataset_spec
+    from governance.keyring import workspace_master_key
+    from governance.session import open_session
+    from governance.trust.policy_registry import resolve_policy
+
+    check_dataset_name(name)
+    dataset_spec = load_dataset_spec(spec)
+    from governance.gate.loading import check_input_file
+
+    workspace = app.find_workspace()
+    loaded_policy = resolve_policy(workspace, policy_ref).policy  # only registered policies (exit 4)
+    check_input_file(file, max_mib=loaded_policy.validation.max_input_mib)  # a regular file within the cap
+    kek = workspace_master_key(workspace)
+    with open_session(workspace, app.identity, ["engineer", "compliance"], "data ingest") as session:
+        result = ingest_dataset(session, file, name, dataset_spec, loaded_policy, kek, workers=workers,
+                                progress=app.progress)
+    card = result.card
+    pii = sum(card.pii.findings_by_entity.values())  # counts only
+    app.emit(
+        {"dataset": card.ref, "card_digest": card.digest(), "rows": card.rows.stored, "pii_findings_removed": pii,
+         "card": str(result.card_path), "status": "pending"},
+        f"ingested {card.ref}: {card.rows.stored:,} rows, {pii:,} PII findings removed, "
+        f"card sha256:{card.digest()[:12]}\nstatus: pending approval "
+        f"(read it: govtrain data show {card.ref}; approve: govtrain data approve {card.ref})",
+    )
+
+
+@data.command("list")
+@pass_app
+def data_list(app: AppContext) -> None:
+    """List datasets: name, version, rows, status (pending/approved/rejected), approvers.
+
+    Each card is judged under the registered policy its logged ingest names, from the verified audit log.
+    """
+    from governance.gate.approvals import card_status
+    from governance.gate.catalog import DatasetCatalog
+
+    workspace = app.find_workspace()
+    ledger = ledger_of(workspace)
+    catalog = DatasetCatalog(workspace)
+    rows: list[dict[str, Any]] = []
+    for name in catalog.names():
+        for version in catalog.versions(name):
+            card = catalog.read_card(name, version)
+            status = card_status(workspace, card, ledger)
+            rows.append({"dataset": card.ref, "rows": card.rows.stored, "status": status.status,
+                         "approvers": [d.name for d in status.counted], "policy": card.policy.name,
+                         "self_approved": status.self_approved,
+                         "ingested_by": card.ingestion.identity, "ingested_at": card.ingestion.time})
+    text = "\n".join(
+        f"{r['dataset']:<24} {r['rows']:>9,} rows  {r['status']:<9} {','.join(r['approvers']) or '-':<20} "
+        f"policy {r['policy']}" + ("  (self-approved: the registered policy allows it)" if r["self_approved"] else "")
+        for r in rows
+    ) or "no datasets yet (govtrain data ingest FILE --name NAME --spec SPEC)"
+    app.emit({"datasets": rows}, text)
+
+
+@data.command("show")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@pass_app
+def data_show(app: AppContext, ref: str, fmt: str) -> None:
+    """Show a dataset card as Markdown (a Hugging Face dataset card) or JSON (the signed source of truth)."""
+    from datacards.render import render_markdown
+    from governance.gate.approvals import card_status
+    from governance.gate.catalog import DatasetCatalog
+
+    workspace = app.find_workspace()
+    catalog = DatasetCatalog(workspace)
+    name, version = catalog.resolve(ref)
+    card = catalog.read_card(name, version)
+    card_status(workspace, card)  # the card and its decision files must be what the log recorded (exit 5)
+    if fmt == "json" or app.json:
+        click.echo(json.dumps(json.loads(card.canonical_json()), indent=2, sort_keys=True))
+    else:
+        click.echo(render_markdown(card, catalog.decisions(name, version)))
+
+
+@data.command("approve")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--note", default="", help="A note stored with the approval.")
+@pass_app
+def data_approve(app: AppContext, ref: str, note: str) -> None:
+    """Approve a dataset card's digest (compliance; a signed entry in the audit log).
+
+    Counts only under the registered policy the card was ingested under: its approver roles, quorum and
+    self-approval rule. Changing one byte of the card or data voids the approval.
+    """
+    _decide(app, ref, "approved", note)
+
+
+@data.command("reject")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--reason", required=True, help="Why the dataset is rejected.")
+@pass_app
+def data_reject(app: AppContext, ref: str, reason: str) -> None:
+    """Reject a dataset card (compliance; logged); it voids earlier approvals."""
+    _decide(app, ref, "rejected", reason)
+
+
+def _decide(app: AppContext, ref: str, decision: str, note: str) -> None:
+    from governance.gate.approvals import decide
+    from governance.gate.catalog import DatasetCatalog
+    from governance.session import open_session
+
+    workspace = app.find_workspace()
+    name, version = DatasetCatalog(workspace).resolve(ref)
+    action = "data approve" if decision == "approved" else "data reject"
+    with open_session(workspace, app.identity, ["compliance", "admin"], action) as session:
+        signed, status = decide(session, f"{name}@{version}", decision, note)  # type: ignore[arg-type]
+    app.emit(
+        {"dataset": f"{name}@{version}", "decision": decision, "status": status.status,
+         "approvals": len(status.counted), "quorum": status.quorum, "card_digest": signed.card_digest},
+        f"{decision} {name}@{version} as {signed.by_name} (card sha256:{signed.card_digest[:12]}); "
+        f"status: {status.status} ({len(status.counted)} of {status.quorum} approval(s))",
+    )

@@ -1,0 +1,131 @@
+"""``govtrain run`` and ``govtrain runs ...``: training, and what became of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from governance.cli.app import AppContext, cli, pass_app
+
+
+@cli.command()
+@click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--resume", metavar="RUN_ID", help="Continue this run from its last checkpoint.")
+@click.option("--dry-run", is_flag=True, help="Check config, policy and approvals; print what would run; stop.")
+@pass_app
+def run(app: AppContext, config: Path, resume: str | None, dry_run: bool) -> None:
+    """Train a model as CONFIG describes, once every gate passes (engineer).
+
+    Before anything is built: the config and policy are validated (exit 2), the config is held to the
+    policy's training limits and the dataset's approvals, vault digest and policy are re-checked (exit 4
+    or 5). --dry-run stops there and prints the plan. Then the data is decrypted into memory, split,
+    and trained on; checkpoints and the model are stored encrypted; reports are written. Works under
+    torchrun (rank 0 alone logs and writes).
+    """
+    from governance.orchestrator import run_command
+
+    outcome = run_command(app.find_workspace, config, app.identity, resume=resume, dry_run=dry_run,
+                          quiet=app.json, progress=app.progress)
+    app.emit(outcome.result, outcome.text)
+
+
+@cli.group()
+def runs() -> None:
+    """List and inspect training runs."""
+
+
+@runs.command("list")
+@pass_app
+def runs_list(app: AppContext) -> None:
+    """List the workspace's runs: status, dataset, steps, headline test metric and release verdict (from the log)."""
+    from governance.errors import GovtrainError
+    from governance.release import release_state
+    from governance.runs import list_runs
+
+    workspace = app.find_workspace()
+    rows = []
+    for folder in list_runs(workspace):
+        row = folder.status()
+        metrics = row.get("test_metrics") or {}
+        name = next((m for m in ("accuracy", "perplexity", "loss") if isinstance(metrics.get(m), int | float)), None)
+        row["headline"] = {name: metrics[name]} if name else {}
+        try:
+            state = release_state(workspace, folder.run_id)
+            row["verdict"], row["releasable"] = state.verdict, state.releasable
+        except GovtrainError as exc:
+            if exc.exit_code == 5:
+                raise
+            row["verdict"], row["releasable"] = "-", False
+        rows.append(row)
+    text = "\n".join(
+        f"{r['run_id']}  {r.get('status', '?'):<9} {r.get('dataset', '-'):<20} steps {r.get('steps', '-')!s:<6} "
+        + (" ".join(f"{k} {v:.4f}" for k, v in r["headline"].items()) or "-").ljust(18)
+        + f" bias {r['verdict']}" + ("" if r["releasable"] else "  (not releasable)" if r["verdict"] != "-" else "")
+        for r in rows
+    ) or "no runs yet (govtrain run CONFIG)"
+    app.emit({"runs": rows}, text)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@pass_app
+def runs_show(app: AppContext, run_id: str) -> None:
+    """Show a run: status, metrics, best step, artifacts with digests, and its release position from the log."""
+    from governance.errors import GovtrainError
+    from governance.release import release_state
+    from governance.runs import find_run
+
+    workspace = app.find_workspace()
+    status = find_run(workspace, run_id).status()
+    try:
+        state = release_state(workspace, run_id)
+        status["release"] = {"verdict": state.verdict, "releasable": state.releasable, "why": state.explain(),
+                             "approvals": [d.name for d in state.approvals], "quorum": state.quorum}
+    except GovtrainError as exc:
+        if exc.exit_code == 5:
+            raise
+        status["release"] = {"releasable": False, "why": exc.message}
+    app.emit({"run": status}, json.dumps(status, indent=2, sort_keys=True))
+
+
+@runs.command("approve")
+@click.argument("run_id")
+@pass_app
+def runs_approve(app: AppContext, run_id: str) -> None:
+    """Sign the release of a run's model (compliance; logged).
+
+    Needed before export for every run whose bias verdict was flagged or not fully judged (and for every run
+    under a policy with release.require_approval: always). A run blocked by its policy cannot be approved.
+    """
+    from governance.release import approve_release
+    from governance.session import open_session
+
+    workspace = app.find_workspace()
+    with open_session(workspace, app.identity, ["compliance", "admin"], "runs approve") as session:
+        state = approve_release(session, run_id)
+    app.emit({"run_id": run_id, "verdict": state.verdict, "releasable": state.releasable,
+              "approvals": [d.name for d in state.approvals], "quorum": state.quorum},
+             f"release of {run_id} approved; {state.explain()}; "
+             f"{'releasable' if state.releasable else 'not yet releasable'}")
+
+
+@runs.command("export")
+@click.argument("run_id")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Target folder.")
+@pass_app
+def runs_export(app: AppContext, run_id: str, out: Path) -> None:
+    """Write a decrypted copy of a releasable run's model (engineer, logged).
+
+    Refuses (exit 4) a run that did not finish, whose bias verdict blocked release, or that still needs a
+    compliance release approval ('govtrain runs approve'). Files appear in OUT only once all were verified.
+    """
+    from governance.export import export_model
+    from governance.session import open_session
+
+    workspace = app.find_workspace()
+    with open_session(workspace, app.identity, ["engineer"], "runs export") as session:
+        files = export_model(session, run_id, out)
+    app.emit({"run_id": run_id, "out": str(out), "files": files},
+             f"exported {len(files)} file(s) of {run_id} to {out}")
