@@ -1,4 +1,5 @@
-"""Where and at what precision to train: CUDA with bf16 autocast and TF32, or fp32 on CPU."""
+"""Where and at what precision to train: CUDA with bf16 autocast (and TF32 for what stays fp32), strict fp32
+(no TF32) when asked, or fp32 on CPU."""
 
 from __future__ import annotations
 
@@ -36,13 +37,16 @@ def resolve_runtime(precision: str, local_rank: int = 0) -> Runtime:
     """CUDA (this process's local GPU) when available, else CPU; ``auto`` means bf16 on CUDA, fp32 on CPU."""
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank)
-        # TF32 matmuls keep fp32 range at a fraction of the cost; the lost mantissa bits do not matter here
-        # (cuDNN convolutions already default to TF32).
-        torch.backends.cuda.matmul.fp32_precision = "tf32"
         name = torch.cuda.get_device_name(device)
     else:
         device = torch.device("cpu")
         name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    if device.type == "cuda":
+        # Under bf16 autocast the fp32 matmuls left (optimizer, norms) may use TF32: same range, far cheaper.
+        # precision: fp32 means IEEE fp32 throughout, so TF32 is switched off there, for matmuls and cuDNN.
+        fast = precision != "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = fast
+        torch.backends.cudnn.allow_tf32 = fast
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise TrainerConfigError(f"precision bf16 was asked for but {name} does not support bfloat16")

@@ -80,12 +80,18 @@ def init_distributed(device_type: str) -> DistContext:
     return DistContext(rank, world_size, local_rank, initialized_here=True)
 
 
-def shutdown(context: DistContext) -> None:
-    """Destroy the process group if ``init_distributed`` created it."""
+def shutdown(context: DistContext, *, clean: bool = True) -> None:
+    """Destroy the process group if ``init_distributed`` created it.
+
+    After a clean finish every process meets at a barrier first. After an exception it does not: the other
+    processes may never reach a barrier, and waiting for them would turn one rank's error into a hang until
+    the collective timeout; destroying the group lets this process exit with its error.
+    """
     if context.initialized_here:
         import torch.distributed as dist
 
-        dist.barrier()
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -66,9 +66,12 @@ def train(
     """
     dist = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return _train(config, splits, store, events, tensorboard_dir, quiet, resume, dist)
-    finally:
-        shutdown(dist)
+        result = _train(config, splits, store, events, tensorboard_dir, quiet, resume, dist)
+    except BaseException:
+        shutdown(dist, clean=False)  # no barrier: the other ranks may never reach one
+        raise
+    shutdown(dist)
+    return result
 
 
 @dataclass
@@ -215,7 +218,7 @@ def train_step(state: TrainState, run: _Run, window: list[list[int]]) -> StepRes
     """One optimizer step over an accumulation window of micro-batches (gradients averaged over the window)."""
     t = run.config.training
     classification = run.config.task == "text-classification"
-    step_loss, samples = 0.0, 0
+    step_loss, samples = torch.zeros((), device=run.runtime.device), 0
     for i, indices in enumerate(window):
         batch = {k: v.to(run.runtime.device) for k, v in collate(run.train_data, indices, run.pad_id).items()}
         # Gradients are all-reduced only on the last micro-batch of the window.
@@ -228,15 +231,16 @@ def train_step(state: TrainState, run: _Run, window: list[list[int]]) -> StepRes
             else:
                 loss = lm_loss(logits, batch["input_ids"], batch["attention_mask"], t.label_smoothing)
             (loss / len(window)).backward()  # type: ignore[no-untyped-call]
-        step_loss += loss.item() / len(window)
+        step_loss += loss.detach() / len(window)  # summed on the device: one sync per step, not per micro-batch
         samples += len(indices)
     grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip or math.inf)
     state.optimizer.step()
     state.scheduler.step()
     state.optimizer.zero_grad(set_to_none=True)
     state.progress.step += 1
-    state.progress.add_step_loss(step_loss)
-    return StepResult(step_loss, float(grad_norm), samples)
+    loss_value = float(step_loss.item())
+    state.progress.add_step_loss(loss_value)
+    return StepResult(loss_value, float(grad_norm), samples)
 
 
 def evaluate_and_track(state: TrainState, run: _Run, *, lr: float, epoch: float, throughput: float) -> None:

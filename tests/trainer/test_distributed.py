@@ -67,3 +67,24 @@ def test_two_processes_train_and_only_rank_zero_writes(shared_data: Path, tmp_pa
     with pytest.raises(CheckpointError, match="2 processes"):
         train(config, redditbias_splits(shared_data, rows=300), store=store, events=RecordingEventSink(),
               quiet=True, resume=True)
+
+
+@pytest.mark.slow
+def test_an_error_on_one_rank_ends_the_job_instead_of_hanging(shared_data: Path, tmp_path: Path) -> None:
+    """Rank 0 fails at its first evaluation while rank 1 goes on to its next collective: the job must end with
+    the error, not wait at a barrier in shutdown until the collective timeout (30 minutes with gloo)."""
+    import time
+
+    config = tiny_classifier(max_steps=40, eval_every=2, checkpoint_every=40)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+        str(SCRIPT), "--data", str(shared_data), "--rows", "300", "--store", str(tmp_path / "store"),
+        "--events", str(tmp_path / "events-{rank}.jsonl"), "--config", json.dumps(config.to_dict()),
+        "--fail-at-evaluation",
+    ]
+    started = time.monotonic()
+    done = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode != 0
+    assert "planted failure on this rank" in done.stderr
+    assert time.monotonic() - started < 200

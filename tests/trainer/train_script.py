@@ -1,10 +1,12 @@
 """Train a tiny RedditBias classifier in its own process, for the resume (SIGKILL) and torchrun tests.
 
     python tests/trainer/train_script.py --data DIR --store DIR --events FILE --config JSON
-        [--resume] [--hang-after-checkpoint] [--result FILE]
+        [--resume] [--hang-after-checkpoint] [--fail-at-evaluation] [--result FILE]
 
 ``--events`` and ``--result`` may contain ``{rank}``. ``--hang-after-checkpoint`` makes the event sink sleep
 after the first ``checkpoint.saved``, so the test can kill the process at a known point mid-run.
+``--fail-at-evaluation`` makes the sink raise at the first evaluation (only rank 0 emits events), so one rank
+fails while the others carry on into their next collective.
 """
 
 from __future__ import annotations
@@ -30,15 +32,18 @@ from trainer.stores import PlaintextFolderStore, RecordingEventSink
 class HangingSink(RecordingEventSink):
     """Records events to a file; optionally sleeps after the first checkpoint so a test can SIGKILL us."""
 
-    def __init__(self, path: Path, hang: bool) -> None:
+    def __init__(self, path: Path, hang: bool, fail: bool = False) -> None:
         super().__init__(path)
         self.hang = hang
+        self.fail = fail
 
     def event(self, name: str, payload: dict[str, Any]) -> None:
-        """Record, then hang if this is the checkpoint the test waits for."""
+        """Record, then hang if this is the checkpoint the test waits for (or fail at an evaluation)."""
         super().event(name, payload)
         if self.hang and name == "checkpoint.saved":
             time.sleep(600)
+        if self.fail and name == "evaluated":
+            raise RuntimeError("planted failure on this rank")
 
 
 def main() -> None:
@@ -51,11 +56,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=600)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--hang-after-checkpoint", action="store_true")
+    parser.add_argument("--fail-at-evaluation", action="store_true")
     parser.add_argument("--result")
     args = parser.parse_args()
     rank = os.environ.get("RANK", "0")
     config = TrainConfig.from_dict(json.loads(args.config))
-    sink = HangingSink(Path(args.events.format(rank=rank)), args.hang_after_checkpoint)
+    sink = HangingSink(Path(args.events.format(rank=rank)), args.hang_after_checkpoint, args.fail_at_evaluation)
     result = train(config, redditbias_splits(args.data, rows=args.rows), store=PlaintextFolderStore(args.store),
                    events=sink, tensorboard_dir=None, quiet=True, resume=args.resume)
     if args.result:
