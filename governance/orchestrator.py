@@ -122,6 +122,7 @@ def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> An
     from trainer import (
         EarlyStoppingConfig,
         FromConfigSource,
+        LoraAdapter,
         OverfittingAlarmConfig,
         PretrainedSource,
         TrainConfig,
@@ -136,7 +137,10 @@ def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> An
                                  num_heads=m.num_heads, intermediate_size=m.intermediate_size,
                                  vocab_size=m.vocab_size)
     else:
-        model = PretrainedSource(path=resolve_model_path(config.model.path))
+        a = config.model.adapter
+        adapter = None if a is None else LoraAdapter(r=a.r, alpha=a.alpha, dropout=a.dropout,
+                                                     target_modules=tuple(a.target_modules) if a.target_modules else None)
+        model = PretrainedSource(path=resolve_model_path(config.model.path), adapter=adapter)
     training = TrainingConfig(
         epochs=t.epochs, max_steps=t.max_steps, batch_size=t.batch_size, gradient_accumulation=t.gradient_accumulation,
         learning_rate=t.learning_rate, weight_decay=t.weight_decay, dropout=t.dropout,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from trainer.config import (
     EarlyStoppingConfig,
     FromConfigSource,
+    LoraAdapter,
     OverfittingAlarmConfig,
     PretrainedSource,
     TrainConfig,
@@ -32,7 +33,7 @@ _LAZY = {
 
 __all__ = [
     "ArtifactStore", "CheckpointError", "ClassPrediction", "EarlyStoppingConfig", "EventSink", "FromConfigSource",
-    "OverfittingAlarmConfig", "PretrainedSource", "TextSplits", "TrainConfig", "TrainResult", "TrainerConfigError",
+    "LoraAdapter", "OverfittingAlarmConfig", "PretrainedSource", "TextSplits", "TrainConfig", "TrainResult", "TrainerConfigError",
     "TrainerDataError", "TrainerError", "TrainingConfig", "predict_classification", "sentence_log_likelihood",
     "sequence_losses", "train",
 ]

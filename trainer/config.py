@@ -24,11 +24,28 @@ LM_METRICS: frozenset[str] = frozenset({"loss", "perplexity"})
 
 
 @dataclass(frozen=True)
+class LoraAdapter:
+    """Low-rank adapters (peft LoRA) on a frozen pretrained model: only the adapters (and, for classification, the
+    new head) are trained, checkpointed and saved."""
+
+    r: int = 8
+    """Rank of each adapter's two factors."""
+    alpha: int = 16
+    """Scaling numerator: the update is scaled by ``alpha / r``."""
+    dropout: float = 0.05
+    """Dropout on the adapter's input."""
+    target_modules: tuple[str, ...] | None = None
+    """Module names to adapt (e.g. ``q_proj``, ``v_proj``); ``None``: every linear layer but the output head."""
+
+
+@dataclass(frozen=True)
 class PretrainedSource:
     """Fine-tune a local Hugging Face model folder (config, weights and tokenizer)."""
 
     path: str
     """The folder; loaded with ``Auto*.from_pretrained`` and never fetched from the network."""
+    adapter: LoraAdapter | None = None
+    """Train LoRA adapters instead of every weight; ``None``: full fine-tuning."""
 
 
 @dataclass(frozen=True)
@@ -153,9 +170,15 @@ class TrainConfig:
         try:
             model_data = dict(data["model"])
             kind = model_data.pop("kind")
-            model: ModelSource = PretrainedSource(**model_data) if kind == "pretrained" else FromConfigSource(
-                **model_data
-            )
+            model: ModelSource
+            if kind == "pretrained":
+                adapter = model_data.pop("adapter", None)
+                if adapter is not None:
+                    modules = adapter.get("target_modules")
+                    adapter = LoraAdapter(**{**adapter, "target_modules": tuple(modules) if modules else None})
+                model = PretrainedSource(**model_data, adapter=adapter)
+            else:
+                model = FromConfigSource(**model_data)
             training_data = dict(data.get("training", {}))
             training = TrainingConfig(
                 **{k: v for k, v in training_data.items() if k not in ("early_stopping", "overfitting_alarm")},
@@ -227,5 +250,13 @@ def validate(config: TrainConfig) -> None:
             problems.append("num_heads must divide hidden_size")
         if min(m.hidden_size, m.num_layers, m.num_heads, m.intermediate_size) < 1 or m.vocab_size < 100:
             problems.append("model sizes must be positive and vocab_size >= 100")
+    if isinstance(config.model, PretrainedSource) and config.model.adapter is not None:
+        a = config.model.adapter
+        if a.r < 1 or a.alpha < 1:
+            problems.append("adapter r and alpha must be >= 1")
+        if not 0.0 <= a.dropout < 1.0:
+            problems.append("adapter dropout must be in [0, 1)")
+        if a.target_modules is not None and not a.target_modules:
+            problems.append("adapter target_modules must name at least one module (or be omitted)")
     if problems:
         raise TrainerConfigError("invalid training config: " + "; ".join(problems))

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from trainer.adapters import load_trainable_state, trainable_state
 from trainer.checkpoint import Checkpoint, load_for_resume, serialise
 from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
 from trainer.data import BatchOrder, Encoded, collate, encode_classification, encode_lm_blocks
@@ -184,7 +185,7 @@ def _train(
 
     # --- the result: best weights, test metrics, the saved model ---------------------------------------
     if state.best_weights is not None:
-        model.load_state_dict(state.best_weights)
+        load_trainable_state(model, state.best_weights)
     model.eval()  # type: ignore[no-untyped-call]
     test_metrics = evaluate(model, test_data, **run.eval_args) if len(test_data) else {}
     predictions: tuple[ClassPrediction, ...] = ()
@@ -257,7 +258,7 @@ def evaluate_and_track(state: TrainState, run: _Run, *, lr: float, epoch: float,
     if dist.is_main:
         run.events.event("evaluated", {"step": progress.step, "train_loss": train_loss, **metrics})
     if state.stopper.update(progress.step, metrics) and t.early_stopping.enabled:
-        state.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in state.model.state_dict().items()}
+        state.best_weights = trainable_state(state.model)
     if state.alarm.update(progress.step, train_loss, metrics["loss"]) and dist.is_main:
         run.events.event("overfitting_alarm", {"step": progress.step, "gap": metrics["loss"] - train_loss})
     if state.stopper.should_stop:

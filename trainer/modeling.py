@@ -34,12 +34,18 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreT
             raise TrainerConfigError(f"cannot load the model config in {config.model.path}: {exc}") from exc
         _prepare_config(hf_config, config, tokenizer)
         try:
-            return auto.from_pretrained(
+            model: PreTrainedModel = auto.from_pretrained(
                 config.model.path, config=hf_config, local_files_only=True,
                 ignore_mismatched_sizes=classification,
             )
         except (OSError, ValueError) as exc:
             raise TrainerConfigError(f"cannot load the model in {config.model.path}: {exc}") from exc
+        if config.model.adapter is not None:
+            from trainer.adapters import attach_adapter
+
+            adapted: PreTrainedModel = attach_adapter(model, config.model.adapter, config.task)
+            return adapted
+        return model
     hf_config = architecture_config(config.model, config, tokenizer)
     _prepare_config(hf_config, config, tokenizer)
     return auto.from_config(hf_config)  # type: ignore[no-untyped-call,no-any-return]
@@ -122,8 +128,14 @@ def unique_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def model_files(model: PreTrainedModel) -> dict[str, bytes]:
-    """``model.safetensors`` and ``config.json`` as bytes, produced in memory."""
+    """``model.safetensors`` and ``config.json`` as bytes, produced in memory; for a model with LoRA adapters,
+    only the adapters (``adapter_model.safetensors``, ``adapter_config.json``), as peft lays them out."""
     from safetensors.torch import save
+
+    from trainer.adapters import adapter_files, is_adapted
+
+    if is_adapted(model):
+        return adapter_files(model)
 
     model.config.architectures = [type(model).__name__]
     metadata: dict[str, Any] = {"format": "pt"}

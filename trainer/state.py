@@ -107,8 +107,10 @@ class TrainState:
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint payload's component states (weights on the CPU)."""
+        from trainer.adapters import trainable_state
+
         return {
-            "model": {k: v.detach().to("cpu") for k, v in self.model.state_dict().items()},
+            "model": trainable_state(self.model),  # with LoRA, the adapter weights only
             "best_model": self.best_weights,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -119,7 +121,9 @@ class TrainState:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned (strictly: a missing or unexpected weight is an error)."""
-        self.model.load_state_dict(state["model"], strict=True)
+        from trainer.adapters import load_trainable_state
+
+        load_trainable_state(self.model, state["model"])
         self.best_weights = state["best_model"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

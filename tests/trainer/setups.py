@@ -60,3 +60,23 @@ def tiny_lm(**training: Any) -> TrainConfig:
                                vocab_size=1000),
         training=TrainingConfig(**{**defaults, **training}),
     )
+
+
+def tiny_llama_base(folder: Path, texts: list[str]) -> Path:
+    """A tiny Llama (2 layers, 32 wide) with a byte-level BPE tokenizer trained on ``texts``, saved with
+    ``save_pretrained`` as a local base model (no pretrained causal LM can be installed offline)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from trainer.tokenization import ensure_pad_token, train_tokenizer
+
+    tokenizer = train_tokenizer("gpt2", texts, 500)
+    ensure_pad_token(tokenizer)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,91 @@
+"""Parameter-efficient fine-tuning with peft LoRA: attach adapters, and move only their weights in and out.
+
+With an adapter the base model's weights stay frozen and untouched, so a checkpoint or a saved model holds only
+what was trained: the adapter matrices (and, for classification, the new head that peft marks as trainable).
+Everything is serialised in memory (the caller's store encrypts it); nothing is written to disk here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from trainer.config import LoraAdapter, PretrainedSource, TrainConfig
+from trainer.errors import CheckpointError, TrainerConfigError
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def adapter_of(config: TrainConfig) -> LoraAdapter | None:
+    """The run's LoRA adapter settings, or None for full training."""
+    return config.model.adapter if isinstance(config.model, PretrainedSource) else None
+
+
+def attach_adapter(model: PreTrainedModel, adapter: LoraAdapter, task: str) -> Any:
+    """Wrap ``model`` in a peft model whose only trainable weights are the LoRA adapters (and a new head)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lora = LoraConfig(
+        r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
+        target_modules=list(adapter.target_modules) if adapter.target_modules else "all-linear",
+        task_type=TaskType.SEQ_CLS if task == "text-classification" else TaskType.CAUSAL_LM,
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:  # e.g. target modules that the model does not have
+        raise TrainerConfigError(f"cannot attach the LoRA adapter: {exc}") from exc
+
+
+def is_adapted(model: torch.nn.Module) -> bool:
+    """Whether ``model`` carries peft adapters."""
+    return hasattr(model, "peft_config")
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What a checkpoint must hold to continue: every weight, or with adapters only the adapter weights (CPU)."""
+    if is_adapted(model):
+        from peft import get_peft_model_state_dict
+
+        state = get_peft_model_state_dict(model)
+    else:
+        state = model.state_dict()
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Put back what :func:`trainable_state` returned; a missing or unexpected weight is a ``CheckpointError``."""
+    if not is_adapted(model):
+        model.load_state_dict(state, strict=True)
+        return
+    from peft import set_peft_model_state_dict
+
+    expected = set(trainable_state(model))
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise CheckpointError(f"the adapter weights do not match the model (missing {missing[:3]}, "
+                              f"unexpected {extra[:3]})")
+    result: Any = set_peft_model_state_dict(model, state)
+    unexpected = getattr(result, "unexpected_keys", None)
+    if unexpected:
+        raise CheckpointError(f"unexpected adapter weights: {sorted(unexpected)[:3]}")
+
+
+def adapter_files(model: Any) -> dict[str, bytes]:
+    """``adapter_model.safetensors`` and ``adapter_config.json`` as bytes (peft's layout), made in memory."""
+    from safetensors.torch import save
+
+    weights = save({k: v.contiguous() for k, v in trainable_state(model).items()}, metadata={"format": "pt"})
+    config = model.peft_config["default"].to_dict()
+    config = {k: (sorted(v) if isinstance(v, set) else v) for k, v in config.items()}
+    return {ADAPTER_WEIGHTS: weights, ADAPTER_CONFIG: json.dumps(config, indent=2, sort_keys=True,
+                                                                  default=str).encode("utf-8")}
+
+
+def merged_model(model: Any) -> PreTrainedModel:
+    """The base model with the adapters folded into its weights (for export as an ordinary model)."""
+    merged: PreTrainedModel = model.merge_and_unload()
+    return merged
