@@ -8,6 +8,7 @@ Everything is serialised in memory (the caller's store encrypts it); nothing is 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -83,6 +84,21 @@ def adapter_files(model: Any) -> dict[str, bytes]:
     config = {k: (sorted(v) if isinstance(v, set) else v) for k, v in config.items()}
     return {ADAPTER_WEIGHTS: weights, ADAPTER_CONFIG: json.dumps(config, indent=2, sort_keys=True,
                                                                   default=str).encode("utf-8")}
+
+
+def rebuild_adapted(base: PreTrainedModel, files: Mapping[str, bytes]) -> Any:
+    """``base`` with the adapters a run saved (``adapter_files``) attached and loaded, strictly."""
+    from peft import PeftConfig, get_peft_model
+    from safetensors.torch import load
+
+    raw = json.loads(files[ADAPTER_CONFIG])
+    try:
+        config = PeftConfig.from_peft_type(**raw)  # type: ignore[no-untyped-call]
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"the saved adapter config cannot be read: {exc}") from exc
+    model = get_peft_model(base, config)
+    load_trainable_state(model, load(files[ADAPTER_WEIGHTS]))
+    return model
 
 
 def merged_model(model: Any) -> PreTrainedModel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -134,11 +135,44 @@ def model_files(model: PreTrainedModel) -> dict[str, bytes]:
 
     from trainer.adapters import adapter_files, is_adapted
 
-    if is_adapted(model):
-        return adapter_files(model)
+    if is_adapted(model):  # the adapters, and the base's config as prepared for this run (labels, dropout)
+        base: Any = model.get_base_model()  # type: ignore[operator]  # peft's method, not a module
+        base_config = json.dumps(json.loads(base.config.to_json_string()), indent=2, sort_keys=True)
+        return {**adapter_files(model), "config.json": base_config.encode("utf-8")}
 
     model.config.architectures = [type(model).__name__]
     metadata: dict[str, Any] = {"format": "pt"}
     weights = save(unique_state_dict(model), metadata=metadata)
     config_json = json.dumps(json.loads(model.config.to_json_string()), indent=2, sort_keys=True)
     return {"model.safetensors": weights, "config.json": config_json.encode("utf-8")}
+
+
+def load_saved_model(files: Mapping[str, bytes], task: str, base_path: str | None = None) -> PreTrainedModel:
+    """Rebuild in memory the model a run saved with :func:`model_files`, strictly (no weight may be missing
+    or unexpected): full weights, or the local base folder ``base_path`` plus the saved LoRA adapters."""
+    from safetensors.torch import load as load_safetensors
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from trainer.adapters import ADAPTER_WEIGHTS, rebuild_adapted
+
+    auto = AutoModelForSequenceClassification if task == "text-classification" else AutoModelForCausalLM
+    hf_config = AutoConfig.for_model(**json.loads(files["config.json"]))
+    if ADAPTER_WEIGHTS in files:
+        if base_path is None:
+            raise TrainerConfigError("the run saved LoRA adapters; rebuilding its model needs the base model folder")
+        base = auto.from_pretrained(base_path, config=hf_config, local_files_only=True,
+                                    ignore_mismatched_sizes=task == "text-classification")
+        adapted: PreTrainedModel = rebuild_adapted(base, files)
+        adapted.eval()  # type: ignore[no-untyped-call]
+        return adapted
+    model: PreTrainedModel = auto.from_config(hf_config)  # type: ignore[no-untyped-call]
+    weights = load_safetensors(files["model.safetensors"])
+    expected = set(unique_state_dict(model))  # the same names model_files saved (tied copies left out)
+    if set(weights) != expected:
+        missing, extra = sorted(expected - set(weights)), sorted(set(weights) - expected)
+        raise TrainerConfigError(f"the saved weights do not match the model (missing {missing[:3]}, "
+                                 f"unexpected {extra[:3]})")
+    model.load_state_dict(weights, strict=False)  # strict would demand the tied copies, re-tied just below
+    model.tie_weights()
+    model.eval()  # type: ignore[no-untyped-call]
+    return model

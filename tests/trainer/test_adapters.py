@@ -85,3 +85,41 @@ def test_lora_config_round_trips() -> None:
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(TrainerConfigError, match="adapter r and alpha"):
         TrainConfig(task="causal-lm", model=PretrainedSource("x", LoraAdapter(r=0)))
+
+
+def test_saved_lora_model_rebuilds_and_merges(base: Path, shared_data: Path, tmp_path: Path) -> None:
+    """The saved adapters on the base give the trained model's outputs; merged, they give them without peft."""
+    from trainer.adapters import merged_model
+    from trainer.modeling import load_saved_model
+
+    store = PlaintextFolderStore(tmp_path / "store")
+    splits = shakespeare_splits(shared_data, paragraphs=200)
+    train(lora_config(base), splits, store=store, events=RecordingEventSink(), quiet=True)
+    files = {name: store.read(f"model/{name}") for name in ("adapter_model.safetensors", "adapter_config.json",
+                                                             "config.json")}
+    rebuilt = load_saved_model(files, "causal-lm", str(base))
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        adapted = rebuilt(input_ids=ids).logits
+        merged = merged_model(rebuilt)
+        assert not hasattr(merged, "peft_config")
+        torch.testing.assert_close(merged(input_ids=ids).logits, adapted, rtol=1e-4, atol=1e-4)
+    with pytest.raises(TrainerConfigError, match="needs the base model folder"):
+        load_saved_model(files, "causal-lm", None)
+
+
+def test_saved_full_model_must_match_exactly(shared_data: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load, save
+
+    from tests.trainer.setups import tiny_lm
+    from trainer.modeling import load_saved_model
+
+    store = PlaintextFolderStore(tmp_path / "store")
+    train(tiny_lm(max_steps=2, eval_every=2, checkpoint_every=2), shakespeare_splits(shared_data, paragraphs=80),
+          store=store, events=RecordingEventSink(), quiet=True)
+    files = {name: store.read(f"model/{name}") for name in ("model.safetensors", "config.json")}
+    assert load_saved_model(files, "causal-lm") is not None
+    weights = load(files["model.safetensors"])
+    weights.pop(sorted(weights)[0])  # a missing weight must not be silently left at its random init
+    with pytest.raises(TrainerConfigError, match="do not match the model"):
+        load_saved_model({**files, "model.safetensors": save(weights)}, "causal-lm")
