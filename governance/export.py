@@ -20,13 +20,17 @@ from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.fsutil import make_private_dir, write_private_file
 from governance.keyring import workspace_master_key
 from governance.release import ReleaseState, release_state
-from governance.runs import EncryptedRunStore, find_run
+from governance.runs import EncryptedRunStore, RunFolder, find_run
 from governance.session import Session
 from governance.trust.ledger import RunRecord
 
 
-def export_model(session: Session, run_id: str, out: Path) -> dict[str, str]:
-    """Decrypt the run's model files into ``out``; refuse unfinished or unreleasable runs; return name -> sha256."""
+def export_model(session: Session, run_id: str, out: Path, *, merged: bool = False) -> dict[str, str]:
+    """Decrypt the run's model files into ``out``; refuse unfinished or unreleasable runs; return name -> sha256.
+
+    With ``merged`` (LoRA runs), ``out/merged/`` also gets the base model with the adapters folded in, built in
+    memory from the base folder after its digest was checked against the run's provenance.
+    """
     folder = find_run(session.workspace, run_id)
     state = release_state(session.workspace, run_id)
     if not state.releasable:
@@ -51,6 +55,7 @@ def export_model(session: Session, run_id: str, out: Path) -> dict[str, str]:
     make_private_dir(staging)
     exported = {}
     try:
+        plain: dict[str, bytes] = {}
         for name, expected in sorted(digests.items()):
             data = store.read(name)
             digest = hashlib.sha256(data).hexdigest()
@@ -59,6 +64,12 @@ def export_model(session: Session, run_id: str, out: Path) -> dict[str, str]:
             target = staging / Path(name).name
             write_private_file(target, data)
             exported[target.name] = digest
+            plain[target.name] = data
+        if merged:
+            for name, data in _merged_files(folder, record, plain).items():
+                make_private_dir(staging / "merged")
+                write_private_file(staging / "merged" / name, data)
+                exported[f"merged/{name}"] = hashlib.sha256(data).hexdigest()
         _write_verification_material(session, folder.reports, record, state, staging)
         if out.is_dir():
             out.rmdir()  # the empty folder the user named
@@ -90,3 +101,32 @@ def _write_verification_material(session: Session, reports: Path, record: RunRec
     release = {"run_id": record.run_id, "verdict": state.verdict, "report_digests": digests,
                "release_approvals": [{"name": d.name, "key_id": d.key_id, "time": d.time} for d in state.approvals]}
     write_private_file(verification / "release.json", json.dumps(release, indent=2, sort_keys=True).encode())
+
+
+def _merged_files(folder: RunFolder, record: RunRecord, plain: dict[str, bytes]) -> dict[str, bytes]:
+    """The base model with the run's LoRA adapters merged in, as model files (in memory)."""
+    import base64
+
+    from governance.config import PretrainedModel, load_run_config
+    from governance.orchestrator import resolve_model_path
+    from governance.run_reports import model_folder_digest
+    from trainer.adapters import ADAPTER_WEIGHTS, merged_model
+    from trainer.modeling import load_saved_model, model_files
+
+    if ADAPTER_WEIGHTS not in plain:
+        raise ConfigError(f"run {record.run_id} trained every weight: its model is already complete (no --merged)")
+    config = load_run_config(folder.path / "config.yaml")
+    assert isinstance(config.model, PretrainedModel)
+    digests: dict[str, str] = (record.report or {}).get("digests") or {}
+    if "provenance.json" not in digests:
+        raise PolicyRefusal("a merged export checks the base model against the run's provenance, which this "
+                            "run's policy did not emit", hint="export the adapters alone (without --merged)")
+    statement = json.loads(base64.b64decode(json.loads((folder.reports / "provenance.json").read_bytes())["payload"]))
+    recorded = [d["digest"]["sha256"] for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+                if str(d.get("name", "")).startswith("base-model:")]
+    base_path = resolve_model_path(config.model.path)
+    if not recorded or model_folder_digest(base_path) != recorded[0]:
+        raise IntegrityError(f"the base model folder {config.model.path} is not the one run {record.run_id} was "
+                             "trained on (its digest differs from the provenance)")
+    model = load_saved_model(plain, config.task, base_path)
+    return model_files(merged_model(model))

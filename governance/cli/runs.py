@@ -114,8 +114,10 @@ def runs_approve(app: AppContext, run_id: str) -> None:
 @runs.command("export")
 @click.argument("run_id")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Target folder.")
+@click.option("--merged", is_flag=True,
+              help="LoRA runs: also write the base model with the adapters merged in (OUT/merged/).")
 @pass_app
-def runs_export(app: AppContext, run_id: str, out: Path) -> None:
+def runs_export(app: AppContext, run_id: str, out: Path, merged: bool) -> None:
     """Write a decrypted copy of a releasable run's model (engineer, logged).
 
     Refuses (exit 4) a run that did not finish, whose bias verdict blocked release, or that still needs a
@@ -126,6 +128,6 @@ def runs_export(app: AppContext, run_id: str, out: Path) -> None:
 
     workspace = app.find_workspace()
     with open_session(workspace, app.identity, ["engineer"], "runs export") as session:
-        files = export_model(session, run_id, out)
+        files = export_model(session, run_id, out, merged=merged)
     app.emit({"run_id": run_id, "out": str(out), "files": files},
              f"exported {len(files)} file(s) of {run_id} to {out}")

@@ -1,0 +1,53 @@
+"""A governed LoRA fine-tune end to end: a local Llama base, adapters trained on approved Shakespeare, the
+release signed by compliance, and an export of the adapters and of the merged model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.governance.helpers import make_team
+from tests.trainer.setups import shakespeare_splits, tiny_llama_base
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_lora_run_exports_adapters_and_the_merged_model(govtrain, tmp_path: Path, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
+    team = make_team(govtrain, tmp_path)
+    text = "\n\n".join((shared_data / "tinyshakespeare/input.txt").read_text().split("\n\n")[:300])
+    (tmp_path / "plays.txt").write_text(text)
+    ingest = team.as_("erin", "data", "ingest", str(tmp_path / "plays.txt"), "--name", "plays",
+                      "--spec", str(REPO / "examples/shakespeare-spec.yaml"))
+    assert ingest.exit_code == 0, ingest.stderr
+    assert team.as_("carol", "data", "approve", "plays").exit_code == 0
+    base = tiny_llama_base(tmp_path / "base", shakespeare_splits(shared_data, paragraphs=300).train)
+    config = yaml.safe_load((REPO / "examples/shakespeare-lm.yaml").read_text())
+    config.update(dataset="plays", model={"kind": "pretrained", "path": str(base),
+                                          "adapter": {"kind": "lora", "r": 4, "alpha": 8}})
+    config["training"].update(epochs=1, max_steps=4, batch_size=4, block_size=32, eval_every=2)
+    (tmp_path / "lora.yaml").write_text(yaml.safe_dump(config))
+    result = team.as_("erin", "--json", "run", str(tmp_path / "lora.yaml"))
+    assert result.exit_code == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    finished = [json.loads(line) for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()
+                if '"run.finished"' in line and run_id in line][0]["payload"]
+    assert "model/adapter_model.safetensors" in finished["model_digests"]
+    assert "model/model.safetensors" not in finished["model_digests"]  # only the adapters were trained and kept
+    card = json.loads((team.workspace / "runs" / run_id / "reports/transparency.json").read_text())
+    assert '"adapter"' in json.dumps(card) and "lora" in json.dumps(card)
+
+    out = tmp_path / "release"
+    refused = team.as_("erin", "runs", "export", run_id, "--out", str(out), "--merged")
+    assert refused.exit_code == 4 and "runs approve" in refused.stderr  # a language model is never auto-judged
+    assert team.as_("carol", "runs", "approve", run_id).exit_code == 0
+    exported = team.as_("erin", "--json", "runs", "export", run_id, "--out", str(out), "--merged")
+    assert exported.exit_code == 0, exported.stderr
+    assert (out / "adapter_model.safetensors").is_file() and (out / "merged/model.safetensors").is_file()
+
+    (base / "config.json").write_text((base / "config.json").read_text().replace('"hidden_act"', '"hidden_act" '))
+    changed = team.as_("erin", "runs", "export", run_id, "--out", str(tmp_path / "again"), "--merged")
+    assert changed.exit_code == 5 and "is not the one run" in changed.stderr
+    assert not (tmp_path / "again").exists()
+
