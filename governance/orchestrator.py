@@ -248,6 +248,9 @@ def run_training(
         session.record("run.splits", {"run_id": folder.run_id, "digests": data.plan.digests(),
                                       "sizes": data.plan.sizes(), "duplicates_dropped": data.plan.duplicates_dropped})
     progress(f"splits: {data.plan.sizes()} ({data.plan.duplicates_dropped} duplicate texts dropped)")
+    if session is not None:
+        for line in _bias_plan_lines(bias_plan(data, config, policy), policy):
+            progress(line)
     plan = data.plan
 
     def pick(indices: tuple[int, ...]) -> list[str]:
@@ -339,7 +342,7 @@ def run_command(
     with open_session(workspace, identity, ["engineer"], "run") as session:
         approved = check_dataset_gate(workspace, _dataset_ref(workspace, config, resume), registered)
         if dry_run:
-            return _dry_run(config, policy, approved)
+            return _dry_run(config, policy, approved, kek)
         if resume:
             folder = find_run(workspace, resume)
             stored = (folder.path / "config.yaml").read_text()
@@ -374,9 +377,12 @@ def run_command(
             raise translated from None
     status = outcome.status
     if status.get("releasable") is False:
+        why = ("breached policy '{name}' bias thresholds (action: block)" if status.get("bias_flagged")
+               and policy.bias.action == "block" else
+               "has bias checks that could not be judged under policy '{name}' (unjudged: block)")
         raise PolicyRefusal(
-            f"run {outcome.run_id} breached policy '{policy.name}' bias thresholds (action: block); "
-            "the model is not releasable",
+            f"run {outcome.run_id} {why.format(name=policy.name)}; the model is not releasable"
+            + (f" ({status['bias_summary']})" if status.get("bias_summary") else ""),
             hint=f"read {outcome.folder.reports / 'bias.html'}; 'govtrain runs export' will refuse this model",
         )
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(status.get("test_metrics", {}).items())
@@ -387,6 +393,7 @@ def run_command(
     text = (f"run {outcome.run_id} finished: {status.get('steps')} steps, best step {status.get('best_step')}"
             f"{' (early stop)' if status.get('stopped_early') else ''}; test {metrics}\n"
             f"reports: {outcome.folder.reports}/ (bias verdict: {release.verdict.upper()})\n"
+            + (f"bias checks: {status['bias_summary']}\n" if status.get("bias_summary") else "") +
             f"release: {'releasable' if release.releasable else 'not yet releasable'} ({release.explain()})"
             + ("" if release.releasable else f"; a compliance officer reviews the reports and runs "
                                              f"'govtrain runs approve {outcome.run_id}'") + "\n"
@@ -425,13 +432,40 @@ def _check_resume_checkpoint(workspace: Any, folder: RunFolder, kek: MasterKey) 
                              hint="a checkpoint from another run or an older step was put in its place")
 
 
-def _dry_run(config: RunConfig, policy: Policy, approved: ApprovedDataset) -> CommandOutcome:
+def bias_plan(data: PreparedData, config: RunConfig, policy: Policy) -> list[Any]:
+    """Which groups the test split lets the bias verdict judge (``reports.planning``); empty when no threshold
+    applies (language models, no sensitive columns, no labels)."""
+    if config.task != "text-classification" or not data.groups or data.labels is None:
+        return []
+    from reports.planning import plan_bias_split
+
+    plan = data.plan
+    kept = sorted((*plan.train.indices, *plan.validation.indices, *plan.test.indices))
+    return plan_bias_split(data.groups, kept, plan.test.indices, min_group_size=policy.bias.min_group_size,
+                           confidence=policy.bias.confidence, test_fraction=config.splits.test,
+                           stratified=bool(config.splits.stratify_by))
+
+
+def _bias_plan_lines(plans: list[Any], policy: Policy) -> list[str]:
+    from reports.planning import plan_lines
+
+    return plan_lines(plans, min_group_size=policy.bias.min_group_size, confidence=policy.bias.confidence)
+
+
+def _dry_run(config: RunConfig, policy: Policy, approved: ApprovedDataset, kek: MasterKey) -> CommandOutcome:
     plan = {"dataset": approved.card.ref, "card_digest": approved.card.digest(),
             "approvers": list(approved.approvers), **policy_ref(policy), "config_digest": config_digest(config),
             "task": config.task, "model": config.model.model_dump(), "training": config.training.model_dump()}
     text = (f"gate passed: {approved.card.ref} approved by {', '.join(approved.approvers)}; policy {policy.name}\n"
             f"would train {config.task} ({config.model.kind}) for up to {config.training.epochs} epochs, "
             f"batch {config.training.batch_size}, lr {config.training.learning_rate}")
+    # The split is deterministic, so the dry run predicts the test split exactly (decrypted in memory only).
+    data = prepare_data(approved, config, kek)
+    plan["splits"] = data.plan.sizes()
+    bias = bias_plan(data, config, policy)
+    if bias:
+        plan["bias_plan"] = [column.model_dump(mode="json") for column in bias]
+        text += "\n" + "\n".join(_bias_plan_lines(bias, policy))
     return CommandOutcome({"dry_run": True, "plan": plan}, text)
 
 

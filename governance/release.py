@@ -2,7 +2,7 @@
 
 The run's ``report.written`` entry fixes the report digests; the bias report with that digest is read and its
 verdict recomputed from its checks. A run is releasable when nothing blocks it (a FAIL under ``bias.action:
-block``) and, where the policy asks for one (every flagged or not fully judged run, or every run under
+block``, a NOT JUDGED check under ``bias.unjudged: block``) and, where the policy asks for one (every flagged or not fully judged run, or every run under
 ``release.require_approval: always``), enough compliance officers signed ``govtrain runs approve``. A claim in
 the log that disagrees with the reports, or a second ``report.written`` for the run, is an integrity error.
 """
@@ -47,7 +47,10 @@ class ReleaseState:
     def explain(self) -> str:
         """Why the run is or is not releasable, in one line."""
         if self.verdict == "blocked":
-            return f"its bias verdict failed {self.failed} check(s) under a blocking policy"
+            if self.failed and self.policy.policy.bias.action == "block":
+                return f"its bias verdict failed {self.failed} check(s) under a blocking policy (bias.action: block)"
+            return (f"{self.unjudged} bias check(s) could not be judged under a blocking policy "
+                    "(bias.unjudged: block)")
         if self.releasable:
             signed = f"; release approved by {', '.join(d.name for d in self.approvals)}" if self.approvals else ""
             return f"bias verdict {self.verdict}{signed}"
@@ -60,16 +63,19 @@ class ReleaseState:
 def judge_release(bias: BiasReport | None) -> tuple[str, int, int]:
     """The release verdict recomputed from a bias report's checks: ``(verdict, failed, not judged)``.
 
-    ``blocked``: something failed under ``action: block``; ``flagged``: something failed under ``warn``;
-    ``not judged``: nothing failed but some check could not be judged, or there was no verdict at all (a
-    language model, no bias report); ``pass``: every check passed.
+    ``blocked``: something failed under ``action: block``, or could not be judged under ``unjudged: block``;
+    ``flagged``: something failed (and nothing blocks); ``not judged``: nothing failed but some check could not
+    be judged, or there was no verdict at all (a language model, no bias report); ``pass``: every check passed.
     """
     if bias is None or bias.verdict is None:
         return "not judged", 0, 1
-    failed = sum(c.status == "FAIL" for c in bias.verdict.checks)
-    unjudged = sum(c.status not in ("PASS", "FAIL") for c in bias.verdict.checks)
+    v = bias.verdict
+    failed = sum(c.status == "FAIL" for c in v.checks)
+    unjudged = sum(c.status not in ("PASS", "FAIL") for c in v.checks) + (0 if v.checks else 1)
+    if (failed and v.action == "block") or (unjudged and v.unjudged == "block"):
+        return "blocked", failed, unjudged
     if failed:
-        return ("blocked" if bias.verdict.action == "block" else "flagged"), failed, unjudged
+        return "flagged", failed, unjudged
     return ("not judged" if unjudged else "pass"), failed, unjudged
 
 

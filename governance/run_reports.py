@@ -16,6 +16,7 @@ from typing import Any
 from governance.config import PretrainedModel, RunConfig
 from governance.gate.approvals import ApprovedDataset
 from governance.orchestrator import PreparedData, environment, resolve_model_path
+from governance.release import judge_release
 from governance.runs import EncryptedRunStore, RunFolder
 from governance.session import Session
 from policies import Policy, policy_digest
@@ -97,7 +98,7 @@ def write_run_reports(
                 train_groups={c: [v[i] for i in plan.train.indices] for c, v in data.groups.items()},
                 test_labels=[names[i] for i in y_true], test_predictions=[names[i] for i in y_pred],
                 test_groups=test_groups, positive_label=positive or names[-1], thresholds=policy.bias.thresholds,
-                action=policy.bias.action, min_group_size=policy.bias.min_group_size,
+                action=policy.bias.action, unjudged=policy.bias.unjudged, min_group_size=policy.bias.min_group_size,
                 bootstrap_samples=policy.bias.bootstrap_samples, confidence=policy.bias.confidence,
                 seed=config.training.seed)
     else:
@@ -169,12 +170,14 @@ def write_run_reports(
             code={"name": f"govtrain@{env['govtrain']}", "digest": code_digest()})
         reports.append(sign_dsse(statement, actor.signer.private_key, keyid=actor.signer.key_id))
     digests = write_reports(folder.reports, reports, list(policy.reports.formats))
-    releasable = bias.verdict.releasable if bias is not None and bias.verdict is not None else True
-    flagged = bias.verdict.flagged if bias is not None and bias.verdict is not None else False
+    # The same function the release decision uses later, so the logged claim and the recomputation agree.
+    verdict, failed, _unjudged = judge_release(bias)
+    releasable, flagged = verdict != "blocked", failed > 0
     session.record("report.written", {"run_id": run_id, "digests": digests, "releasable": releasable,
                                       "flagged": flagged})
-    return {"releasable": releasable, "bias_flagged": flagged, "report_digests": digests,
-            "reports": sorted(digests)}
+    return {"releasable": releasable, "bias_flagged": flagged, "bias_verdict": verdict,
+            "bias_summary": bias.verdict.summary() if bias is not None and bias.verdict is not None else None,
+            "report_digests": digests, "reports": sorted(digests)}
 
 
 def model_folder_digest(path: str) -> str:

@@ -175,10 +175,15 @@ class BiasRules(_Strict):
         ],
         description="The bounds every model is judged against.",
     )
-    min_group_size: int = Field(30, ge=1, description="Smaller groups are reported as insufficient, not judged.")
-    action: Literal["block", "warn"] = Field("warn", description="On a breach: block release, or flag it.")
-    bootstrap_samples: int = Field(200, ge=0, le=10_000, description="Bootstrap resamples for intervals.")
-    confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence level of the intervals.")
+    min_group_size: int = Field(30, ge=1, description="Smaller groups are reported as too small, not judged.")
+    action: Literal["block", "warn"] = Field("warn", description="On a FAIL: block release, or flag it.")
+    unjudged: Literal["block", "warn"] = Field(
+        "warn", description="On a NOT JUDGED check (too little data, or an interval straddling the bound): block "
+                            "release, or warn (release then needs approval under release.require_approval: flagged).")
+    bootstrap_samples: int = Field(200, ge=0, le=10_000, description="Bootstrap resamples for language-model "
+                                                                     "intervals (classification intervals are exact).")
+    confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence of every PASS and FAIL, and of the "
+                                                                "intervals.")
 
 
 class ReportRules(_Strict):

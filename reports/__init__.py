@@ -11,5 +11,9 @@ trainer, audit or datacards, and never receives text from a dataset. The orchest
 - ``render.write_reports`` (returns ``{filename: sha256}`` for the audit log), and later
   ``verify.verify_report_digests`` and ``provenance.verify_dsse``.
 
-Modules import only numpy and pydantic at load time; fairlearn, sklearn, pandas and matplotlib load on use.
+Before training, ``planning.plan_bias_split`` predicts which groups the test split lets the verdict judge.
+``calibration`` simulates the verdict's false-FAIL rate, coverage and power (used by tests and benchmarks).
+
+Modules import only numpy and pydantic at load time; fairlearn, sklearn, scipy, pandas and matplotlib load on
+use.
 """

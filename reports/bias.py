@@ -19,7 +19,7 @@ from reports.lm_bias import CrowsPairsProbe, GroupLoss, group_losses
 from reports.model import ReportModel
 from reports.verdict import Action, Verdict, judge
 
-BIAS_FORMAT: Final = "govtrain.bias-report/v1"
+BIAS_FORMAT: Final = "govtrain.bias-report/v2"
 Task = Literal["text-classification", "causal-lm"]
 
 
@@ -34,9 +34,10 @@ class BiasSettings(ReportModel):
 
 
 class BiasReport(ReportModel):
-    """Bias of one run's data and model; JSON is the source of truth."""
+    """Bias of one run's data and model; JSON is the source of truth (v2: PASS / FAIL / NOT JUDGED decided from
+    exact simultaneous intervals, base rates beside the model's rates)."""
 
-    format: Literal["govtrain.bias-report/v1"] = BIAS_FORMAT
+    format: Literal["govtrain.bias-report/v2"] = BIAS_FORMAT
     run_id: str
     task: Task
     sensitive_columns: list[str]
@@ -64,22 +65,34 @@ def classification_bias_report(
     *, run_id: str, train_labels: Sequence[Hashable], train_groups: Mapping[str, Sequence[Hashable]],
     test_labels: Sequence[Hashable], test_predictions: Sequence[Hashable],
     test_groups: Mapping[str, Sequence[Hashable]], positive_label: Hashable, thresholds: Sequence[Any],
-    action: Action, min_group_size: int = 30, bootstrap_samples: int = 200, confidence: float = 0.95, seed: int = 0,
+    action: Action, unjudged: Action = "warn", min_group_size: int = 30, bootstrap_samples: int = 200,
+    confidence: float = 0.95, seed: int = 0,
 ) -> BiasReport:
-    """Bias report of a classifier: Clarify metrics on train, fairlearn metrics on test, and the verdict."""
+    """Bias report of a classifier: Clarify metrics on train, fairlearn metrics on test, and the verdict.
+
+    With two labels, "selected" means predicted ``positive_label``. With three or more, every class is judged
+    one-vs-rest (each grouping appears once per class, named ``column [class vs rest]``), so a disparity in
+    any class is found; ``positive_label`` then only orders the data-bias DPL. The classification intervals
+    are exact (``bootstrap_samples`` and ``seed`` are recorded for the settings other reports share, such as
+    language-model probes)."""
     if list(train_groups) != list(test_groups):
         raise ReportInputError("train_groups and test_groups must name the same sensitive columns, in order")
     _check_columns("train", train_groups, len(train_labels))
     _check_columns("test", test_groups, len(test_labels))
     pre = data_bias(train_labels, train_groups, positive_label=positive_label)
-    post = model_bias(test_labels, test_predictions, sensitive_features=test_groups, positive_label=positive_label,
-                      min_group_size=min_group_size, bootstrap_samples=bootstrap_samples, confidence=confidence,
-                      seed=seed)
+    classes = sorted({*train_labels, *test_labels, *test_predictions}, key=str)
+    post = []
+    for cls in (classes if len(classes) > 2 else [positive_label]):
+        measured = model_bias(test_labels, test_predictions, sensitive_features=test_groups, positive_label=cls,
+                              min_group_size=min_group_size, confidence=confidence)
+        post += measured if len(classes) <= 2 else [
+            m.model_copy(update={"column": f"{m.column} [{cls} vs rest]"}) for m in measured]
     return BiasReport(
         run_id=run_id, task="text-classification", sensitive_columns=list(train_groups),
         settings=BiasSettings(positive_label=str(positive_label), min_group_size=min_group_size,
                               bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed),
-        data_bias=pre, model_bias=post, verdict=judge(post, thresholds, action),
+        data_bias=pre, model_bias=post,
+        verdict=judge(post, thresholds, action, unjudged=unjudged, confidence=confidence),
     )
 
 

@@ -97,7 +97,7 @@ table{border-collapse:collapse;margin:.8rem 0;font-size:.92rem}
 th,td{border:1px solid #ccc;padding:.25rem .55rem;text-align:left}th{background:#f4f4f6}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1rem 0}figcaption{font-size:.9rem;color:#555}img{max-width:100%}
-.FAIL{color:#b00020;font-weight:600}.PASS{color:#1b7f3b}.INSUFFICIENT{color:#8a6d00}
+.FAIL{color:#b00020;font-weight:600}.PASS{color:#1b7f3b}.NOT-JUDGED{color:#8a6d00;font-weight:600}
 """
 
 
@@ -105,8 +105,8 @@ def _html_cell(value: Cell) -> str:
     text = html.escape(fmt(value))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f'<td class="num">{text}</td>'
-    if value in ("PASS", "FAIL", "INSUFFICIENT"):
-        return f'<td class="{value}">{text}</td>'
+    if value in ("PASS", "FAIL", "NOT JUDGED"):
+        return f'<td class="{str(value).replace(" ", "-")}">{text}</td>'
     return f"<td>{text}</td>"
 
 

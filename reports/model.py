@@ -28,9 +28,12 @@ class Interval(ReportModel):
     low: float | None = Field(description="Lower bound (None when undefined in too many resamples).")
     high: float | None = Field(description="Upper bound.")
     confidence: float = Field(gt=0.0, lt=1.0, description="Nominal coverage, e.g. 0.95.")
-    method: str = Field(description="'bootstrap-percentile', 'bootstrap-percentile-stratified' or 'wilson'.")
+    method: str = Field(description="'bootstrap-percentile', 'bootstrap-percentile-stratified', 'wilson' or "
+                                    "'clopper-pearson-sidak' (exact, simultaneous over `family` intervals).")
     samples: int = Field(ge=0, description="Bootstrap resamples (0 for closed-form intervals).")
     seed: int | None = Field(None, description="Seed of the resampling generator.")
+    family: int = Field(1, ge=1, description="How many intervals hold together with probability `confidence` "
+                                             "(Šidák correction); 1 for a single interval.")
 
 
 class Estimate(ReportModel):

@@ -57,7 +57,8 @@ class ModelCard(ReportModel):
     sections: list[CardSection]
     lineage: Lineage
     compliance: list[ComplianceItem]
-    releasable: bool
+    releasable: bool = Field(description="False when the bias verdict blocks release; a release may still need a "
+                                         "compliance officer's approval, which the audit log records.")
 
 
 def _test_metrics(evaluation: EvaluationReport) -> list[tuple[str, str, float]]:
@@ -150,7 +151,7 @@ def _quantitative(bias: BiasReport | None) -> CardSection:
     for col in bias.model_bias:
         rows += [[col.column, g.group, g.count, g.metrics["accuracy"].value, g.metrics["selection_rate"].value,
                   g.metrics["true_positive_rate"].value, g.metrics["false_positive_rate"].value] for g in col.groups]
-        rows += [[col.column, g.group, g.count, "insufficient", None, None, None] for g in col.insufficient]
+        rows += [[col.column, g.group, g.count, "too small: not judged", None, None, None] for g in col.insufficient]
     for column, losses in bias.group_losses.items():
         rows += [[column, g.group, g.count, "mean loss", g.mean_loss.value, None, None] for g in losses]
     paragraphs = ["Disaggregated by group on the test split (from the bias report; intervals there)."]
@@ -180,8 +181,10 @@ def _ethics(lineage: Lineage, bias: BiasReport | None) -> CardSection:
                        f"({worst[1]}).")
     if bias and bias.verdict:
         v = bias.verdict
-        out.append(f"Fairness verdict: {v.failed} threshold check(s) failed; action {v.action}; "
-                   f"releasable: {fmt(v.releasable)}.")
+        out.append(f"Fairness verdict: {v.summary()} A FAIL {'blocks' if v.action == 'block' else 'flags'} "
+                   f"the run and a NOT JUDGED check {'blocks' if v.unjudged == 'block' else 'needs review'} "
+                   f"under the policy; blocked: {fmt(not v.releasable)}. Whether the model may be released is "
+                   "decided from the audit log (govtrain runs show).")
     return CardSection(title="Ethical considerations", paragraphs=out)
 
 
@@ -197,7 +200,12 @@ def _caveats(evaluation: EvaluationReport, bias: BiasReport | None) -> CardSecti
     if small:
         out.append("Too few test rows to judge fairness for: " + ", ".join(small) + "; collect more data.")
     if bias and bias.verdict and bias.verdict.flagged:
-        out.append("Fairness thresholds were breached: review the bias report before any use.")
+        out.append("Fairness thresholds were breached with the stated confidence: review the bias report before "
+                   "any use.")
+    if bias and bias.verdict and bias.verdict.not_judged:
+        out.append(f"{bias.verdict.not_judged} fairness check(s) could not be judged: this model's fairness is "
+                   "not established for those groupings; a larger test split (see govtrain run --dry-run) "
+                   "would let them be judged.")
     out.append("Results hold for data like the test split; re-evaluate before use on other populations.")
     return CardSection(title="Caveats and recommendations", paragraphs=out)
 

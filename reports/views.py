@@ -11,8 +11,9 @@ from reports import plots
 from reports.bias import BiasReport
 from reports.document import Block, Bullets, Figure, Heading, Paragraph, Table, fmt
 from reports.evaluation import EvaluationReport
-from reports.fairness import GROUP_METRICS
+from reports.fairness import GROUP_METRICS, ColumnModelBias
 from reports.model import Estimate
+from reports.verdict import RULE
 
 
 def _interval(estimate: Estimate) -> str:
@@ -22,44 +23,125 @@ def _interval(estimate: Estimate) -> str:
     return f"[{fmt(iv.low, 3)}, {fmt(iv.high, 3)}]"
 
 
+DATA_BIAS_MEANINGS: dict[str, str] = {
+    "size imbalance": "(rows of the other groups - rows of this group) / all rows: near 1 means this group is "
+                      "a small share of the data (Clarify's class imbalance, CI).",
+    "DPL": "the other groups' positive-label rate minus this group's: positive means this group gets the "
+           "positive label less often in the data.",
+    "KL": "Kullback-Leibler divergence of the other groups' label distribution from this group's (nats; 0 = "
+          "same; ∞ when this group lacks a label the others have).",
+    "JS": "Jensen-Shannon divergence of the two label distributions (nats, 0 to ln 2 ≈ 0.693; symmetric KL).",
+    "LP": "Euclidean (L2) distance between the two label distributions.",
+    "TVD": "total variation distance: half the summed absolute differences of the label shares.",
+    "KS": "largest absolute difference in the share of any one label.",
+}
+
+
+def _rate(estimate: Estimate) -> str:
+    return f"{fmt(estimate.value, 3)} {_interval(estimate)}"
+
+
+def _amplification(mcol: ColumnModelBias) -> str | None:
+    """Whether the model's selection-rate gap mirrors, amplifies or reduces the gap in label base rates."""
+    base = [g.metrics["base_rate"].value for g in mcol.groups]
+    dpd = mcol.aggregates["demographic_parity_difference"].value
+    if dpd is None or len(base) < 2 or any(b is None for b in base):
+        return None
+    gap = max(b for b in base if b is not None) - min(b for b in base if b is not None)
+    eod = mcol.aggregates["equalized_odds_difference"].value
+    if dpd > gap + 0.05:
+        how = "amplifies"
+    elif dpd < gap - 0.05:
+        how = "narrows"
+    else:
+        how = "mirrors"
+    lead = (f" Base rates differ, so read equalized odds first (TPR and FPR gaps, {fmt(eod, 3)}): it compares "
+            "groups with the same true label." if gap > 0.05 else "")
+    return (f"bias amplification: the model's selection-rate gap is {fmt(dpd, 3)} against a gap of "
+            f"{fmt(gap, 3)} in the groups' label base rates on the same test rows (difference "
+            f"{dpd - gap:+.3f}): the model {how} the disparity already in the data.{lead}")
+
+
+def _differs(value: float | None, dpl: float | None) -> bool:
+    return value is not None and dpl is not None and abs(value - abs(dpl)) > 1e-9
+
+
+def _data_bias_blocks(report: BiasReport) -> list[Block]:
+    blocks: list[Block] = [Heading("Data bias before training (training split)")]
+    shown: set[str] = set()
+    for col in report.data_bias:
+        # For two labels TVD and KS both equal |DPL|: show them only where they add something.
+        extra = [name for name in ("TVD", "KS")
+                 if any(_differs(g.tvd if name == "TVD" else g.ks, g.dpl) for g in col.groups)]
+        headers = ("group", "count", "share", "positive-label rate", "size imbalance", "DPL", "KL", "JS", "LP", *extra)
+        shown |= {"size imbalance", "DPL", "KL", "JS", "LP", *extra}
+        rows = tuple((g.group, g.count, g.share, g.label_rate, g.ci, g.dpl, "∞" if g.kl_infinite else g.kl, g.js,
+                      g.lp, *(g.tvd if name == "TVD" else g.ks for name in extra)) for g in col.groups)
+        blocks += [Heading(f"{col.column} (positive label {col.positive_label}, {col.rows} rows)", 3),
+                   Table(headers, rows)]
+        if len(extra) < 2:
+            blocks.append(Paragraph("TVD and KS equal |DPL| for every group here (two labels), so they are not "
+                                    "shown separately." if not extra else
+                                    f"{'KS' if extra == ['TVD'] else 'TVD'} equals |DPL| for every group here."))
+    blocks += [Paragraph("Each group is compared with all other rows of its column:"),
+               Bullets(tuple(f"{name}: {text}" for name, text in DATA_BIAS_MEANINGS.items() if name in shown))]
+    return blocks
+
+
 def bias_blocks(report: BiasReport) -> list[Block]:
-    """The bias report, section by section."""
+    """The bias report, section by section: the verdict first, then what the numbers mean, then evidence."""
     s = report.settings
     blocks: list[Block] = [Paragraph(
         f"Run {report.run_id} ({report.task}); sensitive columns: {', '.join(report.sensitive_columns) or 'none'}. "
-        f"Intervals: {fmt(s.confidence)} stratified percentile bootstrap, {s.bootstrap_samples} resamples, "
-        f"seed {s.seed}. Groups under {s.min_group_size} test rows are reported as insufficient and not judged.")]
+        + (f"Intervals at {fmt(s.confidence)} confidence. Per group: exact Clopper-Pearson, Šidák-corrected so "
+           "that all groups' intervals hold together. Disparities: from every pairwise comparison of groups "
+           "(MOVER intervals built from the groups' exact bounds, Bonferroni-corrected over the pairs), so they "
+           "hold at any number of groups and contain their point estimate. "
+           if report.task == "text-classification" else
+           f"Intervals: {fmt(s.confidence)} percentile bootstrap, {s.bootstrap_samples} resamples, seed {s.seed}. ")
+        + f"Groups under {s.min_group_size} test rows are too small: their outcomes are withheld and they are "
+          "not judged.")]
     if report.verdict is not None:
         v = report.verdict
-        blocks += [Heading("Verdict"), Paragraph(
-            f"Action on breach: {v.action}. Releasable: {fmt(v.releasable)}. Flagged: {fmt(v.flagged)}. "
-            f"{v.failed} check(s) failed, {v.insufficient} could not be judged."),
+        blocks += [Heading("Verdict"), Paragraph(v.summary()), Paragraph(RULE), Paragraph(
+            f"Under the policy, a FAIL {'blocks release' if v.action == 'block' else 'flags the run'} "
+            f"(bias.action: {v.action}) and a NOT JUDGED check "
+            f"{'blocks release' if v.unjudged == 'block' else 'needs a release approval'} "
+            f"(bias.unjudged: {v.unjudged}). Blocked: {fmt(not v.releasable)}. Flagged: {fmt(v.flagged)}."),
             Table(("grouping", "metric", "min", "max", "value", "interval", "status", "reason"), tuple(
                 (c.column, c.metric, c.min, c.max, c.value,
                  _interval(Estimate(value=c.value, interval=c.interval)), c.status, c.reason)
                 for c in v.checks))]
+    if report.model_bias:
+        blocks.append(Heading("What the numbers mean"))
+        lines = tuple(f"{m.column}: {line}" for m in report.model_bias if (line := _amplification(m)) is not None)
+        blocks.append(Bullets(lines) if lines else Paragraph(
+            "Too few groups were large enough to compare the model's rates with the data's base rates."))
+        blocks.append(Paragraph(
+            "Per group, side by side: the base rate (share of the positive label in the group's test rows), "
+            "the model's selection rate, its true positive rate (TPR) and false positive rate (FPR). "
+            "Demographic parity compares selection rates; equalized odds compares TPR and FPR, so it is not "
+            "moved by differences in base rates."))
     if report.data_bias:
-        blocks.append(Heading("Data bias before training (training split)"))
-        for col in report.data_bias:
-            blocks += [Heading(f"{col.column} (positive label {col.positive_label}, {col.rows} rows)", 3),
-                       Table(("group", "count", "share", "label rate", "CI", "DPL", "KL", "JS", "LP", "TVD", "KS"),
-                             tuple((g.group, g.count, g.share, g.label_rate, g.ci, g.dpl,
-                                    "∞" if g.kl_infinite else g.kl, g.js, g.lp, g.tvd, g.ks) for g in col.groups))]
+        blocks += _data_bias_blocks(report)
     if report.model_bias:
         blocks.append(Heading("Model bias after training (test split)"))
     for mcol in report.model_bias:
         blocks.append(Heading(mcol.column, 3))
-        blocks.append(Table(("group", "count", *GROUP_METRICS), tuple(
-            (g.group, g.count, *(f"{fmt(e.value)} {_interval(e)}" for e in g.metrics.values()))
+        if mcol.groups:
+            blocks.append(Figure(f"{mcol.column}: base rate, selection rate, TPR and FPR per group; the group "
+                                 "furthest from the median selection rate at the top; bars are the groups' "
+                                 "simultaneous intervals, the dashed line the overall rate",
+                                 partial(plots.group_rates_png, mcol)))
+        blocks.append(Table(("group", "count", *(m.replace("_", " ") for m in GROUP_METRICS)), tuple(
+            (g.group, g.count, *(_rate(g.metrics[m]) for m in GROUP_METRICS))  # type: ignore[index]
             for g in mcol.groups)))
         if mcol.insufficient:
-            blocks.append(Paragraph("Insufficient (not judged, outcomes withheld): " + ", ".join(
-                f"{g.group} ({g.count} rows)" for g in mcol.insufficient) + "."))
+            blocks.append(Paragraph(f"Too small (under {mcol.min_group_size} test rows; not judged, outcomes "
+                                    "withheld): " + ", ".join(f"{g.group} ({g.count} rows)"
+                                                              for g in mcol.insufficient) + "."))
         blocks.append(Table(("aggregate", "value", "interval"), tuple(
             (m, e.value, _interval(e)) for m, e in mcol.aggregates.items())))
-        if mcol.groups:
-            blocks.append(Figure(f"{mcol.column}: selection rate, TPR and FPR per group",
-                                 partial(plots.group_rates_png, mcol)))
     if report.crows_pairs is not None:
         probe = report.crows_pairs
         blocks += [Heading("CrowS-Pairs probe"), Paragraph(

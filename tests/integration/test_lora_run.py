@@ -31,8 +31,8 @@ def test_lora_run_exports_adapters_and_the_merged_model(govtrain, tmp_path: Path
     result = team.as_("erin", "--json", "run", str(tmp_path / "lora.yaml"))
     assert result.exit_code == 0, result.stderr
     run_id = json.loads(result.stdout)["run_id"]
-    finished = [json.loads(line) for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()
-                if '"run.finished"' in line and run_id in line][0]["payload"]
+    finished = next(json.loads(line) for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()
+                if "\"run.finished\"" in line and run_id in line)["payload"]
     assert "model/adapter_model.safetensors" in finished["model_digests"]
     assert "model/model.safetensors" not in finished["model_digests"]  # only the adapters were trained and kept
     card = json.loads((team.workspace / "runs" / run_id / "reports/transparency.json").read_text())
