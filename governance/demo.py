@@ -189,9 +189,9 @@ def _card_summary(workspace: Path) -> None:
 def _bias_verdict(workspace: Path, run_id: str) -> None:
     bias = json.loads((workspace / "runs" / run_id / "reports/bias.json").read_text())
     verdict = bias["verdict"]
-    _say(f"verdict under policy action '{verdict['action']}': "
-         + ("NOT RELEASABLE" if not verdict["releasable"] else "releasable")
-         + (" (flagged)" if verdict["flagged"] else ""))
+    _say(f"bias verdict: {verdict['outcome']} ({verdict['passed']} passed, {verdict['failed']} failed, "
+         f"{verdict['not_judged']} not judged, at {verdict['confidence']:.0%} confidence; on a FAIL the policy "
+         f"says {verdict['action']})")
     for check in verdict["checks"]:
         value = "-" if check["value"] is None else f"{check['value']:.3f}"
         interval = check.get("interval")
