@@ -41,6 +41,7 @@ test: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check governance datacards trainer audit reports policies tests benchmarks
+	$(PY) -m mypy --strict governance datacards trainer audit reports policies
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py

@@ -24,7 +24,7 @@ from common import SHARED, PeakRss, write_results
 
 def reddit_rows(path: Path, rows: int) -> Path:
     with open(SHARED / "redditbias/redditbias_annotated_combined.csv", newline="") as handle:
-        source = [r for r in csv.DictReader(handle)]
+        source = list(csv.DictReader(handle))
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["comment", "bias_sent", "target_group"])
         writer.writeheader()

@@ -161,7 +161,7 @@ def write_run_reports(
         if isinstance(config.model, PretrainedModel):
             base = {"name": config.model.path, "digest": model_folder_digest(resolve_model_path(config.model.path))}
         statement = provenance_statement(
-            model_files={name: digest for name, digest in result.artifact_digests.items()},
+            model_files=dict(result.artifact_digests.items()),
             run_config=json.loads(config.model_dump_json()), policy={"name": policy.name, "digest": policy_digest(policy)},
             datasets=[{"name": card.name, "version": card.version, "digest": card.digest(),
                        "ciphertext_digest": card.digests.ciphertext}], base_model=base,

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         _report_error(GovtrainError("interrupted"), json_mode=json_mode, verbose=False)
         sys.exit(130)
-    except Exception as error:  # noqa: BLE001 - the one place unexpected errors become exit 1
+    except Exception as error:
         # The message of a foreign exception may quote data; show only its type and where it came from.
         frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
         where = f" in {Path(frame.filename).name}:{frame.lineno}" if frame else ""
