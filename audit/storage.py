@@ -116,7 +116,7 @@ def iter_log_lines(log_path: Path) -> Iterator[tuple[int, bytes]]:
     Raises `AuditIntegrityError` naming the index of a torn last line or of an over-long line.
     """
     try:
-        handle = open(log_path, "rb", buffering=_READ_BUFFER)  # noqa: SIM115 - closed below
+        handle = open(log_path, "rb", buffering=_READ_BUFFER)
     except FileNotFoundError:
         return
     except OSError as exc:

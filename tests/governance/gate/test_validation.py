@@ -84,7 +84,7 @@ def test_redditbias_passes_rules_that_fit_it(redditbias: pa.Table, redditbias_sp
     )
     report = validate_table(redditbias, redditbias_spec, rules)
 
-    assert report.success, [o for o in report.failed]
+    assert report.success, list(report.failed)
     check_validation(report)
     assert report.rows == redditbias.num_rows
     by_check = {(o.check, o.column): o for o in report.outcomes}
