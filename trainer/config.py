@@ -137,6 +137,9 @@ class TrainingConfig:
     """``auto``: bf16 autocast and TF32 on CUDA, fp32 on CPU."""
     seed: int = 0
     """Seeds model init, dropout and the per-epoch data order."""
+    membership_sample: int = 0
+    """Training examples whose loss is measured after training (the members of a membership-inference test);
+    0 turns it off."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,8 @@ def validate(config: TrainConfig) -> None:
         "overfitting_alarm.evaluations": t.overfitting_alarm.evaluations,
     }
     problems += [f"{name} must be >= 1" for name, value in positive.items() if value < 1]
+    if t.membership_sample < 0:
+        problems.append("membership_sample must be >= 0")
     if t.max_steps is not None and t.max_steps < 1:
         problems.append("max_steps must be >= 1 or None")
     if t.learning_rate <= 0:

@@ -113,6 +113,9 @@ class TrainResult:
     artifact_digests: dict[str, str]
     """Digest the store returned for each final model file (``model/...``)."""
     resumed_from_step: int | None = None
+    member_losses: tuple[float, ...] = ()
+    """Per-example loss of the first ``membership_sample`` training examples (for the membership-inference
+    test; empty when it is off). Non-members are the test split (``test_predictions``/``test_example_losses``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""

@@ -190,6 +190,7 @@ def _train(
     test_metrics = evaluate(model, test_data, **run.eval_args) if len(test_data) else {}
     predictions: tuple[ClassPrediction, ...] = ()
     example_losses: tuple[float, ...] = ()
+    members: tuple[float, ...] = ()
     digests: dict[str, str] = {}
     if dist.is_main:
         if classification and splits.test:
@@ -199,6 +200,7 @@ def _train(
         elif splits.test:
             example_losses = tuple(sequence_losses(model, tokenizer, splits.test, max_length=t.block_size,
                                                    batch_size=t.batch_size, autocast_dtype=runtime.autocast_dtype))
+        members = _member_losses(model, tokenizer, config, splits, runtime.autocast_dtype)
         files = {**model_files(model), **tokenizer_files(tokenizer, max_positions(config))}
         digests = {MODEL_PREFIX + name: store.write(MODEL_PREFIX + name, data) for name, data in files.items()}
     dist.barrier()
@@ -212,6 +214,7 @@ def _train(
         samples_per_s=samples * dist.world_size / train_time if train_time > 0 and samples else 0.0,
         overfitting_alarm=state.alarm.fired, overfitting_alarm_step=state.alarm.fired_step,
         parameter_count=count_parameters(model), artifact_digests=digests, resumed_from_step=resumed_from,
+        member_losses=members,
     )
 
 
@@ -278,6 +281,25 @@ def save_checkpoint(state: TrainState, run: _Run) -> None:
                          world_size=run.dist.world_size)
         digest = run.store.write(CHECKPOINT_NAME, data)
         run.events.event("checkpoint.saved", {"step": state.progress.step, "digest": digest, "bytes": len(data)})
+
+
+def _member_losses(model: Any, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, splits: TextSplits,
+                   autocast_dtype: Any) -> tuple[float, ...]:
+    """The final model's loss on the first ``membership_sample`` training examples, in split order: what a
+    loss-threshold membership attack compares with the held-out test split's losses."""
+    t = config.training
+    n = min(t.membership_sample, len(splits.train))
+    if n == 0:
+        return ()
+    texts = list(splits.train[:n])
+    if config.task != "text-classification":
+        return tuple(sequence_losses(model, tokenizer, texts, max_length=t.block_size, batch_size=t.batch_size,
+                                     autocast_dtype=autocast_dtype))
+    assert splits.train_labels is not None
+    predictions = predict_classification(model, tokenizer, texts, max_length=t.max_length, batch_size=t.batch_size,
+                                         autocast_dtype=autocast_dtype)
+    return tuple(-math.log(max(p.probabilities[label], 1e-12))
+                 for p, label in zip(predictions, splits.train_labels[:n], strict=True))
 
 
 def _tokenizer(config: TrainConfig, splits: TextSplits, checkpoint: Checkpoint | None) -> PreTrainedTokenizerBase:
