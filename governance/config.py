@@ -147,6 +147,14 @@ class Probes(_Strict):
     crows_pairs: str | None = Field(None, description="A CrowS-Pairs format CSV (file or folder).")
 
 
+class Privacy(_Strict):
+    """What the privacy report measures about the trained model's memory of its training data."""
+
+    membership_sample: int = Field(
+        500, ge=0, le=100_000, description="Training examples whose loss is compared with the held-out test "
+                                           "split's in a membership-inference test (0: no test).")
+
+
 class RunConfig(_Strict):
     """A governed training run."""
 
@@ -161,6 +169,7 @@ class RunConfig(_Strict):
     intended_use: str = Field("", description="Intended use of the trained model, for its model card.")
     out_of_scope_use: str = Field("", description="Uses the model is not meant for, for its model card.")
     probes: Probes = Probes()
+    privacy: Privacy = Privacy()
 
     @field_validator("dataset")
     @classmethod

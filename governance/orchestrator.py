@@ -152,7 +152,7 @@ def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> An
                                            min_delta=t.early_stopping.min_delta),
         overfitting_alarm=OverfittingAlarmConfig(max_gap=t.overfitting_alarm.max_gap,
                                                  evaluations=t.overfitting_alarm.evaluations),
-        precision=t.precision, seed=t.seed,
+        precision=t.precision, seed=t.seed, membership_sample=config.privacy.membership_sample,
     )
     return TrainConfig(task=config.task, model=model, training=training,
                        num_labels=len(label_names) if label_names else None, label_names=label_names)
