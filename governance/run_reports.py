@@ -28,19 +28,18 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def load_trained_model(store: EncryptedRunStore, task: str) -> tuple[Any, Any]:
-    """The final model and tokenizer, decrypted into memory from the run's ``model/`` files."""
-    from safetensors.torch import load as load_safetensors
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
-
+def load_trained_model(store: EncryptedRunStore, config: RunConfig) -> tuple[Any, Any]:
+    """The final model and tokenizer, decrypted into memory from the run's ``model/`` files and rebuilt strictly
+    (a missing weight is an error, never silently left at its initial value)."""
+    from trainer.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+    from trainer.modeling import load_saved_model
     from trainer.tokenization import tokenizer_from_files
 
-    config_dict = json.loads(store.read("model/config.json"))
-    hf_config = AutoConfig.for_model(**config_dict)
-    auto = AutoModelForSequenceClassification if task == "text-classification" else AutoModelForCausalLM
-    model = auto.from_config(hf_config)  # type: ignore[no-untyped-call]
-    model.load_state_dict(load_safetensors(store.read("model/model.safetensors")), strict=False)
-    model.eval()
+    names = ("config.json", ADAPTER_WEIGHTS, ADAPTER_CONFIG) if store.exists(f"model/{ADAPTER_WEIGHTS}") \
+        else ("config.json", "model.safetensors")
+    files = {name: store.read(f"model/{name}") for name in names}
+    base = resolve_model_path(config.model.path) if isinstance(config.model, PretrainedModel) else None
+    model = load_saved_model(files, config.task, base)
     tokenizer = tokenizer_from_files({name: store.read(f"model/{name}")
                                       for name in ("tokenizer.json", "tokenizer_config.json")})
     return model, tokenizer
@@ -53,7 +52,7 @@ def _crows_pairs(config: RunConfig, store: EncryptedRunStore, policy: Policy) ->
     from trainer import sentence_log_likelihood
 
     pairs = load_crows_pairs(config.probes.crows_pairs)
-    model, tokenizer = load_trained_model(store, config.task)
+    model, tokenizer = load_trained_model(store, config)
     more = sentence_log_likelihood(model, tokenizer, [p.sent_more for p in pairs])
     less = sentence_log_likelihood(model, tokenizer, [p.sent_less for p in pairs])
     return crows_pairs_probe(more, less, [p.bias_type for p in pairs], seed=config.training.seed,
@@ -134,8 +133,14 @@ def write_run_reports(
         hardware={"device": env["device"], "world_size": env["world_size"]},
         audit_checkpoint=AuditCheckpointRef(tree_size=tree[0], root=tree[1].hex(), time=_now()) if tree else None,
     )
-    reports: list[Any] = [evaluation] + ([bias] if bias is not None else [])
     kinds = set(policy.reports.emit)
+    reports: list[Any] = ([evaluation] if "evaluation" in kinds else []) + \
+        ([bias] if bias is not None and "bias" in kinds else [])
+    formats = sorted({"json", *policy.reports.formats})
+
+    def written(kind: str) -> list[str]:
+        return [f"reports/{kind}.{fmt}" for fmt in formats] if kind in kinds else []
+
     artifacts = {
         "dataset_cards": [f"cards/{card.name}/{card.version}/card.json", f"cards/{card.name}/{card.version}/card.md"],
         "approvals": [f"cards/{card.name}/{card.version}/decisions/"],
@@ -143,9 +148,9 @@ def write_run_reports(
         "run_config": [f"runs/{run_id}/config.yaml"],
         "audit_log": ["audit/log.jsonl"],
         "audit_checkpoint": ["audit/checkpoints/latest.note"],
-        "bias_report": ["reports/bias.json", "reports/bias.html"] if bias is not None else [],
-        "evaluation_report": ["reports/evaluation.json", "reports/evaluation.html"],
-        "model_card": ["reports/transparency.md"],
+        "bias_report": written("bias") if bias is not None else [],
+        "evaluation_report": written("evaluation"),
+        "model_card": written("transparency"),
         "provenance": ["reports/provenance.json"] if "provenance" in kinds else [],
         "tensorboard": [f"runs/{run_id}/tensorboard/"],
     }

@@ -213,3 +213,28 @@ def test_runs_list_shows_headline_metric_and_verdict(trained) -> None:  # type: 
     assert row["verdict"] in ("pass", "flagged", "not judged")
     text = team.as_("erin", "runs", "list").stdout
     assert f"accuracy {out['test_metrics']['accuracy']:.4f}" in text and f"bias {row['verdict']}" in text
+
+
+def test_policy_report_knobs_decide_what_is_written(trained, tmp_path: Path, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
+    """reports.emit and reports.formats decide exactly which report files exist and what the model card lists."""
+    team, _ = trained
+    policy = yaml.safe_load((REPO / "policies/default.yaml").read_text())
+    policy["name"] = "lean"
+    policy["reports"] = {"emit": ["bias", "evaluation", "transparency"], "formats": ["json", "md"]}
+    (tmp_path / "lean.yaml").write_text(yaml.safe_dump(policy))
+    assert team.as_("admin", "policy", "register", str(tmp_path / "lean.yaml")).exit_code == 0
+    data = reddit_subset(shared_data, tmp_path, rows=600)
+    assert team.as_("erin", "data", "ingest", str(data), "--name", "lean", "--spec", str(SPEC),
+                    "--policy", "lean").exit_code == 0
+    assert team.as_("carol", "data", "approve", "lean").exit_code == 0
+    config = yaml.safe_load(tiny_config(tmp_path).read_text())
+    config.update(dataset="lean", policy="lean")
+    (tmp_path / "lean-run.yaml").write_text(yaml.safe_dump(config))
+    result = team.as_("erin", "--json", "run", str(tmp_path / "lean-run.yaml"))
+    assert result.exit_code == 0, result.stderr
+    reports = team.workspace / "runs" / json.loads(result.stdout)["run_id"] / "reports"
+    assert sorted(p.name for p in reports.iterdir() if p.is_file()) == [
+        "bias.json", "bias.md", "evaluation.json", "evaluation.md", "transparency.json", "transparency.md"]
+    card = json.loads((reports / "transparency.json").read_text())
+    listed = json.dumps(card)
+    assert "provenance.json" not in listed and ".html" not in listed
