@@ -138,6 +138,8 @@ class Training(_Strict):
     early_stopping: EarlyStopping = EarlyStopping()
     overfitting_alarm: OverfittingAlarm = OverfittingAlarm()
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass: less memory for larger models, ~30% slower.")
     seed: int = Field(1234, ge=0, le=2**32 - 1)
 
 

@@ -153,6 +153,7 @@ def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> An
         overfitting_alarm=OverfittingAlarmConfig(max_gap=t.overfitting_alarm.max_gap,
                                                  evaluations=t.overfitting_alarm.evaluations),
         precision=t.precision, seed=t.seed, membership_sample=config.privacy.membership_sample,
+        gradient_checkpointing=t.gradient_checkpointing,
     )
     return TrainConfig(task=config.task, model=model, training=training,
                        num_labels=len(label_names) if label_names else None, label_names=label_names)

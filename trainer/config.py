@@ -137,6 +137,8 @@ class TrainingConfig:
     """``auto``: bf16 autocast and TF32 on CUDA, fp32 on CPU."""
     seed: int = 0
     """Seeds model init, dropout and the per-epoch data order."""
+    gradient_checkpointing: bool = False
+    """Recompute activations during the backward pass instead of keeping them: less memory, more compute."""
     membership_sample: int = 0
     """Training examples whose loss is measured after training (the members of a membership-inference test);
     0 turns it off."""

@@ -24,7 +24,7 @@ from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
 from trainer.data import BatchOrder, Encoded, collate, encode_classification, encode_lm_blocks
 from trainer.device import resolve_runtime
 from trainer.distributed import DistContext, init_distributed, shutdown, wrap_model
-from trainer.errors import TrainerDataError
+from trainer.errors import TrainerConfigError, TrainerDataError
 from trainer.evaluation import classification_loss, evaluate, lm_loss
 from trainer.inference import predict_classification, sequence_losses
 from trainer.interface import (
@@ -125,6 +125,8 @@ def _train(
     tokenizer = _tokenizer(config, splits, checkpoint)
     model = build_model(config, tokenizer)
     model.to(runtime.device)  # type: ignore[arg-type]  # transformers types .to() for dtype casts only
+    if t.gradient_checkpointing:
+        _enable_gradient_checkpointing(model)
     train_data, val_data, test_data = _encode(config, tokenizer, splits)
     if len(train_data) == 0 or len(val_data) == 0:
         raise TrainerDataError("after tokenisation the train or validation split holds no examples")
@@ -281,6 +283,15 @@ def save_checkpoint(state: TrainState, run: _Run) -> None:
                          world_size=run.dist.world_size)
         digest = run.store.write(CHECKPOINT_NAME, data)
         run.events.event("checkpoint.saved", {"step": state.progress.step, "digest": digest, "bytes": len(data)})
+
+
+def _enable_gradient_checkpointing(model: Any) -> None:
+    """Trade compute for memory; with adapters the frozen embeddings must still pass gradients on (peft's rule)."""
+    if not getattr(model, "supports_gradient_checkpointing", True):
+        raise TrainerConfigError(f"{type(model).__name__} does not support gradient checkpointing")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
 
 
 def _member_losses(model: Any, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, splits: TextSplits,

@@ -123,3 +123,16 @@ def test_saved_full_model_must_match_exactly(shared_data: Path, tmp_path: Path) 
     weights.pop(sorted(weights)[0])  # a missing weight must not be silently left at its random init
     with pytest.raises(TrainerConfigError, match="do not match the model"):
         load_saved_model({**files, "model.safetensors": save(weights)}, "causal-lm")
+
+
+def test_gradient_checkpointing_gives_the_same_adapters(base: Path, shared_data: Path, tmp_path: Path) -> None:
+    """Recomputing activations changes memory, not the maths: the same adapters come out (dropout off)."""
+    splits = shakespeare_splits(shared_data, paragraphs=200)
+    plain, checkpointed = PlaintextFolderStore(tmp_path / "a"), PlaintextFolderStore(tmp_path / "b")
+    train(lora_config(base, max_steps=3), splits, store=plain, events=RecordingEventSink(), quiet=True)
+    train(lora_config(base, max_steps=3, gradient_checkpointing=True), splits, store=checkpointed,
+          events=RecordingEventSink(), quiet=True)
+    a = load_safetensors(plain.read("model/adapter_model.safetensors"))
+    b = load_safetensors(checkpointed.read("model/adapter_model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
