@@ -12,10 +12,12 @@ from transformers import PreTrainedTokenizerBase
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids of each example (unpadded) and, for classification, its label."""
+    """Token ids of each example (unpadded); for classification its label; for instruction data a per-token
+    ``loss_mask`` (1 where the token is a target: the response, 0 for the prompt)."""
 
     input_ids: list[list[int]]
     labels: list[int] | None = None
+    loss_mask: list[list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -54,6 +56,33 @@ def encode_lm_blocks(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], b
     return Encoded([b for b in blocks if len(b) > 1])
 
 
+def encode_instructions(
+    tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], responses: Sequence[str], max_length: int
+) -> Encoded:
+    """Prompt/response pairs as single examples whose loss counts only the response (and its end token).
+
+    The prompt is laid out with the tokenizer's chat template when it has one (a user turn and the generation
+    prompt), else as the prompt text and a newline. A pair truncated to ``max_length`` keeps its prompt's start;
+    one whose response is cut away entirely keeps its place (so examples stay aligned with their rows) but
+    counts for nothing: no token of it is a target.
+    """
+    end = separator_id(tokenizer)
+    ids: list[list[int]] = []
+    masks: list[list[int]] = []
+    for prompt, response in zip(prompts, responses, strict=True):
+        if getattr(tokenizer, "chat_template", None):
+            prompt_ids = list(tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                            add_generation_prompt=True, tokenize=True))
+        else:
+            prompt_ids = tokenizer(prompt + "\n", add_special_tokens=False)["input_ids"]
+        response_ids = [*tokenizer(response, add_special_tokens=False)["input_ids"], end]
+        row = (prompt_ids + response_ids)[:max_length]
+        mask = ([0] * len(prompt_ids) + [1] * len(response_ids))[:max_length]
+        ids.append(row)
+        masks.append(mask)
+    return Encoded(ids, None, masks)
+
+
 def collate(encoded: Encoded, indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad the chosen examples to the longest among them (dynamic padding) and stack them."""
     rows = [encoded.input_ids[i] for i in indices]
@@ -66,6 +95,11 @@ def collate(encoded: Encoded, indices: Sequence[int], pad_id: int) -> dict[str, 
     batch = {"input_ids": input_ids, "attention_mask": attention_mask}
     if encoded.labels is not None:
         batch["labels"] = torch.tensor([encoded.labels[i] for i in indices], dtype=torch.long)
+    if encoded.loss_mask is not None:
+        loss_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(indices):
+            loss_mask[r, : len(encoded.loss_mask[i])] = torch.tensor(encoded.loss_mask[i], dtype=torch.long)
+        batch["loss_mask"] = loss_mask
     return batch
 
 

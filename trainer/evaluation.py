@@ -19,12 +19,16 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smooth
 
 
 def lm_token_losses(
-    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_smoothing: float = 0.0
+    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_smoothing: float = 0.0,
+    loss_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token next-token losses ``(batch, length-1)`` and the mask of tokens that count (not padding)."""
+    """Per-token next-token losses ``(batch, length-1)`` and the mask of tokens that count: not padding, and
+    with a ``loss_mask`` (instruction data) only the targets it marks (the response)."""
     logits = logits[:, :-1].float()
     targets = input_ids[:, 1:]
     mask = attention_mask[:, 1:].bool()
+    if loss_mask is not None:
+        mask = mask & loss_mask[:, 1:].bool()
     losses = F.cross_entropy(
         logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none", label_smoothing=label_smoothing
     ).view(targets.shape)
@@ -32,10 +36,11 @@ def lm_token_losses(
 
 
 def lm_loss(
-    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_smoothing: float = 0.0
+    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_smoothing: float = 0.0,
+    loss_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean next-token cross-entropy over the batch's real tokens."""
-    losses, mask = lm_token_losses(logits, input_ids, attention_mask, label_smoothing)
+    """Mean next-token cross-entropy over the batch's target tokens (real tokens; responses for instructions)."""
+    losses, mask = lm_token_losses(logits, input_ids, attention_mask, label_smoothing, loss_mask)
     return losses.sum() / mask.sum().clamp(min=1)
 
 
@@ -109,8 +114,10 @@ def evaluate(
             sums[-2] += loss.item()
             sums[-1] += len(indices)
         else:
-            smoothed, mask = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"], label_smoothing)
-            nll, _ = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"])
+            loss_mask = batch.get("loss_mask")
+            smoothed, mask = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"], label_smoothing,
+                                             loss_mask)
+            nll, _ = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"], loss_mask=loss_mask)
             sums += torch.tensor([smoothed.sum().item(), nll.sum().item(), mask.sum().item()], dtype=torch.float64)
     sums = dist.all_reduce_sum(sums)
     model.train(was_training)
@@ -124,3 +131,30 @@ def evaluate(
         }
     tokens = max(sums[2].item(), 1.0)
     return {"loss": sums[0].item() / tokens, "perplexity": perplexity(sums[1].item() / tokens)}
+
+
+@torch.no_grad()
+def example_losses(
+    model: torch.nn.Module,
+    encoded: Encoded,
+    *,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    autocast: Callable[[], AbstractContextManager[object]],
+) -> list[float]:
+    """Mean target-token loss of each example (all of it, or the response of an instruction), in order."""
+    was_training = model.training
+    model.eval()
+    out: list[float] = []
+    for indices in sequential_batches(len(encoded), batch_size):
+        batch = {k: v.to(device) for k, v in collate(encoded, indices, pad_id).items()}
+        with autocast():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        losses, mask = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"],
+                                       loss_mask=batch.get("loss_mask"))
+        counts = mask.sum(dim=1)
+        out += [float(s) / int(c) if int(c) else math.nan for s, c in zip(losses.sum(dim=1).tolist(),
+                                                                           counts.tolist(), strict=True)]
+    model.train(was_training)
+    return out

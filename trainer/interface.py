@@ -52,6 +52,15 @@ class TextSplits:
     train_labels: Sequence[int] | None = None
     validation_labels: Sequence[int] | None = None
     test_labels: Sequence[int] | None = None
+    train_prompts: Sequence[str] | None = None
+    """Instruction data (causal LM): the prompt of each text, which is then the response; loss on responses only."""
+    validation_prompts: Sequence[str] | None = None
+    test_prompts: Sequence[str] | None = None
+
+    @property
+    def instructions(self) -> bool:
+        """Whether the texts are responses to prompts."""
+        return self.train_prompts is not None
 
     def check(self, *, classification: bool, num_labels: int | None) -> None:
         """Raise ``TrainerDataError`` if the splits cannot be trained on; return ``None`` otherwise."""
@@ -59,6 +68,14 @@ class TextSplits:
             raise TrainerDataError("the train and validation splits must not be empty")
         pairs = {"train": (self.train, self.train_labels), "validation": (self.validation, self.validation_labels),
                  "test": (self.test, self.test_labels)}
+        if self.instructions:
+            if classification:
+                raise TrainerDataError("prompts are for causal-lm instruction data, not classification")
+            for split, texts, prompts in (("train", self.train, self.train_prompts),
+                                          ("validation", self.validation, self.validation_prompts),
+                                          ("test", self.test, self.test_prompts)):
+                if prompts is None or len(prompts) != len(texts):
+                    raise TrainerDataError(f"the {split} split needs one prompt per response")
         for split, (texts, labels) in pairs.items():
             if not classification:
                 continue

@@ -21,11 +21,19 @@ from transformers import PreTrainedTokenizerBase
 from trainer.adapters import load_trainable_state, trainable_state
 from trainer.checkpoint import Checkpoint, load_for_resume, serialise
 from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
-from trainer.data import BatchOrder, Encoded, collate, encode_classification, encode_lm_blocks
+from trainer.data import (
+    BatchOrder,
+    Encoded,
+    collate,
+    encode_classification,
+    encode_instructions,
+    encode_lm_blocks,
+)
 from trainer.device import resolve_runtime
 from trainer.distributed import DistContext, init_distributed, shutdown, wrap_model
 from trainer.errors import TrainerConfigError, TrainerDataError
 from trainer.evaluation import classification_loss, evaluate, lm_loss
+from trainer.evaluation import example_losses as example_losses_of
 from trainer.inference import predict_classification, sequence_losses
 from trainer.interface import (
     CHECKPOINT_NAME,
@@ -199,10 +207,17 @@ def _train(
             predictions = tuple(predict_classification(model, tokenizer, splits.test, max_length=t.max_length,
                                                        batch_size=t.batch_size,
                                                        autocast_dtype=runtime.autocast_dtype))
+        elif splits.test and splits.instructions:
+            example_losses = tuple(example_losses_of(model, test_data, batch_size=t.batch_size, pad_id=pad_id,
+                                                     device=runtime.device, autocast=runtime.autocast))
         elif splits.test:
             example_losses = tuple(sequence_losses(model, tokenizer, splits.test, max_length=t.block_size,
                                                    batch_size=t.batch_size, autocast_dtype=runtime.autocast_dtype))
-        members = _member_losses(model, tokenizer, config, splits, runtime.autocast_dtype)
+        members = _member_losses(model, tokenizer, config, splits, runtime.autocast_dtype) \
+            if not splits.instructions else tuple(example_losses_of(
+                model, Encoded(train_data.input_ids[:t.membership_sample], None,
+                               (train_data.loss_mask or [])[:t.membership_sample]),
+                batch_size=t.batch_size, pad_id=pad_id, device=runtime.device, autocast=runtime.autocast))
         files = {**model_files(model), **tokenizer_files(tokenizer, max_positions(config))}
         digests = {MODEL_PREFIX + name: store.write(MODEL_PREFIX + name, data) for name, data in files.items()}
     dist.barrier()
@@ -235,7 +250,8 @@ def train_step(state: TrainState, run: _Run, window: list[list[int]]) -> StepRes
             if classification:
                 loss = classification_loss(logits, batch["labels"], t.label_smoothing)
             else:
-                loss = lm_loss(logits, batch["input_ids"], batch["attention_mask"], t.label_smoothing)
+                loss = lm_loss(logits, batch["input_ids"], batch["attention_mask"], t.label_smoothing,
+                               batch.get("loss_mask"))
             (loss / len(window)).backward()  # type: ignore[no-untyped-call]
         step_loss += loss.detach() / len(window)  # summed on the device: one sync per step, not per micro-batch
         samples += len(indices)
@@ -318,7 +334,8 @@ def _tokenizer(config: TrainConfig, splits: TextSplits, checkpoint: Checkpoint |
     if checkpoint is not None:
         tokenizer: PreTrainedTokenizerBase = tokenizer_from_files(checkpoint.tokenizer_files)
     elif isinstance(config.model, FromConfigSource):
-        tokenizer = train_tokenizer(config.model.architecture, splits.train, config.model.vocab_size)
+        corpus = [*splits.train, *(splits.train_prompts or ())]  # instructions: the prompts are text too
+        tokenizer = train_tokenizer(config.model.architecture, corpus, config.model.vocab_size)
     else:
         tokenizer = load_pretrained_tokenizer(config.model.path)
     ensure_pad_token(tokenizer)
@@ -333,6 +350,11 @@ def _encode(config: TrainConfig, tokenizer: PreTrainedTokenizerBase, splits: Tex
         return (encode_classification(tokenizer, splits.train, splits.train_labels, t.max_length),
                 encode_classification(tokenizer, splits.validation, splits.validation_labels, t.max_length),
                 encode_classification(tokenizer, splits.test, splits.test_labels, t.max_length))
+    if splits.instructions:  # prompt/response pairs, one example each, loss on the response
+        return tuple(encode_instructions(tokenizer, prompts or (), texts, t.block_size)
+                     for prompts, texts in ((splits.train_prompts, splits.train),
+                                            (splits.validation_prompts, splits.validation),
+                                            (splits.test_prompts, splits.test)))
     return tuple(encode_lm_blocks(tokenizer, texts, t.block_size)
                  for texts in (splits.train, splits.validation, splits.test))
 
