@@ -26,6 +26,9 @@ class Columns(_Strict):
     """Which columns of the dataset feed the model, which are labels, which are sensitive attributes."""
 
     text: list[str] = Field(min_length=1, description="Text columns fed to the model (joined with a newline).")
+    prompt: str | None = Field(
+        None, description="causal-lm instruction data: the prompt column; the text columns are then the response, "
+                          "and only the response is learnt.")
     label: str | None = Field(None, description="Label column (required for text-classification).")
     sensitive: list[str] = Field(
         default_factory=list, description="Sensitive attributes: used for bias measurement, never model inputs."
@@ -33,7 +36,8 @@ class Columns(_Strict):
 
     @model_validator(mode="after")
     def _disjoint(self) -> Columns:
-        overlap = (set(self.text) | ({self.label} if self.label else set())) & set(self.sensitive)
+        inputs = set(self.text) | ({self.label} if self.label else set()) | ({self.prompt} if self.prompt else set())
+        overlap = inputs & set(self.sensitive)
         if overlap:
             raise ValueError(f"sensitive columns must not be model inputs or labels: {', '.join(sorted(overlap))}")
         return self
@@ -182,6 +186,8 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _task_fits(self) -> RunConfig:
+        if self.columns.prompt is not None and self.task != "causal-lm":
+            raise ValueError("columns.prompt: instruction data (prompt/response) is for task causal-lm")
         if self.task == "text-classification" and self.columns.label is None:
             raise ValueError("text-classification needs columns.label")
         if isinstance(self.model, FromConfigModel):

@@ -81,6 +81,7 @@ class PreparedData:
     """The decrypted, split dataset (in memory only) and what the audit log records about it."""
 
     texts: list[str]
+    prompts: list[str] | None
     labels: list[str] | None
     label_names: tuple[str, ...] | None
     groups: dict[str, list[str]]
@@ -95,12 +96,14 @@ def prepare_data(approved: ApprovedDataset, config: RunConfig, kek: MasterKey) -
 
     table = pq.read_table(io.BytesIO(read_encrypted_file(approved.vault_path, kek)))
     needed = [*config.columns.text, *([config.columns.label] if config.columns.label else []),
-              *config.columns.sensitive]
+              *([config.columns.prompt] if config.columns.prompt else []), *config.columns.sensitive]
     missing = [c for c in needed if c not in table.column_names]
     if missing:
         raise ConfigError(f"run config names columns the dataset {approved.card.ref} lacks: {', '.join(missing)}")
     columns = [table.column(c).to_pylist() for c in config.columns.text]
     texts = ["\n".join("" if v is None else str(v) for v in row) for row in zip(*columns, strict=True)]
+    prompts = None if config.columns.prompt is None else \
+        ["" if v is None else str(v) for v in table.column(config.columns.prompt).to_pylist()]
     labels = label_names = None
     if config.columns.label:
         labels = [label_key(v) for v in table.column(config.columns.label).to_pylist()]
@@ -114,7 +117,7 @@ def prepare_data(approved: ApprovedDataset, config: RunConfig, kek: MasterKey) -
         strata = [tuple(str(col[i]) for col in by) for i in range(len(texts))]  # type: ignore[index]
     plan = plan_splits(texts, labels, strata, (config.splits.train, config.splits.validation, config.splits.test),
                        seed=config.training.seed)
-    return PreparedData(texts, labels, label_names, groups, plan)
+    return PreparedData(texts, prompts, labels, label_names, groups, plan)
 
 
 def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> Any:
@@ -263,9 +266,15 @@ def run_training(
         index = {name: i for i, name in enumerate(data.label_names)}
         return [index[data.labels[i]] for i in indices]
 
+    def prompts_of(indices: tuple[int, ...]) -> list[str] | None:
+        return None if data.prompts is None else [data.prompts[i] for i in indices]
+
     splits = TextSplits(train=pick(plan.train.indices), validation=pick(plan.validation.indices),
                         test=pick(plan.test.indices), train_labels=labels_of(plan.train.indices),
-                        validation_labels=labels_of(plan.validation.indices), test_labels=labels_of(plan.test.indices))
+                        validation_labels=labels_of(plan.validation.indices), test_labels=labels_of(plan.test.indices),
+                        train_prompts=prompts_of(plan.train.indices),
+                        validation_prompts=prompts_of(plan.validation.indices),
+                        test_prompts=prompts_of(plan.test.indices))
     store = EncryptedRunStore(folder.path, kek)
     events = AuditEvents(session, folder.run_id, progress)
     result = train(trainer_config(config, data.label_names), splits, store=store, events=events,

@@ -51,3 +51,39 @@ def test_lora_run_exports_adapters_and_the_merged_model(govtrain, tmp_path: Path
     assert changed.exit_code == 5 and "is not the one run" in changed.stderr
     assert not (tmp_path / "again").exists()
 
+
+
+def test_instruction_data_trains_on_responses(govtrain, tmp_path: Path, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
+    """A prompt/response dataset through the gate and a causal-LM run with columns.prompt."""
+    import csv
+
+    team = make_team(govtrain, tmp_path)
+    speeches = [p for p in (shared_data / "tinyshakespeare/input.txt").read_text().split("\n\n")
+                if ":" in p and p.partition(":")[2].strip()][:240]
+    with open(tmp_path / "pairs.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "response"])
+        for speech in speeches:
+            speaker, _, words = speech.partition(":")
+            writer.writerow([f"What does the {speaker.strip().lower()} say?", words.strip()])
+    spec = {"format": "csv", "text_columns": ["prompt", "response"], "pretty_name": "Speeches as answers",
+            "source": "tinyshakespeare", "license": "LicenseRef-Public-Domain", "description": "prompt/response",
+            "collection_process": "speeches split at the speaker", "intended_use": "instruction-tuning tests"}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    ingest = team.as_("erin", "data", "ingest", str(tmp_path / "pairs.csv"), "--name", "pairs",
+                      "--spec", str(tmp_path / "spec.yaml"))
+    assert ingest.exit_code == 0, ingest.stderr
+    assert team.as_("carol", "data", "approve", "pairs").exit_code == 0
+    config = yaml.safe_load((REPO / "examples/shakespeare-lm.yaml").read_text())
+    config.update(dataset="pairs", columns={"text": ["response"], "prompt": "prompt"})
+    config["model"].update(hidden_size=32, intermediate_size=64, vocab_size=600)
+    config["training"].update(epochs=1, max_steps=4, batch_size=8, block_size=48, eval_every=2)
+    (tmp_path / "sft.yaml").write_text(yaml.safe_dump(config))
+    result = team.as_("erin", "--json", "run", str(tmp_path / "sft.yaml"))
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["steps"] == 4 and out["test_metrics"]["perplexity"] > 1.0
+    bad = dict(config, task="text-classification")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    refused = team.as_("erin", "run", str(tmp_path / "bad.yaml"), "--dry-run")
+    assert refused.exit_code == 2 and "columns.prompt" in refused.stderr
