@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from governance.crypto import MasterKey
-from governance.identity import (
+from governance.crypto.keyring import load_or_create_master_key
+from governance.loading import load_policy
+from governance.session import Session
+from governance.trust.identity import (
     check_identity_name,
     create_identity,
     default_identity_name,
     identity_key_path,
     load_identity,
 )
-from governance.keyring import load_or_create_master_key
-from governance.loading import load_policy
-from governance.session import Session
 from governance.trust.pins import pin_workspace
 from governance.trust.replay import replay_log, write_identity_cache
 from governance.trust.roles import format_public_key

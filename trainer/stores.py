@@ -36,7 +36,7 @@ class MemoryArtifactStore:
 class PlaintextFolderStore:
     """Writes artifacts UNENCRYPTED as plain files under a folder, atomically (temporary name, fsync, rename).
 
-    For the trainer's own tests and tools only; governed runs use ``governance.runs.EncryptedRunStore``.
+    For the trainer's own tests and tools only; governed runs use ``governance.run.folder.EncryptedRunStore``.
     """
 
     def __init__(self, root: Path) -> None:

@@ -29,7 +29,7 @@ def audit_verify(app: AppContext, checkpoint: Path | None) -> None:
     and ignored for every decision. Given an earlier exported checkpoint, truncation or any rewrite of the
     history it covers (grants included) is detected too. Needs no identity: anyone can verify.
     """
-    from governance.auditing import require_no_findings, verify_workspace_log
+    from governance.trust.auditing import require_no_findings, verify_workspace_log
 
     ledger = verify_workspace_log(app.find_workspace(), checkpoint)
     report = ledger.report
@@ -59,7 +59,7 @@ def audit_log(app: AppContext, since: int, event_type: str | None) -> None:
 
     TYPE is an event name (data.approved) or a prefix ending in '.' (data.).
     """
-    from governance.auditing import iter_log
+    from governance.trust.auditing import iter_log
 
     workspace = app.find_workspace()
     names = {m.key_id: m.name for m in ledger_of(workspace).members()}
@@ -84,8 +84,8 @@ def audit_checkpoint(app: AppContext, out: Path | None) -> None:
     Keep it somewhere the workspace's owners cannot change; later, 'audit verify --checkpoint FILE'
     proves the log was only appended to since.
     """
-    from governance.auditing import latest_checkpoint_text
     from governance.fsutil import write_private_file
+    from governance.trust.auditing import latest_checkpoint_text
 
     text, checkpoint = latest_checkpoint_text(app.find_workspace())
     if out is not None:
@@ -105,7 +105,7 @@ def audit_prove(app: AppContext, seq: int, checkpoint: Path | None) -> None:
     The proof holds the entry, its Merkle audit path and the checkpoint; audit.verify_inclusion_proof
     checks it from those alone.
     """
-    from governance.auditing import prove_entry
+    from governance.trust.auditing import prove_entry
 
     proof = prove_entry(app.find_workspace(), seq, checkpoint)
     click.echo(json.dumps(proof, indent=2, sort_keys=True))

@@ -35,10 +35,10 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
     residual PII exceeds the policy's tolerance), encrypt into the vault, write the dataset card.
     Each step is logged. On any failure nothing is stored.
     """
+    from governance.crypto.keyring import workspace_master_key
     from governance.gate.catalog import check_dataset_name
     from governance.gate.ingest import ingest_dataset
     from governance.gate.spec import load_dataset_spec
-    from governance.keyring import workspace_master_key
     from governance.session import open_session
     from governance.trust.policy_registry import resolve_policy
 

@@ -26,7 +26,7 @@ def identity_new(app: AppContext, name: str, out: Path | None) -> None:
     The key goes to ~/.config/govtrain/identities/NAME.key (0600), passphrase-protected when
     GOVTRAIN_PASSPHRASE is set.
     """
-    from governance.identity import create_identity
+    from governance.trust.identity import create_identity
     from governance.trust.roles import format_public_key
 
     path, signer = create_identity(name, out=out)
@@ -45,8 +45,8 @@ def identity_new(app: AppContext, name: str, out: Path | None) -> None:
 @pass_app
 def identity_grant(app: AppContext, name: str, role: str, pubkey: str) -> None:
     """Grant ROLE to NAME's public key (admin only; signed and logged)."""
-    from governance.identity import check_identity_name
     from governance.session import open_session
+    from governance.trust.identity import check_identity_name
     from governance.trust.roles import grant_role
 
     workspace = app.find_workspace()

@@ -37,7 +37,7 @@ def keys_rotate(app: AppContext) -> None:
     Data is not re-encrypted. Each file is replaced atomically; an interrupted rotation resumes when run
     again. The old key file is kept as master.key.retired-<id>.
     """
-    from governance.keyring import rotate_master_key
+    from governance.crypto.keyring import rotate_master_key
     from governance.session import open_session
 
     workspace = app.find_workspace()

@@ -25,7 +25,7 @@ def report() -> None:
 def report_show(app: AppContext, run_id: str, kind: str, fmt: str, open_it: bool) -> None:
     """Show one of a run's reports: Markdown, JSON (the source of truth), or the HTML page."""
     from governance.errors import ConfigError
-    from governance.runs import find_run
+    from governance.run.folder import find_run
 
     folder = find_run(app.find_workspace(), run_id)
     fmt = "json" if app.json and fmt == "md" else fmt
@@ -52,7 +52,7 @@ def report_verify(app: AppContext, run_id: str) -> None:
     when the run wrote them, recomputes the release verdict from the bias report (a contradicting claim in the
     log is exit 5), and checks the provenance attestation's signature.
     """
-    from governance.report_check import verify_run_reports
+    from governance.run.verify import verify_run_reports
 
     checked, state = verify_run_reports(app.find_workspace(), run_id)
     app.emit({"run_id": run_id, "files": checked, "verdict": state.verdict, "releasable": state.releasable},

@@ -24,7 +24,7 @@ def run(app: AppContext, config: Path, resume: str | None, dry_run: bool) -> Non
     and trained on; checkpoints and the model are stored encrypted; reports are written. Works under
     torchrun (rank 0 alone logs and writes).
     """
-    from governance.orchestrator import run_command
+    from governance.run.orchestrate import run_command
 
     outcome = run_command(app.find_workspace, config, app.identity, resume=resume, dry_run=dry_run,
                           quiet=app.json, progress=app.progress)
@@ -41,8 +41,8 @@ def runs() -> None:
 def runs_list(app: AppContext) -> None:
     """List the workspace's runs: status, dataset, steps, headline test metric and release verdict (from the log)."""
     from governance.errors import GovtrainError
-    from governance.release import release_state
-    from governance.runs import list_runs
+    from governance.run.folder import list_runs
+    from governance.run.release import release_state
 
     workspace = app.find_workspace()
     rows = []
@@ -74,8 +74,8 @@ def runs_list(app: AppContext) -> None:
 def runs_show(app: AppContext, run_id: str) -> None:
     """Show a run: status, metrics, best step, artifacts with digests, and its release position from the log."""
     from governance.errors import GovtrainError
-    from governance.release import release_state
-    from governance.runs import find_run
+    from governance.run.folder import find_run
+    from governance.run.release import release_state
 
     workspace = app.find_workspace()
     status = find_run(workspace, run_id).status()
@@ -99,7 +99,7 @@ def runs_approve(app: AppContext, run_id: str) -> None:
     Needed before export for every run whose bias verdict was flagged or not fully judged (and for every run
     under a policy with release.require_approval: always). A run blocked by its policy cannot be approved.
     """
-    from governance.release import approve_release
+    from governance.run.release import approve_release
     from governance.session import open_session
 
     workspace = app.find_workspace()
@@ -123,7 +123,7 @@ def runs_export(app: AppContext, run_id: str, out: Path, merged: bool) -> None:
     Refuses (exit 4) a run that did not finish, whose bias verdict blocked release, or that still needs a
     compliance release approval ('govtrain runs approve'). Files appear in OUT only once all were verified.
     """
-    from governance.export import export_model
+    from governance.run.export import export_model
     from governance.session import open_session
 
     workspace = app.find_workspace()

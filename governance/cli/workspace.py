@@ -55,8 +55,8 @@ def trust(app: AppContext, path: Path | None, root_key: str | None, checkpoint: 
     checked). From then on every command refuses (exit 5) a workspace at PATH or with this id whose root
     differs: a rewrite of the whole history by an insider.
     """
-    from governance.auditing import verify_workspace_log
     from governance.errors import IntegrityError
+    from governance.trust.auditing import verify_workspace_log
     from governance.trust.pins import pin_workspace
     from governance.workspace import find_workspace
 
@@ -85,6 +85,6 @@ def demo(app: AppContext, directory: Path | None, model: str) -> None:
     officer and an engineer: generate data with fake PII, ingest it, show the refusal before approval,
     approve, train, write the reports, verify the audit log. The folder is left for you to explore.
     """
-    from governance.demo import run_demo
+    from governance.cli.demo import run_demo
 
     run_demo(cli, directory, model, app.progress)

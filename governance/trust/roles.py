@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.keys import KEY_ID_RE, Ed25519Signer, key_id
 from governance.errors import ConfigError, GovtrainError, NotAuthorizedError
-from governance.identity import load_identity
+from governance.trust.identity import load_identity
 from governance.trust.ledger import PUBLIC_KEY_PREFIX, Member, Role
 from governance.trust.replay import load_ledger, replay_log, write_identity_cache
 from governance.userconfig import identities_dir

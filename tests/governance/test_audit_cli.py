@@ -7,7 +7,7 @@ from pathlib import Path
 
 from audit.log import AuditLog
 from audit.proofs import verify_inclusion_proof
-from governance.identity import load_identity
+from governance.trust.identity import load_identity
 from governance.workspace import Workspace
 from tests.governance.helpers import Team, make_team
 

@@ -9,9 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.config import RunConfig, load_run_config
 from governance.errors import ConfigError
 from governance.loading import parse_yaml_mapping, validate_model
+from governance.run.config import RunConfig, load_run_config
 
 REPO = Path(__file__).resolve().parents[2]
 VALID = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from governance.errors import ConfigError, IntegrityError
-from governance.identity import create_identity, load_identity
+from governance.trust.identity import create_identity, load_identity
 from tests.governance.helpers import make_team
 
 

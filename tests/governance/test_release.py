@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from governance.release import judge_release
+from governance.run.release import judge_release
 from reports.bias import classification_bias_report
 from tests.reports.conftest import THRESHOLDS, planted
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.splits import plan_splits
+from governance.run.splits import plan_splits
 
 
 def test_deterministic_and_disjoint() -> None:

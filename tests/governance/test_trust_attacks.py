@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from audit.log import AuditLog
-from governance.identity import load_identity
+from governance.trust.identity import load_identity
 from governance.workspace import Workspace
 from tests.governance.helpers import Team, make_team
 from tests.integration.test_data_gate import SPEC

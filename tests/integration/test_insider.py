@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from audit.log import AuditLog
-from governance.identity import load_identity
+from governance.trust.identity import load_identity
 from governance.workspace import Workspace
 from tests.conftest import invoke_cli
 from tests.governance.helpers import Team, make_team

@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from governance.release import judge_release
-from governance.splits import plan_splits
+from governance.run.release import judge_release
+from governance.run.splits import plan_splits
 from reports.bias import BiasReport, classification_bias_report
 from reports.planning import plan_bias_split
 from reports.render import render_report

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from governance.auditing import prove_entry
 from governance.crypto import sha256_file
 from governance.errors import IntegrityError
-from governance.release import ReleaseState, finished_record, release_state
-from governance.runs import find_run
+from governance.run.folder import find_run
+from governance.run.release import ReleaseState, finished_record, release_state
+from governance.trust.auditing import prove_entry
 from governance.trust.ledger import Ledger
 from governance.trust.replay import load_ledger
 from governance.trust.roles import parse_public_key

@@ -13,11 +13,11 @@ import json
 import math
 from typing import Any
 
-from governance.config import PretrainedModel, RunConfig
 from governance.gate.approvals import ApprovedDataset
-from governance.orchestrator import PreparedData, environment, resolve_model_path
-from governance.release import judge_release
-from governance.runs import EncryptedRunStore, RunFolder
+from governance.run.config import PretrainedModel, RunConfig
+from governance.run.folder import EncryptedRunStore, RunFolder
+from governance.run.orchestrate import PreparedData, environment, resolve_model_path
+from governance.run.release import judge_release
 from governance.session import Session
 from policies import Policy, policy_digest
 

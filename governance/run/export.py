@@ -1,7 +1,7 @@
 """``govtrain runs export``: a decrypted copy of a finished, releasable model, for release (logged).
 
 What may be released is decided from the verified audit log and the digest-checked reports
-(:mod:`governance.release`), never from the run's status file. The files are decrypted into a hidden temporary
+(:mod:`governance.run.release`), never from the run's status file. The files are decrypted into a hidden temporary
 folder beside the target and moved into place only after every one matched the digest the log recorded; on any
 failure the temporary folder is removed, so no half-exported or unverified model is left behind.
 """
@@ -15,13 +15,13 @@ import shutil
 import uuid
 from pathlib import Path
 
-from governance.auditing import latest_checkpoint_text, prove_entry
+from governance.crypto.keyring import workspace_master_key
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.fsutil import make_private_dir, write_private_file
-from governance.keyring import workspace_master_key
-from governance.release import ReleaseState, release_state
-from governance.runs import EncryptedRunStore, RunFolder, find_run
+from governance.run.folder import EncryptedRunStore, RunFolder, find_run
+from governance.run.release import ReleaseState, release_state
 from governance.session import Session
+from governance.trust.auditing import latest_checkpoint_text, prove_entry
 from governance.trust.ledger import RunRecord
 
 
@@ -107,9 +107,9 @@ def _merged_files(folder: RunFolder, record: RunRecord, plain: dict[str, bytes])
     """The base model with the run's LoRA adapters merged in, as model files (in memory)."""
     import base64
 
-    from governance.config import PretrainedModel, load_run_config
-    from governance.orchestrator import resolve_model_path
-    from governance.run_reports import model_folder_digest
+    from governance.run.config import PretrainedModel, load_run_config
+    from governance.run.orchestrate import resolve_model_path
+    from governance.run.reports import model_folder_digest
     from trainer.adapters import ADAPTER_WEIGHTS, merged_model
     from trainer.modeling import load_saved_model, model_files
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
-from governance.runs import find_run
+from governance.run.folder import find_run
 from governance.session import Session
 from governance.trust.ledger import Decision, Ledger, RunRecord
 from governance.trust.policy_registry import RegisteredPolicy, registered_policy

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from governance.demo_data import DEMO_SPEC, demo_run_config, write_demo_csv
+from governance.cli.demo_data import DEMO_SPEC, demo_run_config, write_demo_csv
 from governance.errors import ConfigError, GovtrainError
 
 PEOPLE = {"avery": "admin", "casey": "compliance", "eli": "engineer"}
@@ -52,7 +52,7 @@ def _command(args: list[str], *, expect: int = 0) -> int:
 
 
 def _public_key(name: str) -> str:
-    from governance.identity import load_identity
+    from governance.trust.identity import load_identity
     from governance.trust.roles import format_public_key
 
     return format_public_key(load_identity(name).private_key.public_key())
@@ -133,7 +133,7 @@ def _run_demo(directory: Path | None, model: str, progress: Callable[[str], None
     _say(f"TensorBoard:  tensorboard --logdir {workspace / 'runs' / run_id / 'tensorboard'}")
 
     _heading(7, "Release: compliance signs off a flagged or not fully judged model; the engineer exports it")
-    from governance.release import release_state
+    from governance.run.release import release_state
     from governance.workspace import Workspace
 
     state = release_state(Workspace(workspace), run_id)

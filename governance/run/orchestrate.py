@@ -28,13 +28,13 @@ from typing import Any, ClassVar
 
 import yaml
 
-from governance.config import FromConfigModel, RunConfig
 from governance.crypto import MasterKey, read_encrypted_file
 from governance.errors import ConfigError, PolicyRefusal
 from governance.gate.approvals import ApprovedDataset
-from governance.runs import EncryptedRunStore, RunFolder
+from governance.run.config import FromConfigModel, RunConfig
+from governance.run.folder import EncryptedRunStore, RunFolder
+from governance.run.splits import SplitPlan, plan_splits
 from governance.session import Session
-from governance.splits import SplitPlan, plan_splits
 from policies import Policy, policy_digest
 
 
@@ -326,10 +326,10 @@ def run_command(
     progress: Callable[[str], None],
 ) -> CommandOutcome:
     """``govtrain run``: check everything, then train (see the module docstring)."""
-    from governance.config import load_run_config
+    from governance.crypto.keyring import workspace_master_key
     from governance.gate.approvals import check_dataset_gate
-    from governance.keyring import workspace_master_key
-    from governance.runs import find_run, new_run_id
+    from governance.run.config import load_run_config
+    from governance.run.folder import find_run, new_run_id
     from governance.session import open_session
     from governance.trust.policy_registry import resolve_policy
     from governance.trust.roles import require_role
@@ -370,7 +370,7 @@ def run_command(
         started_on = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
         def reports(data: PreparedData, result: Any, store: EncryptedRunStore) -> dict[str, Any]:
-            from governance.run_reports import write_run_reports
+            from governance.run.reports import write_run_reports
 
             progress("writing reports (bias, evaluation, transparency, provenance)")
             return write_run_reports(session, folder, config, policy, approved, data, result, store, started_on)
@@ -397,7 +397,7 @@ def run_command(
         )
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(status.get("test_metrics", {}).items())
                         if isinstance(v, int | float))
-    from governance.release import release_state
+    from governance.run.release import release_state
 
     release = release_state(workspace, outcome.run_id)  # from the log and the digest-checked reports
     text = (f"run {outcome.run_id} finished: {status.get('steps')} steps, best step {status.get('best_step')}"
