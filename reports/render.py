@@ -20,11 +20,12 @@ from reports.document import Block, to_html, to_markdown
 from reports.errors import ReportError, ReportInputError
 from reports.evaluation import EvaluationReport
 from reports.model import canonical_bytes, sha256_hex
+from reports.privacy import PrivacyReport
 from reports.provenance import DsseEnvelope
 from reports.transparency import ModelCard, model_card_markdown
 
 ReportFormat = Literal["json", "md", "html"]
-Report = BiasReport | EvaluationReport | ModelCard | DsseEnvelope
+Report = BiasReport | EvaluationReport | ModelCard | DsseEnvelope | PrivacyReport
 
 
 def _kind(report: Report) -> tuple[str, str, Callable[[], list[Block]]]:
@@ -37,6 +38,8 @@ def _kind(report: Report) -> tuple[str, str, Callable[[], list[Block]]]:
         return "bias", f"Bias report — run {report.run_id}", lambda: views.bias_blocks(report)
     if isinstance(report, EvaluationReport):
         return "evaluation", f"Evaluation report — run {report.run_id}", lambda: views.evaluation_blocks(report)
+    if isinstance(report, PrivacyReport):
+        return "privacy", f"Privacy report — run {report.run_id}", lambda: views.privacy_blocks(report)
     if isinstance(report, ModelCard):
         return "transparency", f"Model card — {report.metadata.model_name}", lambda: model_card_blocks(report)
     if isinstance(report, DsseEnvelope):

@@ -13,6 +13,7 @@ from reports.document import Block, Bullets, Figure, Heading, Paragraph, Table, 
 from reports.evaluation import EvaluationReport
 from reports.fairness import GROUP_METRICS, ColumnModelBias
 from reports.model import Estimate
+from reports.privacy import PRIVACY_RULE, MembershipInference, PrivacyReport, TprAtFpr
 from reports.verdict import RULE
 
 
@@ -198,4 +199,82 @@ def evaluation_blocks(report: EvaluationReport) -> list[Block]:
         blocks += [Table(("step", "epoch", "train loss", "val loss", *extra), tuple(
             (p.step, p.epoch, p.train_loss, p.val_loss, *(p.metrics.get(k) for k in extra)) for p in t.curve)),
             Figure("Learning curves", partial(plots.learning_curves_png, t))]
+    return blocks
+
+
+def _tpr(t: TprAtFpr) -> str:
+    if t.tpr is None:
+        return f"NOT MEASURABLE (needs {t.min_nonmembers} held-out examples)"
+    return _rate(t.tpr)
+
+
+def _membership_blocks(mi: MembershipInference) -> list[Block]:
+    blocks: list[Block] = [
+        Heading("Membership inference"), Paragraph(mi.reading),
+        Paragraph(f"Loss-threshold attack (lower loss means 'member') on {mi.members} training and "
+                  f"{mi.nonmembers} held-out examples. AUC interval: DeLong's variance on the logit scale "
+                  "(Newcombe's score interval where the AUC is 0 or 1 or all losses tie); TPR "
+                  "intervals: exact and distribution-free (an order-statistic interval for the threshold, "
+                  "Clopper-Pearson bounds for the members below it). Intervals at "
+                  f"{fmt(mi.confidence)} confidence."),
+        Table(("measure", "value"), (("ROC AUC", _rate(mi.auc)),
+                                     *((f"TPR at {fmt(100 * t.fpr)}% FPR", _tpr(t)) for t in mi.tpr_at_fpr))),
+    ]
+    for col in mi.groups:
+        blocks += [Heading(f"By {col.column}", 3), Table(
+            ("group", "members", "non-members", "ROC AUC", *(f"TPR at {fmt(100 * t.fpr)}% FPR"
+                                                              for t in mi.tpr_at_fpr)),
+            tuple((g.group, g.members, g.nonmembers, _rate(g.auc) if g.auc is not None else "—",
+                   *(_tpr(t) for t in g.tpr_at_fpr)) for g in col.groups))]
+        if col.groups:
+            blocks.append(Figure(f"{col.column}: membership-attack AUC per group (0.5: no leak)", partial(
+                plots.estimates_png, f"{col.column}: membership-attack AUC per group",
+                [g.group for g in col.groups], [g.auc or Estimate(value=None) for g in col.groups],
+                reference=0.5, ylabel="ROC AUC")))
+        if col.too_small:
+            blocks.append(Paragraph(
+                f"Too small (under {col.min_group_size} training or held-out examples; not measured): "
+                + ", ".join(f"{g.group} ({g.members} training, {g.nonmembers} held-out)" for g in col.too_small)
+                + "."))
+    return blocks
+
+
+def privacy_blocks(report: PrivacyReport) -> list[Block]:
+    """The privacy report: the verdict first, then membership inference, extraction, canaries, DP."""
+    v = report.verdict
+    blocks: list[Block] = [
+        Paragraph(f"Run {report.run_id}: what the trained model reveals about its training data."),
+        Heading("Verdict"),
+        Paragraph(v.summary()),
+        Paragraph(PRIVACY_RULE),
+        Paragraph(f"Under the policy, a FAIL {'blocks release' if v.action == 'block' else 'flags the run'} and a "
+                  f"NOT JUDGED check {'blocks release' if v.unjudged == 'block' else 'needs a release approval'}. "
+                  f"Blocked: {fmt(not v.releasable)}. Flagged: {fmt(v.flagged)}."),
+        Table(("check", "measurement", "min", "max", "value", "interval", "status", "reason"), tuple(
+            (c.check, c.label, c.min, c.max, c.value, _interval(Estimate(value=c.value, interval=c.interval)),
+             c.status, c.reason) for c in v.checks)),
+    ]
+    if report.membership is not None:
+        blocks += _membership_blocks(report.membership)
+    if report.extraction is not None:
+        blocks += [Heading("Extraction (memorization)"), Paragraph(
+            "Share of sampled training sequences whose next m tokens the model reproduces exactly, decoding "
+            "greedily from their first k tokens; exact Clopper-Pearson intervals."),
+            Table(("k", "m", "sequences", "extracted", "rate"), tuple(
+                (e.k, e.m, e.sequences, e.extracted, _rate(e.rate)) for e in report.extraction))]
+    if report.generated_pii is not None:
+        g = report.generated_pii
+        blocks += [Heading("PII in generated text"), Paragraph(
+            f"Findings of the project's PII detector in {g.samples} unconditioned samples (counts only)."),
+            Table(("entity type", "findings"), tuple(sorted(g.findings.items())))]
+    if report.canaries is not None:
+        blocks += [Heading("Canary exposure"), Paragraph(
+            "Exposure = log2(candidate space) - log2(rank of the canary among all candidates): 0 means the model "
+            "prefers it no more than a random candidate; log2(candidate space) means it ranks it first. A "
+            "canary inserted 0 times is a control."),
+            Table(("format", "repetitions", "rank", "candidate space", "exposure (bits)"), tuple(
+                (c.format, c.repetitions, c.rank, c.candidate_space, c.exposure) for c in report.canaries))]
+    blocks += [Heading("Differential privacy"), Paragraph(
+        f"Trained with DP-SGD: epsilon {fmt(report.dp_epsilon)}, delta {fmt(report.dp_delta)} (the accountant's "
+        "values)." if report.dp_epsilon is not None else "Trained without differential privacy.")]
     return blocks

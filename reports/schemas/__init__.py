@@ -19,11 +19,12 @@ def report_models() -> dict[str, type[BaseModel]]:
     """Schema file stem -> the model of the JSON file it describes."""
     from reports.bias import BiasReport
     from reports.evaluation import EvaluationReport
+    from reports.privacy import PrivacyReport
     from reports.provenance import DsseEnvelope, Statement
     from reports.transparency import ModelCard
 
     return {"bias": BiasReport, "evaluation": EvaluationReport, "transparency": ModelCard,
-            "provenance": DsseEnvelope, "provenance-statement": Statement}
+            "provenance": DsseEnvelope, "provenance-statement": Statement, "privacy": PrivacyReport}
 
 
 def schema_of(model: type[BaseModel]) -> dict[str, Any]:
