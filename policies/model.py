@@ -18,7 +18,7 @@ BiasMetric = Literal[
     "equalized_odds_difference",
     "disparate_impact",
 ]
-ReportKind = Literal["bias", "evaluation", "transparency", "provenance"]
+ReportKind = Literal["bias", "evaluation", "transparency", "provenance", "privacy"]
 Task = Literal["text-classification", "causal-lm"]
 ReportFormat = Literal["json", "md", "html"]
 
@@ -186,23 +186,29 @@ class BiasRules(_Strict):
                                                                 "intervals.")
 
 
+class PrivacyRules(_Strict):
+    """What the model may reveal about its training data, judged like bias: PASS, FAIL or NOT JUDGED."""
+
+    max_membership_auc: float = Field(
+        0.6, gt=0.5, le=1.0, description="Highest tolerated AUC of the loss-threshold membership attack (0.5: it "
+                                         "cannot tell members from non-members); below 1 - max it FAILs too.")
+    action: Literal["block", "warn"] = Field("warn", description="On a FAIL: block release, or flag it.")
+    unjudged: Literal["block", "warn"] = Field(
+        "warn", description="On NOT JUDGED (too few examples): block release, or warn (release then needs approval).")
+    confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence of every PASS and FAIL.")
+
+
 class ReportRules(_Strict):
     """Which reports every run writes, and in which formats."""
 
     emit: list[ReportKind] = Field(
-        default_factory=lambda: list[ReportKind](["bias", "evaluation", "transparency", "provenance"]), min_length=1,
+        default_factory=lambda: list[ReportKind](["bias", "evaluation", "transparency", "provenance", "privacy"]),
+        min_length=1,
         description="Reports written at the end of each run.",
     )
     formats: list[ReportFormat] = Field(
         default_factory=lambda: list[ReportFormat](["json", "md", "html"]), min_length=1, description="Formats; JSON always included."
     )
-
-
-class AuditRules(_Strict):
-    """Audit log settings."""
-
-    checkpoint_after_command: bool = Field(True, description="Write a signed checkpoint after each command.")
-    record_failures: bool = Field(True, description="Record refused and failed commands in the log.")
 
 
 class Policy(_Strict):
@@ -218,5 +224,5 @@ class Policy(_Strict):
     training: TrainingLimits = TrainingLimits()
     bias: BiasRules = BiasRules()
     release: ReleaseRules = ReleaseRules()
+    privacy: PrivacyRules = PrivacyRules()
     reports: ReportRules = ReportRules()
-    audit: AuditRules = AuditRules()

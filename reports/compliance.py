@@ -19,7 +19,7 @@ from reports.model import ReportModel
 
 Artifact = Literal[
     "dataset_cards", "approvals", "policy", "run_config", "audit_log", "audit_checkpoint", "bias_report",
-    "evaluation_report", "model_card", "provenance", "tensorboard",
+    "evaluation_report", "model_card", "provenance", "tensorboard", "privacy_report",
 ]
 
 
@@ -94,11 +94,11 @@ _SPECS: tuple[_Spec, ...] = (
           ("Impact assessment for individuals, groups and society", "Engagement of affected stakeholders",
            "Elicitation of system requirements and deployment context")),
     _Spec("NIST AI RMF 1.0", "MEASURE", "Metrics, testing, evaluation, verification and validation",
-          ("evaluation_report", "bias_report", "provenance", "tensorboard"),
+          ("evaluation_report", "bias_report", "privacy_report", "provenance", "tensorboard"),
           "Held-out performance, calibration, learning curves, disaggregated fairness metrics with intervals, "
-          "language-model probes, verifiable provenance.",
+          "language-model probes, a loss-based membership-inference test with intervals, verifiable provenance.",
           ("Measurement in production and over time", "Robustness and security testing (adversarial, poisoning)",
-           "Privacy risk beyond PII counts (e.g. memorisation, membership inference)",
+           "Privacy risk beyond a loss-based membership test (stronger attacks, extraction, canaries, DP-SGD)",
            "Environmental impact: only wall time and hardware are recorded, not energy")),
     _Spec("NIST AI RMF 1.0", "MANAGE", "Risk treatment, response and monitoring",
           ("bias_report", "audit_log"),

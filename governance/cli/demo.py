@@ -139,7 +139,7 @@ def _run_demo(directory: Path | None, model: str, progress: Callable[[str], None
     state = release_state(Workspace(workspace), run_id)
     _say(f"release position: {state.explain()}")
     release = root / "release"
-    if state.verdict != "blocked":
+    if not state.blocked:
         if not state.releasable:
             _command([*ws, "--as", "eli", "runs", "export", run_id, "--out", str(release)], expect=4)
             _command([*ws, "--as", "casey", "runs", "approve", run_id])

@@ -81,7 +81,7 @@ def runs_show(app: AppContext, run_id: str) -> None:
     status = find_run(workspace, run_id).status()
     try:
         state = release_state(workspace, run_id)
-        status["release"] = {"verdict": state.verdict, "releasable": state.releasable, "why": state.explain(),
+        status["release"] = {"verdict": state.verdict, "privacy": state.privacy, "releasable": state.releasable, "why": state.explain(),
                              "approvals": [d.name for d in state.approvals], "quorum": state.quorum}
     except GovtrainError as exc:
         if exc.exit_code == 5:

@@ -35,7 +35,7 @@ def export_model(session: Session, run_id: str, out: Path, *, merged: bool = Fal
     state = release_state(session.workspace, run_id)
     if not state.releasable:
         hint = (f"a compliance officer reviews {folder.reports / 'bias.html'} and runs 'govtrain runs approve "
-                f"{run_id}'" if state.verdict != "blocked" else f"see {folder.reports / 'bias.html'}")
+                f"{run_id}'" if not state.blocked else f"see {folder.reports / 'bias.html'}")
         raise PolicyRefusal(f"run {run_id} is not releasable: {state.explain()}", hint=hint)
     from governance.trust.replay import load_ledger
 

@@ -37,15 +37,24 @@ class ReleaseState:
     approvals: tuple[Decision, ...]
     quorum: int
     policy: RegisteredPolicy
+    privacy: str = "not measured"  # the privacy report's verdict in the same words, when the run wrote one
+
+    @property
+    def blocked(self) -> bool:
+        """Whether a blocking policy rule forbids release, whatever anyone approves."""
+        return self.verdict == "blocked" or self.privacy == "blocked"
 
     @property
     def releasable(self) -> bool:
-        if self.verdict == "blocked":
+        if self.blocked:
             return False
         return not self.needs_approval or len(self.approvals) >= self.quorum
 
     def explain(self) -> str:
         """Why the run is or is not releasable, in one line."""
+        if self.privacy == "blocked" and self.verdict != "blocked":
+            return "its privacy verdict failed under a blocking policy (privacy.action or privacy.unjudged: block)"
+        privacy = f"; privacy verdict {self.privacy}" if self.privacy != "pass" else ""
         if self.verdict == "blocked":
             if self.failed and self.policy.policy.bias.action == "block":
                 return f"its bias verdict failed {self.failed} check(s) under a blocking policy (bias.action: block)"
@@ -53,10 +62,11 @@ class ReleaseState:
                     "(bias.unjudged: block)")
         if self.releasable:
             signed = f"; release approved by {', '.join(d.name for d in self.approvals)}" if self.approvals else ""
-            return f"bias verdict {self.verdict}{signed}"
+            return f"bias verdict {self.verdict}{privacy}{signed}"
         why = (f"{self.failed} check(s) failed" if self.failed else
-               f"{self.unjudged} check(s) not judged" if self.verdict == "not judged" else "the policy requires it")
-        return (f"bias verdict {self.verdict} ({why}): {len(self.approvals)} of {self.quorum} release "
+               f"{self.unjudged} check(s) not judged" if self.verdict == "not judged" else
+               "the privacy verdict" if self.privacy != "pass" else "the policy requires it")
+        return (f"bias verdict {self.verdict}{privacy} ({why}): {len(self.approvals)} of {self.quorum} release "
                 f"approval(s) from {' or '.join(self.policy.policy.release.approver_roles)}")
 
 
@@ -112,15 +122,23 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
     if record.report.get("releasable") is not (verdict != "blocked") or record.report.get("flagged") is not (failed > 0):
         raise IntegrityError(f"run {run_id}: the release claim in the audit log disagrees with its bias report",
                              hint="the report.written entry was forged or the report replaced")
+    privacy = "not measured"
+    if "privacy.json" in digests:
+        from reports.privacy import PrivacyReport
+
+        judged = PrivacyReport.model_validate(json.loads((folder.reports / "privacy.json").read_bytes())).verdict
+        privacy = ("blocked" if not judged.releasable else "pass" if judged.outcome == "PASS"
+                   else "flagged" if judged.outcome == "FAIL" else "not judged")
     policy = registered_policy(workspace, str(record.started.get("policy_digest")), ledger)
     rules = policy.policy.release
-    needs = rules.require_approval == "always" or verdict != "pass"
+    needs = rules.require_approval == "always" or verdict != "pass" or privacy not in ("pass", "not measured")
     counted: dict[str, Decision] = {}
     for decision in record.releases:
         member = ledger.member_by_key(decision.key_id)
         if member is not None and not member.compromised and decision.role in rules.approver_roles:
             counted.setdefault(decision.key_id, decision)
-    return ReleaseState(run_id, verdict, failed, unjudged, needs, tuple(counted.values()), rules.quorum, policy)
+    return ReleaseState(run_id, verdict, failed, unjudged, needs, tuple(counted.values()), rules.quorum, policy,
+                        privacy)
 
 
 def approve_release(session: Session, run_id: str) -> ReleaseState:
@@ -128,7 +146,7 @@ def approve_release(session: Session, run_id: str) -> ReleaseState:
     state = release_state(session.workspace, run_id)
     actor = session.actor
     assert actor is not None
-    if state.verdict == "blocked":
+    if state.blocked:
         raise PolicyRefusal(f"run {run_id} cannot be released: {state.explain()}",
                             hint="a blocking policy admits no override; retrain, or re-run under another policy")
     if actor.role not in state.policy.policy.release.approver_roles:

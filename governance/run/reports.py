@@ -114,6 +114,9 @@ def write_run_reports(
                 min_group_size=policy.bias.min_group_size, bootstrap_samples=policy.bias.bootstrap_samples,
                 confidence=policy.bias.confidence, seed=config.training.seed)
 
+    privacy = _privacy_report(run_id, config, policy, data, result, test_groups) \
+        if "privacy" in policy.reports.emit else None
+
     card = approved.card
     status = approved.status  # judged from the verified audit log by the gate check
     env = environment()
@@ -135,7 +138,7 @@ def write_run_reports(
     )
     kinds = set(policy.reports.emit)
     reports: list[Any] = ([evaluation] if "evaluation" in kinds else []) + \
-        ([bias] if bias is not None and "bias" in kinds else [])
+        ([bias] if bias is not None and "bias" in kinds else []) + ([privacy] if privacy is not None else [])
     formats = sorted({"json", *policy.reports.formats})
 
     def written(kind: str) -> list[str]:
@@ -152,6 +155,7 @@ def write_run_reports(
         "evaluation_report": written("evaluation"),
         "model_card": written("transparency"),
         "provenance": ["reports/provenance.json"] if "provenance" in kinds else [],
+        "privacy_report": written("privacy"),
         "tensorboard": [f"runs/{run_id}/tensorboard/"],
     }
     if "transparency" in kinds:
@@ -213,6 +217,35 @@ def code_digest() -> str:
             if file.suffix in {".py", ".yaml", ".json"} and "__pycache__" not in file.parts:
                 digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
+
+
+def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: PreparedData, result: Any,
+                    test_groups: dict[str, list[str]]) -> Any:
+    """The membership-inference test: the final model's loss on a sample of training examples (members) against
+    the held-out test split's (non-members), judged against the policy's bound."""
+    from reports.privacy import PrivacyReport, judge_privacy, membership_inference
+
+    members = list(result.member_losses)
+    if config.task == "text-classification":
+        names = data.label_names or ()
+        truth = [names.index(data.labels[i]) for i in data.plan.test.indices] if data.labels else []
+        outsiders = [-math.log(max(p.probabilities[y], 1e-12)) for p, y in zip(result.test_predictions, truth,
+                                                                                strict=True)]
+    else:
+        outsiders = list(result.test_example_losses)
+    keep = [i for i, x in enumerate(outsiders) if math.isfinite(x)]  # an empty text has no loss
+    outsiders = [outsiders[i] for i in keep]
+    member_rows = data.plan.train.indices[:len(members)]
+    rules = policy.privacy
+    inference = None
+    if members and outsiders and all(math.isfinite(x) for x in members):
+        inference = membership_inference(
+            members, outsiders, confidence=rules.confidence, min_group_size=policy.bias.min_group_size,
+            member_groups={c: [v[i] for i in member_rows] for c, v in data.groups.items()} or None,
+            nonmember_groups={c: [g[i] for i in keep] for c, g in test_groups.items()} or None)
+    verdict = judge_privacy(inference, max_auc=rules.max_membership_auc, confidence=rules.confidence,
+                            action=rules.action, unjudged=rules.unjudged)
+    return PrivacyReport(run_id=run_id, membership=inference, verdict=verdict)
 
 
 def _last_val_loss(history: Any) -> float | None:

@@ -6,16 +6,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.governance.helpers import make_team
+from tests.conftest import invoke_cli
+from tests.governance.helpers import Team, make_team
+from tests.integration.conftest import home_env
 from tests.trainer.setups import shakespeare_splits, tiny_llama_base
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_lora_run_exports_adapters_and_the_merged_model(govtrain, tmp_path: Path, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
-    team = make_team(govtrain, tmp_path)
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory, module_home: Path) -> Team:
+    """One workspace (admin, carol and dave in compliance, erin an engineer) for the module's runs."""
+    with home_env(module_home):
+        return make_team(invoke_cli, tmp_path_factory.mktemp("lm"))
+
+
+def test_lora_run_exports_adapters_and_the_merged_model(team: Team, tmp_path: Path, shared_data: Path) -> None:
     text = "\n\n".join((shared_data / "tinyshakespeare/input.txt").read_text().split("\n\n")[:300])
     (tmp_path / "plays.txt").write_text(text)
     ingest = team.as_("erin", "data", "ingest", str(tmp_path / "plays.txt"), "--name", "plays",
@@ -53,11 +62,10 @@ def test_lora_run_exports_adapters_and_the_merged_model(govtrain, tmp_path: Path
 
 
 
-def test_instruction_data_trains_on_responses(govtrain, tmp_path: Path, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
+def test_instruction_data_trains_on_responses(team: Team, tmp_path: Path, shared_data: Path) -> None:
     """A prompt/response dataset through the gate and a causal-LM run with columns.prompt."""
     import csv
 
-    team = make_team(govtrain, tmp_path)
     speeches = [p for p in (shared_data / "tinyshakespeare/input.txt").read_text().split("\n\n")
                 if ":" in p and p.partition(":")[2].strip()][:240]
     with open(tmp_path / "pairs.csv", "w", newline="") as handle:

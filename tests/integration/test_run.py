@@ -238,3 +238,20 @@ def test_policy_report_knobs_decide_what_is_written(trained, tmp_path: Path, sha
     card = json.loads((reports / "transparency.json").read_text())
     listed = json.dumps(card)
     assert "provenance.json" not in listed and ".html" not in listed
+
+
+def test_privacy_report_judges_membership_inference(trained) -> None:  # type: ignore[no-untyped-def]
+    """Every run tests what its model remembers: members (a training sample) against the held-out test split."""
+    team, out = trained
+    privacy = json.loads((team.workspace / "runs" / out["run_id"] / "reports/privacy.json").read_text())
+    membership = privacy["membership"]
+    splits = next(json.loads(line)["payload"] for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()
+                  if '"run.splits"' in line and out["run_id"] in line)["sizes"]
+    assert membership["members"] == min(500, splits["train"])  # privacy.membership_sample, at most the split
+    assert membership["nonmembers"] == splits["test"]  # the whole held-out test split
+    low, high = membership["auc"]["interval"]["low"], membership["auc"]["interval"]["high"]
+    assert low <= membership["auc"]["value"] <= high
+    assert privacy["verdict"]["outcome"] in ("PASS", "FAIL", "NOT JUDGED")
+    release = json.loads(team.as_("erin", "--json", "runs", "show", out["run_id"]).stdout)["run"]["release"]
+    expected = {"PASS": "pass", "FAIL": "flagged", "NOT JUDGED": "not judged"}[privacy["verdict"]["outcome"]]
+    assert release["privacy"] == expected
