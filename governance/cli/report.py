@@ -16,7 +16,7 @@ def report() -> None:
 
 @report.command("show")
 @click.argument("run_id")
-@click.option("--kind", type=click.Choice(["bias", "evaluation", "transparency", "provenance"]), default="bias",
+@click.option("--kind", type=click.Choice(["bias", "evaluation", "transparency", "provenance", "privacy"]), default="bias",
               show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True,
               help="md and json print the report; html prints the page's path.")
