@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 # The repo root must be importable when this runs as a script, hence the late imports.
 from governance.gate.pii import PiiEngine, load_pii_engine, scrub_text_columns
-from governance.gate.pii_eval import evaluate_engine, load_span_dataset
+from governance.gate.pii_eval import SYNTH_ENTITIES, evaluate_engine, load_span_dataset
 from policies import load_policy
 from policies.model import PiiRules
 
@@ -158,7 +158,7 @@ def main() -> None:
                for name in ("redditbias", "enron")}
     start_up = worker_start_up_seconds(rules, engine)
 
-    dataset = load_span_dataset(DATA / "presidio-synth-pii" / "synth_dataset_v2.json")
+    dataset = load_span_dataset(DATA / "presidio-synth-pii" / "synth_dataset_v2.json", SYNTH_ENTITIES)
     scores = evaluate_engine(dataset, engine)
     for entity, score in scores.items():
         print(f"  {entity:14s} recall {score.recall or 0:.3f} precision {score.precision or 0:.3f} "

@@ -55,6 +55,39 @@ class RowCounts(_Frozen):
 
     input: int
     stored: int
+    scrub_duplicates_dropped: int = Field(0, description="Rows dropped because the scrub made them duplicates.")
+
+
+class PostScrubCheck(_Frozen):
+    """Validation run again on the scrubbed table (duplicates, lengths, row and group minimums)."""
+
+    duplicates_before_scrub: int
+    duplicates_after_scrub: int
+    scrub_created_duplicates: int = Field(description="Rows whose text repeats an earlier row's only after scrubbing.")
+    action: Literal["drop", "fail"]
+    rows_dropped: int
+    expectations: int
+    failed: int
+
+
+class RecallFigure(_Frozen):
+    """Measured recall of one entity type on one reference set, with its 95% interval."""
+
+    gold: int
+    removed: int
+    recall: float
+    low: float
+    high: float
+
+
+class MeasuredRecall(_Frozen):
+    """Recall of the detector configuration that scrubbed this dataset, as measured on reference data."""
+
+    detector_digest: str
+    measured: bool = Field(description="False when this configuration has no shipped measurement.")
+    method: str
+    references: dict[str, dict[str, RecallFigure]] = Field(default_factory=dict)
+    floors: dict[str, float] = Field(default_factory=dict, description="The policy's pii.recall_floor.")
 
 
 class GroupStats(_Frozen):
@@ -86,6 +119,12 @@ class PiiSummary(_Frozen):
     texts_scanned: int
     residual_by_entity: dict[str, int]
     residual_tolerance: int
+    independent_residual_by_entity: dict[str, int] = Field(
+        default_factory=dict, description="Findings of the independent re-scan (no NER model) in the scrubbed text.")
+    independent_recognizers: list[str] = Field(default_factory=list)
+    name_lists: str = "off"
+    org_as_person: str = "off"
+    measured_recall: MeasuredRecall | None = None
     recognizers: list[str]
     ner_model: str
     ner_model_version: str
@@ -134,6 +173,7 @@ class DatasetCard(_Frozen):
     digests: Digests
     validation: ValidationSummary
     pii: PiiSummary
+    post_scrub: PostScrubCheck | None = None
     representation: list[Representation]
     transformations: list[str]
     policy: PolicyRef

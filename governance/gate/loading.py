@@ -157,7 +157,7 @@ def load_table(
         table = pa.concat_tables(batches, promote_options="permissive") if batches else None
     except DataValidationError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every parser failure is a data problem; its text may hold data
+    except Exception as exc:
         raise DataValidationError(
             f"{path}: cannot be read as {spec.format} ({type(exc).__name__})",
             hint="check the file's format and the spec's 'format' field",

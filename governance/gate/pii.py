@@ -1,8 +1,11 @@
 """PII scrubbing of a table's text columns (the gate's step 3), and the residual check that follows it.
 
 ``scrub_text_columns`` anonymizes the declared text columns with the policy's operators, re-scans what it
-rewrote, and returns the new table with counts per entity type (:class:`PiiStats`) for the dataset card.
-``check_residual`` then refuses (exit 4) when the re-scan still finds more than the policy tolerates.
+rewrote with the same detector, looks at every scrubbed text again with an independent detector (no NER model),
+and returns the new table with counts per entity type (:class:`PiiStats`) for the dataset card.
+``check_residual`` then refuses (exit 4) when the same-detector re-scan still finds more than the policy
+tolerates; the independent re-scan's counts go to the card beside it (they measure, they do not gate: its name
+lists are built for recall, so they also count capitalised words that are not names).
 Texts and values stay in memory: they are never logged, written to disk, put in stats or in error messages.
 """
 
@@ -48,7 +51,9 @@ class PiiStats:
     rows_changed: Mapping[str, int]
     """Rows whose value the scrub rewrote, per column."""
     residual: Mapping[str, int]
-    """Findings the re-scan of the scrubbed text still reports, per entity type."""
+    """Findings the re-scan of the scrubbed text with the same detector still reports, per entity type."""
+    independent_residual: Mapping[str, int]
+    """Findings the independent detector (no NER model) reports in the scrubbed text, per entity type."""
     score_threshold: float
     engine: EngineInfo
     """Recognizers, NER model and version, presidio version, operators."""
@@ -57,6 +62,11 @@ class PiiStats:
     def residual_total(self) -> int:
         """All residual findings together: what ``check_residual`` compares with the tolerance."""
         return sum(self.residual.values())
+
+    @property
+    def independent_residual_total(self) -> int:
+        """All findings of the independent re-scan together."""
+        return sum(self.independent_residual.values())
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-able form for the card."""
@@ -67,6 +77,8 @@ class PiiStats:
             "rows_changed": dict(self.rows_changed),
             "residual": dict(self.residual),
             "residual_total": self.residual_total,
+            "independent_residual": dict(self.independent_residual),
+            "independent_residual_total": self.independent_residual_total,
             "score_threshold": self.score_threshold,
             **self.engine.to_dict(),
         }
@@ -121,8 +133,9 @@ def scrub_text_columns(
     outcomes = _scan(chunks, engine, workers, progress)
 
     by_column: dict[str, Counter[str]] = {column: Counter() for column in columns}
-    rows_changed: Counter[str] = Counter({column: 0 for column in columns})
+    rows_changed: Counter[str] = Counter(dict.fromkeys(columns, 0))
     residual: Counter[str] = Counter()
+    independent: Counter[str] = Counter()
     for chunk, outcome in zip(chunks, outcomes):
         column_values = values[chunk.column]  # the chunks hold their own lists, so this can change in place
         for row, before, after in zip(chunk.rows, chunk.texts, outcome.scrubbed):
@@ -131,6 +144,7 @@ def scrub_text_columns(
                 rows_changed[chunk.column] += 1
         by_column[chunk.column].update(outcome.findings)
         residual.update(outcome.residual)
+        independent.update(outcome.independent_residual)
 
     import pyarrow as pa
 
@@ -147,6 +161,7 @@ def scrub_text_columns(
         findings_by_column={column: _per_entity(counts, entities) for column, counts in by_column.items()},
         rows_changed=dict(rows_changed),
         residual=_per_entity(residual, entities),
+        independent_residual=_per_entity(independent, entities),
         score_threshold=rules.score_threshold,
         engine=engine.info,
     )

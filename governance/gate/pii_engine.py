@@ -1,6 +1,8 @@
 """The PII engine: presidio's analyzer and anonymizer, built once from a policy's PII rules, failing closed.
 
-Building it is the one place that touches presidio's and spaCy's setup. If the spaCy model the policy names
+Building it is the one place that touches presidio's and spaCy's setup. Besides presidio's own recognizers the
+analyzer runs govtrain's layers (:mod:`pii_recognizers`) as the policy enables them, and the engine carries a
+second, independent set of recognizers for the residual re-scan, none of which reads the NER model. If the spaCy model the policy names
 cannot be loaded, has no NER component, or cannot produce PERSON when PERSON is asked for, the gate refuses
 (exit 4): it never falls back to regex-only detection.
 """
@@ -17,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from governance.errors import PolicyRefusal
+from governance.gate.pii_names import NAME_LOCALES
 from policies.model import OperatorRule, PiiRules
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, EntityRecognizer
     from presidio_anonymizer import AnonymizerEngine
     from presidio_anonymizer.entities import OperatorConfig
     from spacy.language import Language
@@ -41,8 +44,10 @@ _NER_MODEL_CONFIGURATION = {
     },
     "low_confidence_score_multiplier": 0.4,
     "low_score_entity_names": [],
+    # ORGANIZATION is kept so the guarded spaCy recognizer can take the ORG spans that hold a listed name as
+    # PERSON; presidio itself only reports it when a policy asks for ORGANIZATION, which none may.
     "labels_to_ignore": [
-        "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT",
+        "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT",
         "QUANTITY", "WORK_OF_ART",
     ],
 }
@@ -62,6 +67,11 @@ class EngineInfo:
 
     recognizers: tuple[str, ...]
     """Names of the presidio recognizers serving the policy's entities."""
+    independent_recognizers: tuple[str, ...]
+    """Names of the recognizers of the independent re-scan (no NER model, no tagger)."""
+    name_lists: str
+    """Where the name lists come from (Faker version and locales), or ``off``."""
+    org_as_person: str
     ner_model: str
     """The spaCy model package the policy names."""
     ner_model_version: str
@@ -75,6 +85,9 @@ class EngineInfo:
         """A JSON-able form."""
         return {
             "recognizers": list(self.recognizers),
+            "independent_recognizers": list(self.independent_recognizers),
+            "name_lists": self.name_lists,
+            "org_as_person": self.org_as_person,
             "ner_model": self.ner_model,
             "ner_model_version": self.ner_model_version,
             "spacy_version": self.spacy_version,
@@ -91,6 +104,8 @@ class PiiEngine:
     analyzer: AnalyzerEngine
     batch_analyzer: BatchAnalyzerEngine
     anonymizer: AnonymizerEngine
+    independent: tuple[EntityRecognizer, ...]
+    """The independent re-scan's recognizers: patterns and listed names, without the NER model or its tagger."""
     operators: Mapping[str, OperatorConfig] = field(repr=False)
     placeholders: re.Pattern[str]
     """Matches the ``<ENTITY>`` tokens the replace operator writes; findings inside them are not PII."""
@@ -122,7 +137,7 @@ def load_pii_engine(rules: PiiRules, *, hash_salt: bytes | None = None) -> PiiEn
     try:
         nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration).create_engine()
         analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=[rules.language])
-    except Exception as exc:  # noqa: BLE001 - a broken model package fails in many ways; all of them refuse
+    except Exception as exc:
         raise PolicyRefusal(
             f"the NER model '{rules.ner_model}' could not be loaded ({type(exc).__name__})",
             hint=f"reinstall it: pip install --force-reinstall {rules.ner_model}",
@@ -131,6 +146,7 @@ def load_pii_engine(rules: PiiRules, *, hash_salt: bytes | None = None) -> PiiEn
         raise PolicyRefusal(f"presidio did not build a spaCy NLP engine for '{rules.ner_model}'")
     nlp = nlp_engine.get_nlp(rules.language)
     _check_ner(nlp, rules, nlp_engine.ner_model_configuration.model_to_presidio_entity_mapping or {})
+    independent = _add_govtrain_recognizers(analyzer, rules)
     recognizers = _check_recognizers(analyzer, rules)
 
     salt = hash_salt if hash_salt is not None else secrets.token_bytes(32)
@@ -138,6 +154,10 @@ def load_pii_engine(rules: PiiRules, *, hash_salt: bytes | None = None) -> PiiEn
     names = "|".join(re.escape(entity) for entity in sorted(rules.entities, key=len, reverse=True))
     info = EngineInfo(
         recognizers=recognizers,
+        independent_recognizers=tuple(sorted({str(r.name) for r in independent})),  # type: ignore[has-type]
+        name_lists=(f"Faker {metadata.version('faker')}: names of {', '.join(NAME_LOCALES)}; places"
+                    if rules.name_lists else "off"),
+        org_as_person=rules.org_as_person,
         ner_model=rules.ner_model,
         ner_model_version=str(nlp.meta.get("version", "unknown")),
         spacy_version=metadata.version("spacy"),
@@ -149,12 +169,56 @@ def load_pii_engine(rules: PiiRules, *, hash_salt: bytes | None = None) -> PiiEn
         analyzer=analyzer,
         batch_analyzer=BatchAnalyzerEngine(analyzer),
         anonymizer=AnonymizerEngine(),  # type: ignore[no-untyped-call]
+        independent=independent,
         operators=operators,
         placeholders=re.compile(f"<(?:{names})>"),
         info=info,
         runs_transformers=any("transformer" in nlp.get_pipe_meta(name).factory for name in nlp.pipe_names),
         hash_salt=salt,
     )
+
+
+def _add_govtrain_recognizers(analyzer: AnalyzerEngine, rules: PiiRules) -> tuple[EntityRecognizer, ...]:
+    """Swap in the guarded spaCy recognizer, add the layers the policy enables, and return the independent set.
+
+    The independent re-scan always runs the same set, whatever layers the first pass used: every recognizer
+    that does not read the NER model (presidio's patterns and checksums), the account and obfuscated e-mail
+    patterns, and the name lists judging context by capitals rather than by the model's tagger.
+    """
+    from governance.gate.pii_names import name_lists
+    from governance.gate.pii_places import place_names
+    from governance.gate.pii_recognizers import (
+        AccountRecognizer,
+        GuardedSpacyRecognizer,
+        NameListRecognizer,
+        ObfuscatedEmailRecognizer,
+        PlaceListRecognizer,
+    )
+
+    registry = analyzer.registry
+    lists = name_lists(NAME_LOCALES)
+    places = place_names()
+    independent: list[EntityRecognizer] = [
+        r for r in registry.get_recognizers(language=rules.language, all_fields=True) if not _reads_ner(r)]
+    independent += [AccountRecognizer(rules.language), ObfuscatedEmailRecognizer(rules.language),
+                    NameListRecognizer(lists, rules.language, use_tagger=False),
+                    PlaceListRecognizer(places, rules.language)]
+    registry.remove_recognizer("SpacyRecognizer", language=rules.language)
+    registry.add_recognizer(GuardedSpacyRecognizer(lists, rules.language, org_as_person=rules.org_as_person))
+    if rules.account_patterns:
+        registry.add_recognizer(AccountRecognizer(rules.language))
+        registry.add_recognizer(ObfuscatedEmailRecognizer(rules.language))
+    if rules.name_lists:
+        registry.add_recognizer(NameListRecognizer(lists, rules.language))
+        registry.add_recognizer(PlaceListRecognizer(places, rules.language))
+    return tuple(r for r in independent if set(r.supported_entities) & set(rules.entities))
+
+
+def _reads_ner(recognizer: EntityRecognizer) -> bool:
+    """Recognizers whose findings come from the NER model's entities (presidio's spaCy/transformers ones)."""
+    from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+    return isinstance(recognizer, SpacyRecognizer) or "Transformers" in type(recognizer).__name__
 
 
 def _prepare_environment() -> None:

