@@ -97,13 +97,19 @@ def data_list(app: AppContext) -> None:
 @data.command("show")
 @click.argument("ref", metavar="NAME[@VERSION]")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--samples", type=int, metavar="K",
+              help="Also show K random rows of the stored, scrubbed data (compliance or admin; logged; needs the "
+                   "master key; decrypted in memory only).")
 @pass_app
-def data_show(app: AppContext, ref: str, fmt: str) -> None:
+def data_show(app: AppContext, ref: str, fmt: str, samples: int | None) -> None:
     """Show a dataset card as Markdown (a Hugging Face dataset card) or JSON (the signed source of truth)."""
     from datacards.render import render_markdown
     from governance.gate.approvals import card_status
     from governance.gate.catalog import DatasetCatalog
 
+    if samples is not None:
+        _show_samples(app, ref, samples)
+        return
     workspace = app.find_workspace()
     catalog = DatasetCatalog(workspace)
     name, version = catalog.resolve(ref)
@@ -153,3 +159,17 @@ def _decide(app: AppContext, ref: str, decision: str, note: str) -> None:
         f"{decision} {name}@{version} as {signed.by_name} (card sha256:{signed.card_digest[:12]}); "
         f"status: {status.status} ({len(status.counted)} of {status.quorum} approval(s))",
     )
+
+
+def _show_samples(app: AppContext, ref: str, count: int) -> None:
+    from governance.crypto.keyring import workspace_master_key
+    from governance.gate.samples import sample_scrubbed_rows
+    from governance.session import open_session
+
+    workspace = app.find_workspace()
+    kek = workspace_master_key(workspace)
+    with open_session(workspace, app.identity, ["compliance", "admin"], "data show --samples") as session:
+        dataset, rows = sample_scrubbed_rows(session, ref, count, kek)
+    text = "\n".join(f"--- row {i + 1} of {len(rows)} (scrubbed) ---\n" + "\n".join(f"{k}: {v}" for k, v in row.items())
+                     for i, row in enumerate(rows))
+    app.emit({"dataset": dataset, "rows": rows}, f"{len(rows)} random scrubbed row(s) of {dataset}:\n{text}")

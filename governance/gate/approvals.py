@@ -104,7 +104,7 @@ def decide(session: Session, ref: str, decision: Decision, note: str) -> tuple[C
     card = catalog.read_card(name, version)
     actor = session.actor
     assert actor is not None
-    _check_vault(session.workspace, card)
+    check_vault(session.workspace, card)
     before = card_status(session.workspace, card)
     rules = before.policy.policy.approval
     if actor.role not in rules.approver_roles:
@@ -132,7 +132,7 @@ def decide(session: Session, ref: str, decision: Decision, note: str) -> tuple[C
     return signed, card_status(session.workspace, card)
 
 
-def _check_vault(workspace: Workspace, card: DatasetCard) -> Path:
+def check_vault(workspace: Workspace, card: DatasetCard) -> Path:
     path = workspace.root / card.vault_object
     try:
         actual = sha256_file(path)
@@ -163,7 +163,7 @@ def check_dataset_gate(workspace: Workspace, ref: str, policy: RegisteredPolicy)
         version = _latest_approved(workspace, catalog, name, policy) or version
     card = catalog.read_card(name, version)
     status = card_status(workspace, card)
-    vault_path = _check_vault(workspace, card)
+    vault_path = check_vault(workspace, card)
     if card.policy.digest != policy.digest:
         raise PolicyRefusal(
             f"{card.ref} was ingested under policy '{card.policy.name}' (sha256:{card.policy.digest[:12]}), "

@@ -40,6 +40,7 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
     "data.ingested": frozenset({"engineer", "compliance"}),
     "data.approved": frozenset({"compliance", "admin"}),
     "data.rejected": frozenset({"compliance", "admin"}),
+    "data.sampled": frozenset({"compliance", "admin"}),
     "run.": frozenset({"engineer"}),
     "run.exported": frozenset({"engineer", "compliance"}),
     "run.release.approved": frozenset({"compliance", "admin"}),

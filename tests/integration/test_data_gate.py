@@ -156,6 +156,24 @@ def test_vault_decrypts_to_scrubbed_parquet(gate_team) -> None:  # type: ignore[
     assert table.num_rows == card["rows"]["stored"]
 
 
+def test_compliance_samples_scrubbed_rows_and_it_is_logged(gate_team) -> None:  # type: ignore[no-untyped-def]
+    """data show --samples: rows of the stored (scrubbed) table, for compliance only, and logged (counts only)."""
+    import pyarrow.parquet as pq
+
+    team, *_ = gate_team
+    stored = pq.read_table(io.BytesIO(read_encrypted_file(team.workspace / "vault/reddit/1/data.parquet.enc",
+                                                          load_master_key()))).to_pylist()
+    result = team.as_("carol", "--json", "data", "show", "reddit", "--samples", "3")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert len(rows) == 3 and all(row in stored for row in rows)  # the scrubbed rows, nothing raw
+    logged = [json.loads(line) for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()][-1]
+    assert logged["event"] == "data.sampled" and logged["payload"]["rows"] == 3
+    assert not any(row["comment"] in json.dumps(logged) for row in rows)
+    refused = team.as_("erin", "data", "show", "reddit", "--samples", "3")
+    assert refused.exit_code == 6
+
+
 BAD_INPUTS = {
     "missing file": (None, 2, "no such file"),
     "empty file": (b"", 3, "the file is empty"),
