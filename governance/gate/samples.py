@@ -13,7 +13,7 @@ from typing import Any
 
 from governance.crypto import MasterKey, read_encrypted_file
 from governance.errors import ConfigError
-from governance.gate.approvals import check_vault, card_status
+from governance.gate.approvals import card_status, check_vault
 from governance.gate.catalog import DatasetCatalog
 from governance.session import Session
 
