@@ -71,10 +71,20 @@ def card_status(workspace: Workspace, card: DatasetCard, ledger: lg.Ledger | Non
         raise IntegrityError(f"{card.ref}: the card names a different policy than its logged ingest")
     policy = registered_policy(workspace, card.policy.digest, ledger)
     _check_decision_files(workspace, card, ledger)
+    counted, rejection = count_decisions(ledger, ingest, policy)
+    return CardStatus(card, policy, ingest, counted, rejection, policy.policy.approval.quorum)
+
+
+def count_decisions(ledger: lg.Ledger, ingest: lg.Ingest, policy: RegisteredPolicy, *, before_seq: int | None = None
+                    ) -> tuple[tuple[lg.Decision, ...], lg.Decision | None]:
+    """The approvals that count for an ingested card (and the standing rejection), from the log alone; with
+    ``before_seq``, as they stood just before that entry (what a run started there could rely on)."""
     rules = policy.policy.approval
     counted: dict[str, lg.Decision] = {}
     rejection: lg.Decision | None = None
-    for decision in ledger.decisions_on(digest):
+    for decision in ledger.decisions_on(ingest.card_digest):
+        if before_seq is not None and decision.seq >= before_seq:
+            break
         member = ledger.member_by_key(decision.key_id)
         if member is None or member.compromised or decision.role not in rules.approver_roles:
             continue
@@ -85,7 +95,7 @@ def card_status(workspace: Workspace, card: DatasetCard, ledger: lg.Ledger | Non
             continue
         counted.setdefault(decision.key_id, decision)
         rejection = None  # approved again after the rejection
-    return CardStatus(card, policy, ingest, tuple(counted.values()), rejection, rules.quorum)
+    return tuple(counted.values()), rejection
 
 
 def _check_decision_files(workspace: Workspace, card: DatasetCard, ledger: lg.Ledger) -> None:

@@ -130,6 +130,7 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
         privacy = ("blocked" if not judged.releasable else "pass" if judged.outcome == "PASS"
                    else "flagged" if judged.outcome == "FAIL" else "not judged")
     policy = registered_policy(workspace, str(record.started.get("policy_digest")), ledger)
+    _check_gate_at_start(ledger, record, policy)
     rules = policy.policy.release
     needs = rules.require_approval == "always" or verdict != "pass" or privacy not in ("pass", "not measured")
     counted: dict[str, Decision] = {}
@@ -139,6 +140,25 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
             counted.setdefault(decision.key_id, decision)
     return ReleaseState(run_id, verdict, failed, unjudged, needs, tuple(counted.values()), rules.quorum, policy,
                         privacy)
+
+
+def _check_gate_at_start(ledger: Ledger, record: RunRecord, policy: RegisteredPolicy) -> None:
+    """The run's logged start must name a card that was ingested under the run's policy and approved (quorum, no
+    standing rejection) before the run started: a run appended to the log by hand around a model trained on
+    unapproved data is not releasable, whatever its reports say."""
+    from governance.gate.approvals import count_decisions
+
+    assert record.started is not None and record.started_seq is not None
+    ingest = ledger.ingest_of(str(record.started.get("card_digest")))
+    if ingest is None or ingest.policy_digest != policy.digest or ingest.seq >= record.started_seq:
+        raise IntegrityError(f"run {record.run_id}: its logged start names no card ingested under its policy",
+                             hint="the run's entries were not written by govtrain run")
+    counted, rejection = count_decisions(ledger, ingest, policy, before_seq=record.started_seq)
+    if rejection is not None or len(counted) < policy.policy.approval.quorum:
+        raise PolicyRefusal(f"run {record.run_id} started on {ingest.dataset} without a standing approval "
+                            "(not approved then, or its approval was voided since)",
+                            hint="a run whose entries govtrain run did not write, or whose approver was revoked "
+                                 "as compromised, cannot be released")
 
 
 def approve_release(session: Session, run_id: str) -> ReleaseState:

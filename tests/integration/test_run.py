@@ -255,3 +255,31 @@ def test_privacy_report_judges_membership_inference(trained) -> None:  # type: i
     release = json.loads(team.as_("erin", "--json", "runs", "show", out["run_id"]).stdout)["run"]["release"]
     expected = {"PASS": "pass", "FAIL": "flagged", "NOT JUDGED": "not judged"}[privacy["verdict"]["outcome"]]
     assert release["privacy"] == expected
+
+
+def test_a_run_appended_by_hand_around_unapproved_data_is_not_releasable(trained, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                           shared_data: Path) -> None:
+    """An engineer copies a finished run's files and appends a consistent run record, signed with her own key,
+    that names a card nobody approved: its reports verify, but the release gate replays the data gate."""
+    import shutil
+
+    from tests.integration.test_insider import append_as, log_entries
+
+    team, out = trained
+    data = reddit_subset(shared_data, tmp_path, rows=600)
+    assert team.as_("erin", "data", "ingest", str(data), "--name", "sneaky", "--spec", str(SPEC)).exit_code == 0
+    card = json.loads(team.as_("erin", "data", "show", "sneaky", "--format", "json").stdout)
+    from datacards.card import DatasetCard
+
+    sneaky_digest = DatasetCard.model_validate(card).digest()
+    fake = "run-20990101-000000-abcdef"
+    shutil.copytree(team.workspace / "runs" / out["run_id"], team.workspace / "runs" / fake)
+    entries = {e["event"]: e["payload"] for e in log_entries(team) if e["payload"].get("run_id") == out["run_id"]}
+    append_as(team, "erin", "run.started", {**entries["run.started"], "run_id": fake, "dataset": "sneaky@1",
+                                            "card_digest": sneaky_digest})
+    append_as(team, "erin", "run.finished", {**entries["run.finished"], "run_id": fake})
+    append_as(team, "erin", "report.written", {**entries["report.written"], "run_id": fake})
+    assert team.as_("carol", "runs", "approve", fake).exit_code == 4
+    refused = team.as_("erin", "runs", "export", fake, "--out", str(tmp_path / "out"))
+    assert refused.exit_code == 4 and "without a standing approval" in refused.stderr
+    assert not (tmp_path / "out").exists()
