@@ -6,21 +6,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from datacards.card import GroupStats, Representation
+from datacards.labels import label_key
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-
-def label_key(value: object) -> str:
-    """A label as a stable string key, whatever type the file gave it: ``True``, ``1``, ``1.0`` and ``"1"`` are
-    all ``"1"`` (as validation compares them); other strings stay as they are, case included."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return str(int(value.strip()))
-    return str(value)
 
 
 def positive_label(allowed: Sequence[object] | None, observed: Sequence[str]) -> str | None:

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datacards.build import label_key, representation
+from datacards.build import representation
 from datacards.card import (
     ColumnSchema,
     DatasetCard,
@@ -36,6 +36,7 @@ from datacards.card import (
     RowCounts,
     ValidationSummary,
 )
+from datacards.labels import label_key
 from governance.crypto import MasterKey, write_encrypted_file
 from governance.gate.catalog import DatasetCatalog, StagedVersion, check_dataset_name
 from governance.gate.loading import LoadedData, check_input_file, load_table

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import numbers
 import os
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from datacards.labels import canonical_label
 from governance.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
@@ -42,9 +40,6 @@ if TYPE_CHECKING:
 TEXT_KEY_COLUMN = "__govtrain_text_key__"
 """The derived column holding the combination of a row's text columns; duplicates are measured on it."""
 
-_INTEGER = re.compile(r"^[+-]?\d+$")
-
-
 def import_great_expectations() -> ModuleType:
     """Import great-expectations (about 4 s) with analytics off and its loggers quiet."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -52,35 +47,6 @@ def import_great_expectations() -> ModuleType:
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     return great_expectations
-
-
-def canonical_label(value: object) -> str | None:
-    """The form labels are compared in: bools and integral numbers as integers, strings stripped; null stays None."""
-    if value is None or type(value).__name__ == "NAType":
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in ("true", "false"):
-            return "1" if text.lower() == "true" else "0"
-        if _INTEGER.match(text):
-            return str(int(text))
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        return _canonical_number(number) if math.isfinite(number) else text
-    if isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")):
-        return "1" if value else "0"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        return None if math.isnan(number) else _canonical_number(number)
-    return str(value)
-
-
-def _canonical_number(number: float) -> str:
-    return str(int(number)) if number.is_integer() else repr(number)
 
 
 @dataclass(frozen=True)

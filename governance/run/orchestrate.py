@@ -92,7 +92,7 @@ def prepare_data(approved: ApprovedDataset, config: RunConfig, kek: MasterKey) -
     """Decrypt the approved Parquet into memory and split it; sensitive columns never reach the texts."""
     import pyarrow.parquet as pq
 
-    from datacards.build import label_key
+    from datacards.labels import label_key
 
     table = pq.read_table(io.BytesIO(read_encrypted_file(approved.vault_path, kek)))
     needed = [*config.columns.text, *([config.columns.label] if config.columns.label else []),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from datacards.build import label_key, positive_label, representation, size_category
+from datacards.build import positive_label, representation, size_category
+from datacards.labels import label_key
 
 
-@pytest.mark.parametrize(("value", "key"), [(True, "1"), (0, "0"), (1.0, "1"), (" 2 ", "2"), ("spam", "spam")])
+@pytest.mark.parametrize(("value", "key"), [(True, "1"), (0, "0"), (1.0, "1"), (" 2 ", "2"), ("spam", "spam"),
+                                          ("true", "1"), ("1.0", "1"), (None, "<missing>")])
 def test_label_key(value: object, key: str) -> None:
     assert label_key(value) == key
 

@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+from datacards.labels import canonical_label
 from governance.errors import ConfigError, DataValidationError
 from governance.gate.spec import DatasetSpec, load_dataset_spec
 from governance.gate.validation import ExpectationOutcome, ValidationReport, check_validation, validate_table
-from governance.gate.validation_suite import TEXT_KEY_COLUMN, build_suite, canonical_label
+from governance.gate.validation_suite import TEXT_KEY_COLUMN, build_suite
 from policies.model import ValidationRules
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
