@@ -216,6 +216,9 @@ class PrivacyRules(_Strict):
     action: Literal["block", "warn"] = Field("warn", description="On a FAIL: block release, or flag it.")
     unjudged: Literal["block", "warn"] = Field(
         "warn", description="On NOT JUDGED (too few examples): block release, or warn (release then needs approval).")
+    max_extraction_rate: float | None = Field(
+        None, ge=0.0, le=1.0, description="Language models: highest tolerated share of probed training texts "
+                                          "reproduced verbatim (none: reported, not judged).")
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence of every PASS and FAIL.")
 
 

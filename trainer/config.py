@@ -139,6 +139,12 @@ class TrainingConfig:
     """Seeds model init, dropout and the per-epoch data order."""
     gradient_checkpointing: bool = False
     """Recompute activations during the backward pass instead of keeping them: less memory, more compute."""
+    extraction_sample: int = 0
+    """Causal LM: training texts probed for verbatim extraction after training (0: off)."""
+    extraction_prefix: int = 32
+    """Tokens of each probed text given as the prompt."""
+    extraction_suffix: int = 32
+    """Tokens that must then be reproduced exactly for the text to count as extracted."""
     membership_sample: int = 0
     """Training examples whose loss is measured after training (the members of a membership-inference test);
     0 turns it off."""
@@ -233,8 +239,10 @@ def validate(config: TrainConfig) -> None:
         "overfitting_alarm.evaluations": t.overfitting_alarm.evaluations,
     }
     problems += [f"{name} must be >= 1" for name, value in positive.items() if value < 1]
-    if t.membership_sample < 0:
-        problems.append("membership_sample must be >= 0")
+    if t.membership_sample < 0 or t.extraction_sample < 0:
+        problems.append("membership_sample and extraction_sample must be >= 0")
+    if t.extraction_prefix < 1 or t.extraction_suffix < 1:
+        problems.append("extraction_prefix and extraction_suffix must be >= 1")
     if t.max_steps is not None and t.max_steps < 1:
         problems.append("max_steps must be >= 1 or None")
     if t.learning_rate <= 0:

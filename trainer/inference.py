@@ -123,3 +123,38 @@ def sentence_log_likelihood(
     sums = _loss_sums(model, tokenizer, sentences, max_length=None, batch_size=batch_size,
                       autocast_dtype=autocast_dtype)
     return [-total for total, _ in sums]
+
+
+@torch.no_grad()
+def extraction_matches(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    prefix: int,
+    suffix: int,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[bool]:
+    """For each text at least ``prefix + suffix`` tokens long: does greedy decoding from its first ``prefix``
+    tokens reproduce its next ``suffix`` tokens exactly? (The extraction test of "Quantifying Memorization".)
+    Shorter texts are left out, so the list may be shorter than ``texts``; a model whose context is shorter than
+    ``prefix + suffix`` cannot be probed (empty list)."""
+    if prefix + suffix > _position_limit(model, tokenizer, None):
+        return []
+    device = _device(model)
+    was_training = model.training
+    model.eval()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else separator_id(tokenizer)
+    out: list[bool] = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) < prefix + suffix:
+            continue
+        prompt = torch.tensor([ids[:prefix]], device=device)
+        with _autocast(device, autocast_dtype):
+            generated = model.generate(  # type: ignore[operator]
+                input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=suffix, min_new_tokens=suffix,
+                do_sample=False, pad_token_id=pad)
+        out.append(generated[0, prefix:prefix + suffix].tolist() == ids[prefix:prefix + suffix])
+    model.train(was_training)
+    return out

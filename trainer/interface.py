@@ -130,6 +130,8 @@ class TrainResult:
     artifact_digests: dict[str, str]
     """Digest the store returned for each final model file (``model/...``)."""
     resumed_from_step: int | None = None
+    extraction: tuple[bool, ...] = ()
+    """Causal LM: per probed training text (long enough), whether greedy decoding reproduced its continuation."""
     member_losses: tuple[float, ...] = ()
     """Per-example loss of the first ``membership_sample`` training examples (for the membership-inference
     test; empty when it is off). Non-members are the test split (``test_predictions``/``test_example_losses``)."""

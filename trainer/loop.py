@@ -34,7 +34,7 @@ from trainer.distributed import DistContext, init_distributed, shutdown, wrap_mo
 from trainer.errors import TrainerConfigError, TrainerDataError
 from trainer.evaluation import classification_loss, evaluate, lm_loss
 from trainer.evaluation import example_losses as example_losses_of
-from trainer.inference import predict_classification, sequence_losses
+from trainer.inference import extraction_matches, predict_classification, sequence_losses
 from trainer.interface import (
     CHECKPOINT_NAME,
     MODEL_PREFIX,
@@ -201,6 +201,7 @@ def _train(
     predictions: tuple[ClassPrediction, ...] = ()
     example_losses: tuple[float, ...] = ()
     members: tuple[float, ...] = ()
+    extraction: tuple[bool, ...] = ()
     digests: dict[str, str] = {}
     if dist.is_main:
         if classification and splits.test:
@@ -218,6 +219,10 @@ def _train(
                 model, Encoded(train_data.input_ids[:t.membership_sample], None,
                                (train_data.loss_mask or [])[:t.membership_sample]),
                 batch_size=t.batch_size, pad_id=pad_id, device=runtime.device, autocast=runtime.autocast))
+        if not classification and t.extraction_sample:
+            extraction = tuple(extraction_matches(model, tokenizer, list(splits.train[:t.extraction_sample]),
+                                                  prefix=t.extraction_prefix, suffix=t.extraction_suffix,
+                                                  autocast_dtype=runtime.autocast_dtype))
         files = {**model_files(model), **tokenizer_files(tokenizer, max_positions(config))}
         digests = {MODEL_PREFIX + name: store.write(MODEL_PREFIX + name, data) for name, data in files.items()}
     dist.barrier()
@@ -231,7 +236,7 @@ def _train(
         samples_per_s=samples * dist.world_size / train_time if train_time > 0 and samples else 0.0,
         overfitting_alarm=state.alarm.fired, overfitting_alarm_step=state.alarm.fired_step,
         parameter_count=count_parameters(model), artifact_digests=digests, resumed_from_step=resumed_from,
-        member_losses=members,
+        member_losses=members, extraction=extraction,
     )
 
 

@@ -156,6 +156,8 @@ def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> An
         overfitting_alarm=OverfittingAlarmConfig(max_gap=t.overfitting_alarm.max_gap,
                                                  evaluations=t.overfitting_alarm.evaluations),
         precision=t.precision, seed=t.seed, membership_sample=config.privacy.membership_sample,
+        extraction_sample=config.privacy.extraction_sample, extraction_prefix=config.privacy.extraction_prefix,
+        extraction_suffix=config.privacy.extraction_suffix,
         gradient_checkpointing=t.gradient_checkpointing,
     )
     return TrainConfig(task=config.task, model=model, training=training,

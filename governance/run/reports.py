@@ -223,7 +223,7 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
                     test_groups: dict[str, list[str]]) -> Any:
     """The membership-inference test: the final model's loss on a sample of training examples (members) against
     the held-out test split's (non-members), judged against the policy's bound."""
-    from reports.privacy import PrivacyReport, judge_privacy, membership_inference
+    from reports.privacy import PrivacyReport, extraction_rate, judge_privacy, membership_inference
 
     members = list(result.member_losses)
     if config.task == "text-classification":
@@ -243,9 +243,14 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
             members, outsiders, confidence=rules.confidence, min_group_size=policy.bias.min_group_size,
             member_groups={c: [v[i] for i in member_rows] for c, v in data.groups.items()} or None,
             nonmember_groups={c: [g[i] for i in keep] for c, g in test_groups.items()} or None)
+    extraction = []
+    if config.task == "causal-lm" and result.extraction:
+        extraction = [extraction_rate(list(result.extraction), k=config.privacy.extraction_prefix,
+                                      m=config.privacy.extraction_suffix, confidence=rules.confidence)]
     verdict = judge_privacy(inference, max_auc=rules.max_membership_auc, confidence=rules.confidence,
+                            extraction=extraction, max_extraction_rate=rules.max_extraction_rate,
                             action=rules.action, unjudged=rules.unjudged)
-    return PrivacyReport(run_id=run_id, membership=inference, verdict=verdict)
+    return PrivacyReport(run_id=run_id, membership=inference, extraction=extraction or None, verdict=verdict)
 
 
 def _last_val_loss(history: Any) -> float | None:
