@@ -13,7 +13,7 @@ from governance.errors import ConfigError
 from governance.loading import parse_yaml_mapping, validate_model
 from governance.run.config import RunConfig, load_run_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 VALID = {
     "dataset": "redditbias@2",
     "task": "text-classification",

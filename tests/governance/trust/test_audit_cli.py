@@ -115,7 +115,7 @@ def test_every_recorded_event_has_a_role_rule() -> None:
 
     from governance.trust.ledger import EVENT_ROLES
 
-    root = Path(__file__).resolve().parents[2] / "governance"
+    root = Path(__file__).resolve().parents[3] / "governance"
     events: set[str] = set()
     for path in root.rglob("*.py"):
         events |= set(re.findall(r'record\(\s*"([a-z.]+)"', path.read_text()))
