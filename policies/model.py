@@ -216,6 +216,8 @@ class PrivacyRules(_Strict):
     action: Literal["block", "warn"] = Field("warn", description="On a FAIL: block release, or flag it.")
     unjudged: Literal["block", "warn"] = Field(
         "warn", description="On NOT JUDGED (too few examples): block release, or warn (release then needs approval).")
+    allow_canary_release: bool = Field(
+        False, description="May a model trained with planted canaries (an audit run) be released?")
     max_extraction_rate: float | None = Field(
         None, ge=0.0, le=1.0, description="Language models: highest tolerated share of probed training texts "
                                           "reproduced verbatim (none: reported, not judged).")

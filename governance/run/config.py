@@ -163,6 +163,10 @@ class Privacy(_Strict):
         100, ge=0, le=10_000, description="causal-lm: training texts probed for verbatim extraction (0: none).")
     extraction_prefix: int = Field(32, ge=1, le=4096, description="Prompt tokens of each probe (k).")
     extraction_suffix: int = Field(32, ge=1, le=4096, description="Tokens that must come back exactly (m).")
+    canaries: bool = Field(
+        False, description="causal-lm: plant random secrets (SSN-like, phone, e-mail; 1, 4 and 16 times) in the "
+                           "training stream, in memory only, and report each one's exposure. Makes the run an audit "
+                           "run: not releasable unless the policy allows it.")
 
 
 class RunConfig(_Strict):
@@ -190,6 +194,8 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _task_fits(self) -> RunConfig:
+        if self.privacy.canaries and self.task != "causal-lm":
+            raise ValueError("privacy.canaries: canary exposure is measured for task causal-lm")
         if self.columns.prompt is not None and self.task != "causal-lm":
             raise ValueError("columns.prompt: instruction data (prompt/response) is for task causal-lm")
         if self.task == "text-classification" and self.columns.label is None:

@@ -13,6 +13,7 @@ and only rank 0 appends audit events, writes the status record and the reports.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -20,7 +21,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +32,7 @@ import yaml
 from governance.crypto import MasterKey, read_encrypted_file
 from governance.errors import ConfigError, PolicyRefusal
 from governance.gate.approvals import ApprovedDataset
+from governance.run.canaries import Canary, make_canaries, plant
 from governance.run.config import FromConfigModel, RunConfig
 from governance.run.folder import EncryptedRunStore, RunFolder
 from governance.run.splits import SplitPlan, plan_splits
@@ -238,8 +240,10 @@ def run_training(
     quiet: bool,
     progress: Callable[[str], None],
     after_training: Callable[[PreparedData, Any, EncryptedRunStore], dict[str, Any]] | None = None,
+    canaries: Sequence[Canary] = (),
 ) -> RunOutcome:
-    """Steps 3-5 of the module docstring; ``session`` is None on ranks other than 0."""
+    """Steps 3-5 of the module docstring; ``session`` is None on ranks other than 0. ``canaries`` are planted in
+    the training texts in memory (an audit run)."""
     from trainer import TextSplits, train
 
     started = time.perf_counter()
@@ -247,7 +251,8 @@ def run_training(
     if session is not None:
         session.record("run.resumed" if resume else "run.started", {
             "run_id": folder.run_id, "config_digest": config_digest(config), "dataset": approved.card.ref,
-            "card_digest": approved.card.digest(), **policy_ref(policy), "environment": env})
+            "card_digest": approved.card.digest(), **policy_ref(policy), "environment": env,
+            **({"audit_run": True, "canaries": len(canaries)} if canaries else {})})
         folder.update_status(status="running", dataset=approved.card.ref, environment=env)
     data = prepare_data(approved, config, kek)
     if session is not None:
@@ -277,6 +282,8 @@ def run_training(
                         train_prompts=prompts_of(plan.train.indices),
                         validation_prompts=prompts_of(plan.validation.indices),
                         test_prompts=prompts_of(plan.test.indices))
+    if canaries:
+        splits = dataclasses.replace(splits, train=plant(splits.train, canaries))
     store = EncryptedRunStore(folder.path, kek)
     events = AuditEvents(session, folder.run_id, progress)
     result = train(trainer_config(config, data.label_names), splits, store=store, events=events,
@@ -341,6 +348,8 @@ def run_command(
     registered = resolve_policy(workspace, config.policy)  # only an admin-registered policy governs a run
     policy = registered.policy
     check_training_limits(config, policy)
+    if config.privacy.canaries and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("privacy.canaries needs a single process: every rank would draw other secrets")
     if rank() != 0:  # other ranks check and train; they never log or write
         require_role(workspace, identity, ["engineer"], "run")
         approved = check_dataset_gate(workspace, _dataset_ref(workspace, config, resume), registered)
@@ -350,6 +359,10 @@ def run_command(
         outcome = run_training(None, folder, config, policy, approved, workspace_master_key(workspace),
                                resume=bool(resume), quiet=True, progress=lambda _: None)
         return CommandOutcome({"run_id": outcome.run_id, "rank": rank()}, "")
+    if config.privacy.canaries and resume:
+        raise ConfigError("a run with privacy.canaries cannot be resumed: its secrets were never stored",
+                          hint="start a new run")
+    canaries = make_canaries() if config.privacy.canaries else []
     kek = workspace_master_key(workspace)
     with open_session(workspace, identity, ["engineer"], "run") as session:
         approved = check_dataset_gate(workspace, _dataset_ref(workspace, config, resume), registered)
@@ -375,11 +388,12 @@ def run_command(
             from governance.run.reports import write_run_reports
 
             progress("writing reports (bias, evaluation, transparency, provenance)")
-            return write_run_reports(session, folder, config, policy, approved, data, result, store, started_on)
+            return write_run_reports(session, folder, config, policy, approved, data, result, store, started_on,
+                                     canaries=canaries)
 
         try:
             outcome = run_training(session, folder, config, policy, approved, kek, resume=bool(resume),
-                                   quiet=quiet, progress=progress, after_training=reports)
+                                   quiet=quiet, progress=progress, after_training=reports, canaries=canaries)
         except Exception as error:
             folder.update_status(status="failed", error=type(error).__name__)
             session.record("run.failed", {"run_id": folder.run_id, "error": type(error).__name__})

@@ -38,11 +38,12 @@ class ReleaseState:
     quorum: int
     policy: RegisteredPolicy
     privacy: str = "not measured"  # the privacy report's verdict in the same words, when the run wrote one
+    audit_run: bool = False  # trained with planted canaries, under a policy that does not release such models
 
     @property
     def blocked(self) -> bool:
         """Whether a blocking policy rule forbids release, whatever anyone approves."""
-        return self.verdict == "blocked" or self.privacy == "blocked"
+        return self.verdict == "blocked" or self.privacy == "blocked" or self.audit_run
 
     @property
     def releasable(self) -> bool:
@@ -52,6 +53,8 @@ class ReleaseState:
 
     def explain(self) -> str:
         """Why the run is or is not releasable, in one line."""
+        if self.audit_run:
+            return "it is an audit run trained with planted canaries (privacy.allow_canary_release: false)"
         if self.privacy == "blocked" and self.verdict != "blocked":
             return "its privacy verdict failed under a blocking policy (privacy.action or privacy.unjudged: block)"
         privacy = f"; privacy verdict {self.privacy}" if self.privacy != "pass" else ""
@@ -138,8 +141,9 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
         member = ledger.member_by_key(decision.key_id)
         if member is not None and not member.compromised and decision.role in rules.approver_roles:
             counted.setdefault(decision.key_id, decision)
+    audit_run = bool(record.started.get("audit_run")) and not policy.policy.privacy.allow_canary_release
     return ReleaseState(run_id, verdict, failed, unjudged, needs, tuple(counted.values()), rules.quorum, policy,
-                        privacy)
+                        privacy, audit_run)
 
 
 def _check_gate_at_start(ledger: Ledger, record: RunRecord, policy: RegisteredPolicy) -> None:

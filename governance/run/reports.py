@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from governance.gate.approvals import ApprovedDataset
@@ -61,7 +62,7 @@ def _crows_pairs(config: RunConfig, store: EncryptedRunStore, policy: Policy) ->
 
 def write_run_reports(
     session: Session, folder: RunFolder, config: RunConfig, policy: Policy, approved: ApprovedDataset,
-    data: PreparedData, result: Any, store: EncryptedRunStore, started_on: str,
+    data: PreparedData, result: Any, store: EncryptedRunStore, started_on: str, *, canaries: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Compute and write the reports; log their digests; return what the run's status record gains."""
     from reports import bias as bias_reports
@@ -114,7 +115,7 @@ def write_run_reports(
                 min_group_size=policy.bias.min_group_size, bootstrap_samples=policy.bias.bootstrap_samples,
                 confidence=policy.bias.confidence, seed=config.training.seed)
 
-    privacy = _privacy_report(run_id, config, policy, data, result, test_groups) \
+    privacy = _privacy_report(run_id, config, policy, data, result, test_groups, store, canaries) \
         if "privacy" in policy.reports.emit else None
 
     card = approved.card
@@ -220,7 +221,7 @@ def code_digest() -> str:
 
 
 def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: PreparedData, result: Any,
-                    test_groups: dict[str, list[str]]) -> Any:
+                    test_groups: dict[str, list[str]], store: EncryptedRunStore, canaries: Sequence[Any]) -> Any:
     """The membership-inference test: the final model's loss on a sample of training examples (members) against
     the held-out test split's (non-members), judged against the policy's bound."""
     from reports.privacy import PrivacyReport, extraction_rate, judge_privacy, membership_inference
@@ -250,7 +251,18 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
     verdict = judge_privacy(inference, max_auc=rules.max_membership_auc, confidence=rules.confidence,
                             extraction=extraction, max_extraction_rate=rules.max_extraction_rate,
                             action=rules.action, unjudged=rules.unjudged)
-    return PrivacyReport(run_id=run_id, membership=inference, extraction=extraction or None, verdict=verdict)
+    exposures = None
+    if canaries:
+        from governance.run.canaries import exposures as measure_exposures
+        from reports.privacy import CanaryExposure
+        from trainer.inference import sequence_losses
+
+        model, tokenizer = load_trained_model(store, config)
+        exposures = [CanaryExposure.model_validate(e) for e in measure_exposures(
+            canaries, lambda texts: sequence_losses(model, tokenizer, texts, max_length=config.training.block_size,
+                                                    batch_size=config.training.batch_size))]
+    return PrivacyReport(run_id=run_id, membership=inference, extraction=extraction or None, canaries=exposures,
+                         verdict=verdict)
 
 
 def _last_val_loss(history: Any) -> float | None:

@@ -95,3 +95,35 @@ def test_instruction_data_trains_on_responses(team: Team, tmp_path: Path, shared
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     refused = team.as_("erin", "run", str(tmp_path / "bad.yaml"), "--dry-run")
     assert refused.exit_code == 2 and "columns.prompt" in refused.stderr
+
+
+def test_canaries_measure_exposure_and_make_an_audit_run(team: Team, tmp_path: Path, shared_data: Path) -> None:
+    """privacy.canaries: secrets planted in memory, their exposure reported, no secret anywhere on disk, and the
+    model of such an audit run cannot be released under the default policy."""
+    text = "\n\n".join((shared_data / "tinyshakespeare/input.txt").read_text().split("\n\n")[300:560])
+    (tmp_path / "more.txt").write_text(text)
+    ingest = team.as_("erin", "data", "ingest", str(tmp_path / "more.txt"), "--name", "more",
+                      "--spec", str(REPO / "examples/shakespeare-spec.yaml"))
+    assert ingest.exit_code == 0, ingest.stderr
+    assert team.as_("carol", "data", "approve", "more").exit_code == 0
+    config = yaml.safe_load((REPO / "examples/shakespeare-lm.yaml").read_text())
+    config.update(dataset="more", privacy={"canaries": True, "membership_sample": 50, "extraction_sample": 0})
+    config["model"].update(hidden_size=32, intermediate_size=64, vocab_size=600)
+    config["training"].update(epochs=1, max_steps=6, batch_size=8, block_size=48, eval_every=3)
+    (tmp_path / "canary.yaml").write_text(yaml.safe_dump(config))
+    result = team.as_("erin", "--json", "run", str(tmp_path / "canary.yaml"))
+    assert result.exit_code == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    privacy = json.loads((team.workspace / "runs" / run_id / "reports/privacy.json").read_text())
+    assert sorted((c["format"], c["repetitions"]) for c in privacy["canaries"]) == sorted(
+        (f, r) for f in ("ssn", "phone", "email") for r in (1, 4, 16))
+    assert all(0 <= c["exposure"] <= 11 for c in privacy["canaries"])  # at most log2(1001) from 1,000 candidates
+    for path in team.workspace.rglob("*"):
+        if path.is_file() and not path.name.endswith(".enc"):
+            assert b"social security number is" not in path.read_bytes(), path
+    started = next(json.loads(line)["payload"] for line in (team.workspace / "audit/log.jsonl").read_text()
+                   .splitlines() if '"run.started"' in line and run_id in line)
+    assert started["audit_run"] is True and started["canaries"] == 9
+    refused = team.as_("erin", "runs", "export", run_id, "--out", str(tmp_path / "out"))
+    assert refused.exit_code == 4 and "audit run" in refused.stderr
+    assert team.as_("carol", "runs", "approve", run_id).exit_code == 4
