@@ -26,8 +26,10 @@ def data() -> None:
               help="A registered policy's name, or a file whose exact content an admin registered.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes for the PII scrub.")
+@click.option("--force", is_flag=True, help="Make a new version even if one holds the same content and policy.")
 @pass_app
-def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: str, workers: int) -> None:
+def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: str, workers: int,
+                force: bool) -> None:
     """Validate, scrub PII, encrypt and card FILE (engineer or compliance).
 
     Steps: load (streamed with datasets), validate (great-expectations suite from the policy and the
@@ -52,7 +54,7 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
     kek = workspace_master_key(workspace)
     with open_session(workspace, app.identity, ["engineer", "compliance"], "data ingest") as session:
         result = ingest_dataset(session, file, name, dataset_spec, loaded_policy, kek, workers=workers,
-                                progress=app.progress)
+                                progress=app.progress, force=force)
     card = result.card
     pii = sum(card.pii.findings_by_entity.values())  # counts only
     app.emit(

@@ -38,6 +38,7 @@ from datacards.card import (
 )
 from datacards.labels import label_key
 from governance.crypto import MasterKey, write_encrypted_file
+from governance.errors import ConfigError
 from governance.gate.catalog import DatasetCatalog, StagedVersion, check_dataset_name
 from governance.gate.loading import LoadedData, check_input_file, load_table
 
@@ -78,26 +79,38 @@ def ingest_dataset(
     *,
     workers: int = 1,
     progress: Progress = _quiet,
+    force: bool = False,
 ) -> IngestResult:
     """Run the gate on ``path`` and store the result as the next version of ``name``.
 
     ``path`` must be a regular file (after resolving symlinks; exit 2 otherwise) of at most the policy's
-    ``validation.max_input_mib`` (exit 4 otherwise); both are checked before any work.
+    ``validation.max_input_mib`` (exit 4 otherwise); both are checked before any work. A file whose content a
+    version of ``name`` already holds under the same policy is refused (exit 2) unless ``force``: a second copy
+    would only need a second review and make an unpinned run config ambiguous.
     """
     check_dataset_name(name)
     source = check_input_file(path, max_mib=policy.validation.max_input_mib)
     catalog = DatasetCatalog(session.workspace)
     staged = catalog.stage(name)
     try:
-        return _ingest(session, catalog, staged, path, source, spec, policy, kek, workers, progress)
+        return _ingest(session, catalog, staged, path, source, spec, policy, kek, workers, progress, force)
     except BaseException:
         catalog.release(staged)
         raise
 
 
+def _refuse_identical(catalog: DatasetCatalog, name: str, raw_sha256: str, policy: str, path: Path) -> None:
+    for version in catalog.versions(name):
+        card = catalog.read_card(name, version)
+        if card.digests.raw_file == raw_sha256 and card.policy.digest == policy:
+            raise ConfigError(f"{path.name} is identical to {card.ref} (same content, same policy)",
+                              hint=f"use {card.ref} (have it approved if it is not), or pass --force to make a "
+                                   "new version anyway")
+
+
 def _ingest(
     session: Session, catalog: DatasetCatalog, staged: StagedVersion, path: Path, source: Path, spec: DatasetSpec,
-    policy: Policy, kek: MasterKey, workers: int, progress: Progress,
+    policy: Policy, kek: MasterKey, workers: int, progress: Progress, force: bool = False,
 ) -> IngestResult:
     from governance.gate.pii import check_residual, load_pii_engine, scrub_text_columns
     from governance.gate.pii_recall import check_recall_floor, detector_digest, measured_recall
@@ -108,6 +121,8 @@ def _ingest(
     step = {"dataset": name, "ingest": staged.token}
     progress(f"[1/5] loading {path.name} as {spec.format}")
     loaded = load_table(source, spec, max_mib=policy.validation.max_input_mib)
+    if not force:
+        _refuse_identical(catalog, name, loaded.raw_sha256, policy_digest(policy), path)
     session.record("data.ingest.loaded", {**step, "raw_sha256": loaded.raw_sha256,
                                           "bytes": loaded.raw_bytes, "rows": loaded.rows})
     progress(f"      {loaded.rows:,} rows; kept columns {', '.join(loaded.table.column_names)}")

@@ -396,3 +396,13 @@ def test_recall_floor_refuses_an_ingest(gate_team, tmp_path: Path) -> None:  # t
         assert result.exit_code == 4, result.stderr
         assert message in result.stderr
         assert not leftovers(team, name)
+
+
+def test_identical_content_is_refused_unless_forced(gate_team) -> None:  # type: ignore[no-untyped-def]
+    team, data, _ = gate_team
+    assert team.as_("erin", "data", "ingest", str(data), "--name", "twice", "--spec", str(SPEC)).exit_code == 0
+    again = team.as_("erin", "data", "ingest", str(data), "--name", "twice", "--spec", str(SPEC))
+    assert again.exit_code == 2 and "is identical to twice@1 (same content, same policy)" in again.stderr
+    assert not (team.workspace / "cards/twice/2").exists()
+    forced = team.as_("erin", "--json", "data", "ingest", str(data), "--name", "twice", "--spec", str(SPEC), "--force")
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["dataset"] == "twice@2"
