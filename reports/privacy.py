@@ -124,6 +124,9 @@ class CanaryExposure(ReportModel):
     rank: int = Field(ge=1)
     candidate_space: int = Field(ge=1)
     exposure: float = Field(ge=0.0, description="log2(candidate_space) - log2(rank), in bits.")
+    candidates: int | None = Field(
+        None, ge=1, description="How many random candidates the rank was estimated from (scaled to the space): "
+                                "exposures above log2(candidates + 1) bits cannot be measured.")
 
     @model_validator(mode="after")
     def _exposure_matches(self) -> CanaryExposure:

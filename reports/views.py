@@ -271,9 +271,12 @@ def privacy_blocks(report: PrivacyReport) -> list[Block]:
         blocks += [Heading("Canary exposure"), Paragraph(
             "Exposure = log2(candidate space) - log2(rank of the canary among all candidates): 0 means the model "
             "prefers it no more than a random candidate; log2(candidate space) means it ranks it first. A "
-            "canary inserted 0 times is a control."),
-            Table(("format", "repetitions", "rank", "candidate space", "exposure (bits)"), tuple(
-                (c.format, c.repetitions, c.rank, c.candidate_space, c.exposure) for c in report.canaries))]
+            "canary inserted 0 times is a control. The rank is estimated from the canary's place among a sample of "
+            "random candidates, scaled to the space, so exposures above log2(sample + 1) bits cannot be measured."),
+            Table(("format", "repetitions", "rank (estimated)", "candidate space", "candidates sampled",
+                   "exposure (bits)"), tuple(
+                (c.format, c.repetitions, c.rank, c.candidate_space, "-" if c.candidates is None else c.candidates,
+                 c.exposure) for c in report.canaries))]
     blocks += [Heading("Differential privacy"), Paragraph(
         f"Trained with DP-SGD: epsilon {fmt(report.dp_epsilon)}, delta {fmt(report.dp_delta)} (the accountant's "
         "values)." if report.dp_epsilon is not None else "Trained without differential privacy.")]

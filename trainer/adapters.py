@@ -14,16 +14,11 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from trainer.config import LoraAdapter, PretrainedSource, TrainConfig
+from trainer.config import LoraAdapter
 from trainer.errors import CheckpointError, TrainerConfigError
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
-
-
-def adapter_of(config: TrainConfig) -> LoraAdapter | None:
-    """The run's LoRA adapter settings, or None for full training."""
-    return config.model.adapter if isinstance(config.model, PretrainedSource) else None
 
 
 def attach_adapter(model: PreTrainedModel, adapter: LoraAdapter, task: str) -> Any:

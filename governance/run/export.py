@@ -108,8 +108,7 @@ def _merged_files(folder: RunFolder, record: RunRecord, plain: dict[str, bytes])
     import base64
 
     from governance.run.config import PretrainedModel, load_run_config
-    from governance.run.orchestrate import resolve_model_path
-    from governance.run.reports import model_folder_digest
+    from governance.run.sources import model_folder_digest, resolve_model_path
     from trainer.adapters import ADAPTER_WEIGHTS, merged_model
     from trainer.modeling import load_saved_model, model_files
 

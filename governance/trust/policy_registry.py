@@ -17,7 +17,7 @@ from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.fsutil import make_private_dir, write_private_file
 from governance.loading import load_policy, validate_model
 from governance.trust.ledger import Ledger, PolicyRegistration
-from governance.trust.replay import load_ledger
+from governance.trust.replay import load_ledger, read_cache_json
 from governance.workspace import Workspace
 from policies import Policy, policy_digest, shipped_policy_names
 
@@ -75,14 +75,12 @@ def policy_by_digest(workspace: Workspace, digest: str) -> Policy:
         if policy_digest(shipped) == digest:
             return shipped
     path = _store(workspace) / f"{digest}.json"
+    raw = read_cache_json(path, missing=f"the registered policy sha256:{digest[:12]} is gone",
+                          hint="an admin registers the file again with 'govtrain policy register FILE'")
     try:
-        raw = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise IntegrityError(f"the registered policy sha256:{digest[:12]} is missing from {_store(workspace)}",
-                             hint="an admin registers the file again with 'govtrain policy register FILE'") from None
-    except ValueError:
-        raise IntegrityError(f"{path} is not valid JSON (edited by hand?)") from None
-    policy = validate_model(Policy, raw, source=str(path))
+        policy = validate_model(Policy, raw, source=str(path))
+    except ConfigError as exc:
+        raise IntegrityError(f"{exc.message} (the registered copy was edited by hand?)") from None
     if policy_digest(policy) != digest:
         raise IntegrityError(f"{path} does not hold the policy the log registered (edited by hand?)")
     return policy

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from audit.checkpoint import SignedCheckpoint
 from audit.errors import AuditError, AuditIntegrityError
@@ -120,16 +121,21 @@ def write_identity_cache(workspace: Workspace, ledger: Ledger) -> None:
     write_private_file(workspace.identities_path, (json.dumps(body, indent=2, sort_keys=True) + "\n").encode())
 
 
+def read_cache_json(path: Path, *, missing: str, hint: str) -> Any:
+    """A JSON cache of something the log records; missing or unreadable is an ``IntegrityError`` (exit 5)."""
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise IntegrityError(f"{path} is missing: {missing}", hint=hint) from None
+    except ValueError:
+        raise IntegrityError(f"{path} is not valid JSON (edited by hand?)") from None
+
+
 def check_identity_cache(workspace: Workspace, ledger: Ledger) -> None:
     """``identities.json`` must say exactly what the log says; a difference is exit 5 naming the file."""
     path = workspace.identities_path
-    try:
-        body = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise IntegrityError(f"{path} is missing: the identity cache was deleted",
-                             hint="the audit log still holds every grant; restore the file from a backup") from None
-    except ValueError:
-        raise IntegrityError(f"{path} is not valid JSON (edited by hand?)") from None
+    body = read_cache_json(path, missing="the identity cache was deleted",
+                           hint="the audit log still holds every grant; restore the file from a backup")
     if not isinstance(body, dict) or body.get("members") != _cache_rows(ledger.members()) \
             or body.get("workspace") != ledger.workspace_id:
         raise IntegrityError(f"{path} does not match the identity entries of the audit log",

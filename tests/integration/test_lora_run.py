@@ -117,6 +117,7 @@ def test_canaries_measure_exposure_and_make_an_audit_run(team: Team, tmp_path: P
     privacy = json.loads((team.workspace / "runs" / run_id / "reports/privacy.json").read_text())
     assert sorted((c["format"], c["repetitions"]) for c in privacy["canaries"]) == sorted(
         (f, r) for f in ("ssn", "phone", "email") for r in (1, 4, 16))
+    assert all(c["candidates"] == 1000 for c in privacy["canaries"])  # how the rank was estimated is stated
     assert all(0 <= c["exposure"] <= 11 for c in privacy["canaries"])  # at most log2(1001) from 1,000 candidates
     for path in team.workspace.rglob("*"):
         if path.is_file() and not path.name.endswith(".enc"):

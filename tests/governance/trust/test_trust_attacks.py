@@ -149,3 +149,17 @@ def test_own_policy_file_is_refused_until_an_admin_registers_it(govtrain, tmp_pa
     assert invalid.exit_code == 2 and "approval.approver_roles" in invalid.stderr
     listed = json.loads(team.as_("erin", "--json", "policy", "list").stdout)["policies"]
     assert sorted(p["name"] for p in listed) == ["default", "strict"]
+
+
+def test_edited_copy_of_a_registered_policy_is_caught(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The workspace keeps registered policies by digest; loosening the kept copy by hand is exit 5, not a policy."""
+    team = make_team(govtrain, tmp_path, {"erin": "engineer"})
+    team_policy = policy_file(tmp_path, "team")
+    assert team.as_("admin", "policy", "register", str(team_policy)).exit_code == 0
+    [kept] = list((team.workspace / "policies").glob("*.json"))
+    kept.write_text(kept.read_text().replace('"allow_self_approval": false', '"allow_self_approval": true'))
+    data = tmp_path / "data.csv"
+    data.write_text("comment,bias_sent,target_group\nhello,0,a\n")
+    result = team.as_("erin", "data", "ingest", str(data), "--name", "x", "--spec", str(SPEC), "--policy", "team")
+    assert result.exit_code == 5
+    assert "does not hold the policy the log registered" in result.stderr
