@@ -9,12 +9,11 @@ JSON is always written: it is the source of truth; Markdown and HTML are renderi
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
+from audit.fsutil import make_private_dir, write_private_file
 from reports.bias import BiasReport
 from reports.document import Block, to_html, to_markdown
 from reports.errors import ReportError, ReportInputError
@@ -76,30 +75,15 @@ def render_reports(reports: Iterable[Report], formats: Iterable[ReportFormat] = 
     return files
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a same-folder temporary file and rename (0600; no partial files)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_files(out_dir: str | Path, files: Mapping[str, bytes]) -> dict[str, str]:
     """Write already-rendered files into ``out_dir`` (made 0700 if missing); returns ``{filename: sha256}``."""
     folder = Path(out_dir)
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(folder)
         for name, data in files.items():
             if Path(name).name != name or name.startswith("."):
                 raise ReportInputError(f"report file name {name!r} must be a plain file name")
-            write_atomic(folder / name, data)
+            write_private_file(folder / name, data)  # the project's one atomic, private writer
     except OSError as exc:
         raise ReportError(f"cannot write reports to {folder}: {exc}") from exc
     return {name: sha256_hex(data) for name, data in files.items()}
