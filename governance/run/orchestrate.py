@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
@@ -30,13 +30,16 @@ from governance.crypto import MasterKey
 from governance.errors import ConfigError, PolicyRefusal
 from governance.gate.approvals import ApprovedDataset
 from governance.run.canaries import Canary, make_canaries, plant
-from governance.run.config import FromConfigModel, RunConfig
+from governance.run.config import RunConfig
 from governance.run.data import PreparedData, prepare_data
 from governance.run.folder import EncryptedRunStore, RunFolder
 from governance.run.reports import write_run_reports
 from governance.run.sources import environment, resolve_model_path
 from governance.session import Session
 from policies import Policy, policy_digest
+
+if TYPE_CHECKING:
+    from trainer.config import TrainConfig
 
 
 def rank() -> int:
@@ -77,47 +80,14 @@ def resolved_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
 
 
-def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> Any:
-    """Map the run config onto the trainer's own config dataclasses."""
-    from trainer import (
-        EarlyStoppingConfig,
-        FromConfigSource,
-        LoraAdapter,
-        OverfittingAlarmConfig,
-        PretrainedSource,
-        TrainConfig,
-        TrainingConfig,
-    )
+def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> TrainConfig:
+    """The trainer's config: the run config's own model (local path resolved) and training sections, its probes."""
+    from trainer.config import PretrainedSource, TrainConfig
 
-    t = config.training
-    model: Any
-    if isinstance(config.model, FromConfigModel):
-        m = config.model
-        model = FromConfigSource(architecture=m.architecture, hidden_size=m.hidden_size, num_layers=m.num_layers,
-                                 num_heads=m.num_heads, intermediate_size=m.intermediate_size,
-                                 vocab_size=m.vocab_size)
-    else:
-        a = config.model.adapter
-        adapter = None if a is None else LoraAdapter(r=a.r, alpha=a.alpha, dropout=a.dropout,
-                                                     target_modules=tuple(a.target_modules) if a.target_modules else None)
-        model = PretrainedSource(path=resolve_model_path(config.model.path), adapter=adapter)
-    training = TrainingConfig(
-        epochs=t.epochs, max_steps=t.max_steps, batch_size=t.batch_size, gradient_accumulation=t.gradient_accumulation,
-        learning_rate=t.learning_rate, weight_decay=t.weight_decay, dropout=t.dropout,
-        label_smoothing=t.label_smoothing, grad_clip=t.grad_clip, warmup_ratio=t.warmup_ratio,
-        lr_schedule=t.lr_schedule, max_length=t.max_length, block_size=t.block_size, eval_every=t.eval_every,
-        checkpoint_every=t.checkpoint_every,
-        early_stopping=EarlyStoppingConfig(enabled=t.early_stopping.enabled, metric=t.early_stopping.metric,
-                                           mode=t.early_stopping.mode, patience=t.early_stopping.patience,
-                                           min_delta=t.early_stopping.min_delta),
-        overfitting_alarm=OverfittingAlarmConfig(max_gap=t.overfitting_alarm.max_gap,
-                                                 evaluations=t.overfitting_alarm.evaluations),
-        precision=t.precision, seed=t.seed, membership_sample=config.privacy.membership_sample,
-        extraction_sample=config.privacy.extraction_sample, extraction_prefix=config.privacy.extraction_prefix,
-        extraction_suffix=config.privacy.extraction_suffix,
-        gradient_checkpointing=t.gradient_checkpointing,
-    )
-    return TrainConfig(task=config.task, model=model, training=training,
+    model = config.model
+    if isinstance(model, PretrainedSource):
+        model = model.model_copy(update={"path": resolve_model_path(model.path)})
+    return TrainConfig(task=config.task, model=model, training=config.training, probes=config.privacy.probes(),
                        num_labels=len(label_names) if label_names else None, label_names=label_names)
 
 

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from governance.gate.approvals import ApprovedDataset
-from governance.run.config import PretrainedModel, RunConfig
+from governance.run.config import RunConfig
 from governance.run.data import PreparedData
 from governance.run.folder import EncryptedRunStore, RunFolder
 from governance.run.release import judge_release
 from governance.run.sources import environment, model_folder_digest, resolve_model_path
 from governance.session import Session
 from policies import Policy, policy_digest
+from trainer.config import PretrainedSource
 
 PREDICTIONS = "predictions.json"
 
@@ -40,7 +41,7 @@ def load_trained_model(store: EncryptedRunStore, config: RunConfig) -> tuple[Any
     names = ("config.json", ADAPTER_WEIGHTS, ADAPTER_CONFIG) if store.exists(f"model/{ADAPTER_WEIGHTS}") \
         else ("config.json", "model.safetensors")
     files = {name: store.read(f"model/{name}") for name in names}
-    base = resolve_model_path(config.model.path) if isinstance(config.model, PretrainedModel) else None
+    base = resolve_model_path(config.model.path) if isinstance(config.model, PretrainedSource) else None
     model = load_saved_model(files, config.task, base)
     tokenizer = tokenizer_from_files({name: store.read(f"model/{name}")
                                       for name in ("tokenizer.json", "tokenizer_config.json")})
@@ -169,7 +170,7 @@ def write_run_reports(
         actor = session.actor
         assert actor is not None
         base = None
-        if isinstance(config.model, PretrainedModel):
+        if isinstance(config.model, PretrainedSource):
             base = {"name": config.model.path, "digest": model_folder_digest(resolve_model_path(config.model.path))}
         statement = provenance_statement(
             model_files=dict(result.artifact_digests.items()),

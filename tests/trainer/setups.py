@@ -7,7 +7,14 @@ import random
 from pathlib import Path
 from typing import Any
 
-from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
+from trainer.config import (
+    EarlyStoppingConfig,
+    FromConfigSource,
+    MemoryProbes,
+    OverfittingAlarmConfig,
+    TrainConfig,
+    TrainingConfig,
+)
 from trainer.interface import TextSplits
 
 
@@ -36,15 +43,28 @@ def shakespeare_splits(data_dir: Path, paragraphs: int = 300) -> TextSplits:
     return TextSplits(parts[:a], parts[a:b], parts[b:])
 
 
+NEUTRAL: dict[str, Any] = {
+    "early_stopping": EarlyStoppingConfig(enabled=False), "overfitting_alarm": OverfittingAlarmConfig(max_gap=None),
+    "warmup_ratio": 0.0, "weight_decay": 0.0,
+}
+"""Training settings that leave the loop plain (no early stop, alarm, warm-up or decay) unless a test asks."""
+
+
+def _probes(overrides: dict[str, Any]) -> MemoryProbes:
+    """Take the memory-probe settings out of ``overrides`` (the rest are training settings)."""
+    return MemoryProbes(**{k: overrides.pop(k) for k in list(overrides) if k in MemoryProbes.model_fields})
+
+
 def tiny_classifier(**training: Any) -> TrainConfig:
     """A 2-layer, 64-wide BERT built from config for binary classification, with ``training`` overrides."""
     defaults: dict[str, Any] = {"epochs": 4, "batch_size": 16, "learning_rate": 2e-3, "eval_every": 13,
                                 "checkpoint_every": 1000, "max_length": 64, "seed": 0}
     return TrainConfig(
         task="text-classification",
-        model=FromConfigSource("bert", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+        model=FromConfigSource(architecture="bert", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
                                vocab_size=2000),
-        training=TrainingConfig(**{**defaults, **training}),
+        probes=_probes(training),
+        training=TrainingConfig(**{**NEUTRAL, **defaults, **training}),
         num_labels=2,
         label_names=("not_biased", "biased"),
     )
@@ -56,9 +76,10 @@ def tiny_lm(**training: Any) -> TrainConfig:
                                 "checkpoint_every": 1000, "block_size": 64, "seed": 0}
     return TrainConfig(
         task="causal-lm",
-        model=FromConfigSource("gpt2", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+        model=FromConfigSource(architecture="gpt2", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
                                vocab_size=1000),
-        training=TrainingConfig(**{**defaults, **training}),
+        probes=_probes(training),
+        training=TrainingConfig(**{**NEUTRAL, **defaults, **training}),
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
-from tests.trainer.setups import shakespeare_splits, tiny_llama_base
+from tests.trainer.setups import NEUTRAL, shakespeare_splits, tiny_llama_base
 from trainer import train
 from trainer.checkpoint import deserialise
 from trainer.config import LoraAdapter, PretrainedSource, TrainConfig, TrainingConfig
@@ -37,8 +37,8 @@ def base(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lora_config(base: Path, **training: Any) -> TrainConfig:
     defaults: dict[str, Any] = {"max_steps": 6, "batch_size": 4, "learning_rate": 5e-3, "eval_every": 3,
                                 "checkpoint_every": 3, "block_size": 32, "seed": 0}
-    return TrainConfig(task="causal-lm", model=PretrainedSource(str(base), LoraAdapter(r=4, alpha=8, dropout=0.0)),
-                       training=TrainingConfig(**{**defaults, **training}))
+    return TrainConfig(task="causal-lm", model=PretrainedSource(path=str(base), adapter=LoraAdapter(r=4, alpha=8, dropout=0.0)),
+                       training=TrainingConfig(**{**NEUTRAL, **defaults, **training}))
 
 
 def test_only_the_adapters_train_and_are_saved(base: Path, shared_data: Path, tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_crashed_lora_run_resumes_exactly(base: Path, shared_data: Path, tmp_pat
 
 
 def test_adapter_on_a_missing_module_is_a_config_error(base: Path, shared_data: Path, tmp_path: Path) -> None:
-    config = TrainConfig(task="causal-lm", model=PretrainedSource(str(base), LoraAdapter(target_modules=("nope",))),
+    config = TrainConfig(task="causal-lm", model=PretrainedSource(path=str(base), adapter=LoraAdapter(target_modules=("nope",))),
                          training=TrainingConfig(max_steps=1, block_size=32))
     with pytest.raises(TrainerConfigError, match="cannot attach the LoRA adapter"):
         train(config, shakespeare_splits(shared_data, paragraphs=50), store=PlaintextFolderStore(tmp_path / "s"),
@@ -81,10 +81,13 @@ def test_adapter_on_a_missing_module_is_a_config_error(base: Path, shared_data: 
 
 
 def test_lora_config_round_trips() -> None:
-    config = TrainConfig(task="causal-lm", model=PretrainedSource("x", LoraAdapter(r=2, target_modules=("q_proj",))))
+    adapter = LoraAdapter(r=2, target_modules=("q_proj",))
+    config = TrainConfig(task="causal-lm", model=PretrainedSource(path="x", adapter=adapter))
     assert TrainConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(TrainerConfigError, match="adapter r and alpha"):
-        TrainConfig(task="causal-lm", model=PretrainedSource("x", LoraAdapter(r=0)))
+    data = config.to_dict()
+    data["model"]["adapter"]["r"] = 0
+    with pytest.raises(TrainerConfigError, match=r"model\.pretrained\.adapter\.r"):
+        TrainConfig.from_dict(data)
 
 
 def test_saved_lora_model_rebuilds_and_merges(base: Path, shared_data: Path, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ _RUNS: dict[str, Run] = {}
 def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Four epochs of the tiny classifier (trained once per test session and shared: it is the slow part)."""
     if "main" not in _RUNS:
-        config = tiny_classifier(checkpoint_every=20, overfitting_alarm=OverfittingAlarmConfig(0.1, 2))
+        config = tiny_classifier(checkpoint_every=20, overfitting_alarm=OverfittingAlarmConfig(max_gap=0.1, evaluations=2))
         splits = redditbias_splits(shared_data)
         store, events = MemoryArtifactStore(), RecordingEventSink()
         tensorboard = tmp_path_factory.mktemp("tensorboard")
