@@ -1,5 +1,7 @@
-"""Places by list: countries, states, provinces, counties and cities from Faker's address data, and the cities
-that name the IANA time zones (``Europe/London``, ``America/Toronto``: Python's own ``zoneinfo`` data).
+"""Places by list: countries, states, provinces, counties and cities from Faker's address data, the cities
+that name the IANA time zones (``Europe/London``, ``America/Toronto``: Python's own ``zoneinfo`` data), and the
+towns libphonenumber's geocoder names for the dialling areas of English-speaking countries (``phonenumbers``,
+which presidio installs: "Houston, TX", "Barnsley", "Grimsby").
 
 The small NER model misses places written in capitals ("TORONTO"), as hashtags ("#houston") or outside its
 news-text habits ("Grimsby", "Essex"). A listed place counts when it is capitalised, in capitals, or a hashtag;
@@ -23,7 +25,10 @@ _SOURCES: dict[str, tuple[str, ...]] = {
 }
 """Faker locale -> address lists taken from it (English country names; local cities and regions)."""
 _ZONE_AREAS = frozenset({"Africa", "America", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific"})
-_NOT_PLACES = frozenset({"reunion", "wake", "troll", "nome", "canary", "creston", "currie", "casey", "davis",
+_GEOCODER_COUNTRIES = ("1", "44", "61", "64", "353", "27")
+"""Calling codes whose geocoder towns are listed: North America, the UK, Australia, New Zealand, Ireland, South
+Africa. On BTC section H every country's towns found 2 more places than these and cost 18 more plain words."""
+_NOT_PLACES = frozenset({"english", "mobile", "union", "reunion", "wake", "troll", "nome", "canary", "creston", "currie", "casey", "davis",
                          "palmer", "mawson", "vostok", "macquarie", "lindeman", "yancowinna", "chuuk", "truk"})
 _MAX_WORDS = 3
 _WORD = re.compile(r"#?[^\W\d_]+(?:['’.-][^\W\d_]+)*")
@@ -46,7 +51,31 @@ def place_names() -> frozenset[str]:
         area, _, city = zone.partition("/")
         if area in _ZONE_AREAS and "/" not in city and len(city) >= 4:
             places.add(city.replace("_", " ").casefold())
+    places.update(_geocoder_towns())
     return frozenset(places - stop_words() - _NOT_PLACES)
+
+
+def _geocoder_towns() -> set[str]:
+    """Town names of libphonenumber's English geocoder for ``_GEOCODER_COUNTRIES``, without common English words
+    (Faker's English word list: "Sale", "Hope", "Orange" name towns but are mostly words)."""
+    from faker.providers.lorem.en_US import Provider as EnglishWords
+    from phonenumbers.geodata import GEOCODE_DATA
+
+    common = {word.casefold() for word in EnglishWords.word_list}
+    towns: set[str] = set()
+    for prefix, names in GEOCODE_DATA.items():
+        if not prefix.startswith(_GEOCODER_COUNTRIES) or not names.get("en"):
+            continue
+        for part in re.split(r", | - |/", names["en"]):  # "Houston, TX", "Colonização - SP", "A/B"
+            town = part.strip().casefold()
+            if len(town) >= 4 and len(town.split()) <= _MAX_WORDS and not any(c.isdigit() for c in town):
+                towns.add(town)
+    from governance.gate.pii_names import NAME_LOCALES, name_lists
+
+    lists = name_lists(NAME_LOCALES)
+    # A one-word town that is also a listed person name ("Elizabeth", "Johnson") is left to the name layers:
+    # as a place it would label a person LOCATION.
+    return {town for town in towns - common if " " in town or not lists.is_name(town)}
 
 
 _PREPOSITIONS = frozenset({"in", "from", "to", "at", "near", "visit", "visiting", "around"})
@@ -100,7 +129,7 @@ _PLACE_WORDS = (
     "Gallery|Library|Hotel|Tower|Centre|Center|Beach|Lake|River|Valley|Mountain|Mount|Forest|Island|Islands|Bay|"
     "Harbour|Harbor|Village|County|Province|Prefecture|Hastanesi"
 )
-FACILITY = re.compile(rf"(?<![\w@#])(?:(?:[A-Z][\w'’-]*|\d+[A-Za-z]?)\s+){{1,4}}(?:{_PLACE_WORDS})\b")
+FACILITY = re.compile(rf"(?<![\w@#])(?:(?:[A-Z][\w'’-]*|\d+[A-Za-z]?)[ \t]+){{1,4}}(?:{_PLACE_WORDS})\b")
 """A capitalised name ending in a place word ("Jasper National Park", "12 Undercliff Ave", "Big Ben Tower")."""
 
 
