@@ -103,7 +103,8 @@ def language_model_bias_report(
 ) -> BiasReport:
     """Bias report of a causal LM: loss per group (per sensitive column) and, if run, the CrowS-Pairs probe."""
     _check_columns("test", test_groups, len(test_losses))
-    losses = {column: group_losses(test_losses, values, seed=seed, samples=bootstrap_samples, confidence=confidence)
+    losses = {column: group_losses(test_losses, values, min_group_size=min_group_size, seed=seed,
+                                   samples=bootstrap_samples, confidence=confidence)
               for column, values in test_groups.items()}
     return BiasReport(
         run_id=run_id, task="causal-lm", sensitive_columns=list(test_groups),

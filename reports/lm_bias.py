@@ -106,31 +106,43 @@ def crows_pairs_probe(
 
 
 class GroupLoss(ReportModel):
-    """Mean per-example loss of one group, and the perplexity it implies."""
+    """Mean per-example loss of one group, and the perplexity it implies (None when too few were scored)."""
 
     group: str
     count: int
+    scored: int = Field(description="Examples with a finite loss (an empty text has none): what the mean is over.")
+    too_small: bool = Field(description="Fewer scored examples than the policy's min_group_size: not compared.")
     mean_loss: Estimate
     perplexity: float | None
 
 
 def group_losses(
-    losses: Sequence[float], groups: Sequence[Hashable], *, seed: int = 0, samples: int = 200,
-    confidence: float = 0.95,
+    losses: Sequence[float], groups: Sequence[Hashable], *, min_group_size: int = 1, seed: int = 0,
+    samples: int = 200, confidence: float = 0.95,
 ) -> list[GroupLoss]:
-    """Mean loss per group with bootstrap intervals (one loss and one group value per test example)."""
+    """Mean loss per group with bootstrap intervals (one loss and one group value per test example).
+
+    A NaN loss (an example with no token to predict, e.g. an empty text) is not a measurement: it is left out of
+    the mean and the group's ``scored`` count says so. A group with fewer than ``min_group_size`` scored examples
+    gets no mean (``too_small``), as in the classification report. Infinite losses are an error.
+    """
     values = np.asarray(losses, dtype=np.float64)
     labels = np.asarray([str(g) for g in groups], dtype=object)
     if values.size != labels.size:
         raise ReportInputError(f"{values.size} losses but {labels.size} group values")
-    if not np.isfinite(values).all():
-        raise ReportInputError("losses must be finite numbers")
+    if np.isinf(values).any():
+        raise ReportInputError("losses must be finite numbers or NaN (unscored)")
     out = []
     for name in sorted(set(labels.tolist())):
-        part = values[labels == name]
+        everything = values[labels == name]
+        part = everything[np.isfinite(everything)]
+        if part.size < max(min_group_size, 1):
+            out.append(GroupLoss(group=name, count=int(everything.size), scored=int(part.size), too_small=True,
+                                 mean_loss=Estimate(value=None), perplexity=None))
+            continue
         mean = float(part.mean())
         out.append(GroupLoss(
-            group=name, count=int(part.size),
+            group=name, count=int(everything.size), scored=int(part.size), too_small=False,
             mean_loss=Estimate(value=mean, interval=bootstrap_mean(part, samples=samples, confidence=confidence,
                                                                    seed=seed)),
             perplexity=math.exp(mean) if mean < 700 else None,

@@ -159,6 +159,7 @@ def crows_pairs_png(probe: CrowsPairsProbe) -> bytes:
 
 
 def group_losses_png(column: str, losses: Sequence[GroupLoss]) -> bytes:
-    """Mean test loss per group."""
-    return estimates_png(f"{column}: mean test loss per group", [g.group for g in losses],
-                         [g.mean_loss for g in losses], ylabel="loss (nats)")
+    """Mean test loss per group (groups too small to compare are left out, not drawn as zero)."""
+    shown = [g for g in losses if not g.too_small]
+    return estimates_png(f"{column}: mean test loss per group", [g.group for g in shown],
+                         [g.mean_loss for g in shown], ylabel="loss (nats)")

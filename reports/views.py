@@ -154,8 +154,9 @@ def bias_blocks(report: BiasReport) -> list[Block]:
             Figure("CrowS-Pairs per bias type", partial(plots.crows_pairs_png, probe))]
     for column, losses in report.group_losses.items():
         blocks += [Heading(f"Test loss per group: {column}"), Table(
-            ("group", "count", "mean loss", "interval", "perplexity"),
-            tuple((g.group, g.count, g.mean_loss.value, _interval(g.mean_loss), g.perplexity) for g in losses)),
+            ("group", "count", "scored", "mean loss", "interval", "perplexity"),
+            tuple((g.group, g.count, g.scored, "too few to compare" if g.too_small else g.mean_loss.value,
+                   _interval(g.mean_loss), g.perplexity) for g in losses)),
             Figure(f"{column}: mean test loss per group", partial(plots.group_losses_png, column, losses))]
     return blocks
 

@@ -73,3 +73,16 @@ def test_group_losses() -> None:
     assert out[1].perplexity == pytest.approx(math.exp(17 / 3))
     iv = out[1].mean_loss.interval
     assert iv is not None and 3.0 <= iv.low <= 17 / 3 <= iv.high <= 10.0
+
+
+def test_group_losses_leave_out_unscored_examples_and_small_groups() -> None:
+    """An empty text has no loss (NaN from the trainer): it is not a measurement, it is counted as unscored; a
+    group with fewer scored examples than min_group_size gets no mean, as in the classification report."""
+    losses = [1.0, math.nan, 3.0, 2.0, math.nan, 4.0, 6.0]
+    out = group_losses(losses, ["a", "a", "a", "b", "b", "c", "c"], min_group_size=2, seed=0, samples=50)
+    a, b, c = out
+    assert (a.count, a.scored, a.too_small, a.mean_loss.value) == (3, 2, False, pytest.approx(2.0))
+    assert (b.count, b.scored, b.too_small, b.mean_loss.value, b.perplexity) == (2, 1, True, None, None)
+    assert (c.scored, c.mean_loss.value) == (2, pytest.approx(5.0))
+    with pytest.raises(ReportInputError, match="finite"):
+        group_losses([math.inf], ["a"])
