@@ -41,13 +41,26 @@ class ColumnSchema(_Frozen):
     role: Literal["text", "label", "sensitive"]
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class Digests(_Frozen):
-    """sha256 (hex) of the raw input file, of the scrubbed Parquet plaintext, and of the vault ciphertext."""
+    """sha256 (hex) of the raw input file, of the scrubbed Parquet plaintext, and of the vault ciphertext.
+
+    A sharded dataset (``shards`` set) is stored as encrypted Parquet shards listed in a vault manifest
+    (:mod:`governance.gate.shards`): then ``ciphertext`` is the sha256 of the manifest, which lists each shard's
+    rows, plaintext and ciphertext digests in order, so the card's digest (what approvals sign) covers every shard;
+    and ``scrubbed_parquet`` is the sha256 of the shards' plaintext digests, one per line, in order.
+    """
 
     raw_file: str
     scrubbed_parquet: str
     ciphertext: str
     raw_ciphertext: str | None = None
+    # Left out of the JSON when absent, so a card written before shards existed keeps its digest (and approvals).
+    shards: int | None = Field(None, ge=1, exclude_if=_absent,
+                               description="How many encrypted shards the vault manifest lists (sharded datasets).")
 
 
 class RowCounts(_Frozen):
@@ -178,7 +191,8 @@ class DatasetCard(_Frozen):
     transformations: list[str]
     policy: PolicyRef
     ingestion: Ingestion
-    vault_object: str = Field(description="Path of the ciphertext, relative to the workspace.")
+    vault_object: str = Field(description="Path of the ciphertext (of the manifest, for a sharded dataset), "
+                                          "relative to the workspace.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -24,18 +24,28 @@ def data() -> None:
 @click.option("--spec", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Dataset spec YAML.")
 @click.option("--policy", "policy_ref", default="default", show_default=True,
               help="A registered policy's name, or a file whose exact content an admin registered.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Processes for the PII scrub.")
+@click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Ray workers (actors) for the PII scrub; with --engine auto, Ray is used only for 2 or more "
+                   "workers on enough rows.")
+@click.option("--engine", type=click.Choice(["auto", "local", "ray"]), default="auto", show_default=True,
+              help="Where the PII scrub runs: in this process (local), on Ray (a local Ray started and stopped by "
+                   "the command, or --ray-address), or chosen by rows and workers (auto).")
+@click.option("--ray-address", envvar="RAY_ADDRESS", default=None, metavar="ADDRESS",
+              help="Run the PII scrub on this existing Ray cluster (env RAY_ADDRESS); workers see raw text, never "
+                   "the master key.")
+@click.option("--shard-rows", type=click.IntRange(1, None), default=None, metavar="N",
+              help="Most rows per encrypted vault shard [default: 100,000].")
 @click.option("--force", is_flag=True, help="Make a new version even if one holds the same content and policy.")
 @pass_app
-def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: str, workers: int,
-                force: bool) -> None:
+def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: str, workers: int, engine: str,
+                ray_address: str | None, shard_rows: int | None, force: bool) -> None:
     """Validate, scrub PII, encrypt and card FILE (engineer or compliance).
 
-    Steps: load (streamed with datasets), validate (great-expectations suite from the policy and the
-    spec; exit 3 on failure), scrub PII in the text columns (presidio with a spaCy NER model; exit 4 if
-    residual PII exceeds the policy's tolerance), encrypt into the vault, write the dataset card.
-    Each step is logged. On any failure nothing is stored.
+    Steps, streamed in record batches so memory does not grow with the file: load, validate
+    (great-expectations on statistics merged over the batches; exit 3 on failure), scrub PII in the text
+    columns (presidio with a spaCy NER model, in process or on Ray; exit 4 if residual PII exceeds the
+    policy's tolerance), encrypt into the vault as Parquet shards under a manifest the card signs, write the
+    dataset card. Each step is logged. On any failure nothing is stored.
     """
     from governance.crypto.keyring import workspace_master_key
     from governance.gate.catalog import check_dataset_name
@@ -47,6 +57,7 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
     check_dataset_name(name)
     dataset_spec = load_dataset_spec(spec)
     from governance.gate.loading import check_input_file
+    from governance.gate.shards import SHARD_ROWS
 
     workspace = app.find_workspace()
     loaded_policy = resolve_policy(workspace, policy_ref).policy  # only registered policies (exit 4)
@@ -54,7 +65,8 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
     kek = workspace_master_key(workspace)
     with open_session(workspace, app.identity, ["engineer", "compliance"], "data ingest") as session:
         result = ingest_dataset(session, file, name, dataset_spec, loaded_policy, kek, workers=workers,
-                                progress=app.progress, force=force)
+                                progress=app.progress, force=force, engine=engine,  # type: ignore[arg-type]
+                                ray_address=ray_address or None, shard_rows=shard_rows or SHARD_ROWS)
     card = result.card
     pii = sum(card.pii.findings_by_entity.values())  # counts only
     app.emit(

@@ -6,7 +6,15 @@ Everything a caller needs is re-exported here; see :mod:`governance.crypto.heade
 from __future__ import annotations
 
 from governance.crypto.errors import DecryptionError, DecryptionFailure
-from governance.crypto.files import open_decrypted, read_encrypted_file, sha256_file, write_encrypted_file
+from governance.crypto.files import (
+    PlaintextWriter,
+    encrypted_file_writer,
+    open_decrypted,
+    read_encrypted_file,
+    sealed_sha256,
+    sha256_file,
+    write_encrypted_file,
+)
 from governance.crypto.header import StreamHeader, read_header
 from governance.crypto.keys import (
     ENV_VAR,
@@ -38,6 +46,7 @@ __all__ = [
     "EncryptingWriter",
     "KeySourceStatus",
     "MasterKey",
+    "PlaintextWriter",
     "StreamHeader",
     "decrypt_bytes",
     "decrypt_stream",
@@ -45,6 +54,7 @@ __all__ = [
     "encode_master_key",
     "encrypt_bytes",
     "encrypt_stream",
+    "encrypted_file_writer",
     "file_kek_id",
     "generate_master_key",
     "iter_decrypted_chunks",
@@ -55,6 +65,7 @@ __all__ = [
     "read_header",
     "rewrap_file",
     "rewrap_tree",
+    "sealed_sha256",
     "sha256_file",
     "write_encrypted_file",
     "write_master_key",

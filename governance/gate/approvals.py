@@ -17,7 +17,7 @@ from audit.timestamps import now_timestamp
 from datacards.approval import CardDecision, Decision, sign_decision
 from datacards.card import DatasetCard
 from governance.crypto import sha256_file
-from governance.errors import ConfigError, IntegrityError, PolicyRefusal
+from governance.errors import ConfigError, IntegrityError, PolicyRefusal, UnexpectedError
 from governance.gate.catalog import DatasetCatalog
 from governance.session import Session
 from governance.trust import ledger as lg
@@ -143,10 +143,19 @@ def decide(session: Session, ref: str, decision: Decision, note: str) -> tuple[C
 
 
 def check_vault(workspace: Workspace, card: DatasetCard) -> Path:
+    """Verify the stored ciphertext against the card; returns what to decrypt (the manifest, for shards).
+
+    A sharded dataset has its manifest checked against the card and every shard against the manifest
+    (:func:`governance.gate.shards.check_sharded_vault`); a legacy one its single object. Exit 5 names the file.
+    """
+    from governance.gate.shards import check_sharded_vault, is_sharded
+
+    if is_sharded(card):
+        return check_sharded_vault(workspace.root, card)
     path = workspace.root / card.vault_object
     try:
         actual = sha256_file(path)
-    except (FileNotFoundError, OSError):
+    except (FileNotFoundError, OSError, UnexpectedError):
         raise IntegrityError(f"{card.ref}: the vault object {card.vault_object} is missing") from None
     if actual != card.digests.ciphertext:
         raise IntegrityError(

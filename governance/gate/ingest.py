@@ -1,5 +1,14 @@
 """``govtrain data ingest``: load, validate, scrub PII, encrypt into the vault, and write the dataset card.
 
+The gate streams: memory does not grow with the number of rows (apart from 8 bytes per distinct row for exact
+duplicate detection, :mod:`governance.gate.validation_stats`). The input is read twice in record batches
+(:class:`~governance.gate.loading.BatchReader`): the first pass reduces each batch to mergeable statistics that
+great-expectations judges before any text is scrubbed; the second scrubs batch by batch (in this process or on
+Ray, :mod:`governance.gate.scrub_engines`), re-checks the scrubbed rows from the same kind of statistics, and
+writes them as encrypted Parquet shards under a manifest (:mod:`governance.gate.shards`). The second pass must see
+the rows the first one validated: the file's sha256 and a digest of every batch are compared, and a file changed
+in between stops the gate (exit 5).
+
 The input must be a regular file within the policy's ``validation.max_input_mib``; that is checked before
 anything is read. Everything is written into hidden staging folders and published as the next version only
 at the very end (:meth:`DatasetCatalog.claim_next_version`), so a version folder is visible only complete.
@@ -21,7 +30,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datacards.build import representation
 from datacards.card import (
     ColumnSchema,
     DatasetCard,
@@ -38,12 +46,19 @@ from datacards.card import (
 )
 from datacards.labels import label_key
 from governance.crypto import MasterKey, write_encrypted_file
-from governance.errors import ConfigError
+from governance.errors import ConfigError, DataValidationError, IntegrityError
 from governance.gate.catalog import DatasetCatalog, StagedVersion, check_dataset_name
-from governance.gate.loading import LoadedData, check_input_file, load_table
+from governance.gate.loading import BatchReader, check_input_file, hash_and_check_file
+from governance.gate.shards import MANIFEST_NAME, SHARD_ROWS, ShardWriter, VaultManifest
+from governance.gate.validation_stats import DatasetStats, HashIndex, collect_stats, text_key_hashes
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
     from governance.gate.pii import PiiStats
+    from governance.gate.scrub_engines import EngineChoice
+    from governance.gate.validation import ValidationReport
     from governance.gate.validation_scrub import PostScrubCheck as PostScrub
 from governance.gate.spec import DatasetSpec
 from governance.session import Session
@@ -80,6 +95,9 @@ def ingest_dataset(
     workers: int = 1,
     progress: Progress = _quiet,
     force: bool = False,
+    engine: EngineChoice = "auto",
+    ray_address: str | None = None,
+    shard_rows: int = SHARD_ROWS,
 ) -> IngestResult:
     """Run the gate on ``path`` and store the result as the next version of ``name``.
 
@@ -87,13 +105,19 @@ def ingest_dataset(
     ``validation.max_input_mib`` (exit 4 otherwise); both are checked before any work. A file whose content a
     version of ``name`` already holds under the same policy is refused (exit 2) unless ``force``: a second copy
     would only need a second review and make an unpinned run config ambiguous.
+
+    ``engine``/``workers``/``ray_address`` choose where the PII scrub runs (:func:`~governance.gate.scrub_engines.
+    choose_engine`); the stored rows, card and digests do not depend on it. ``shard_rows`` bounds each vault shard.
     """
+    if shard_rows < 1:
+        raise ConfigError(f"shard rows must be at least 1, not {shard_rows}")
+    options = _Options(workers=workers, engine=engine, ray_address=ray_address, shard_rows=shard_rows)
     check_dataset_name(name)
     source = check_input_file(path, max_mib=policy.validation.max_input_mib)
     catalog = DatasetCatalog(session.workspace)
     staged = catalog.stage(name)
     try:
-        return _ingest(session, catalog, staged, path, source, spec, policy, kek, workers, progress, force)
+        return _ingest(session, catalog, staged, path, source, spec, policy, kek, options, progress, force)
     except BaseException:
         catalog.release(staged)
         raise
@@ -108,76 +132,118 @@ def _refuse_identical(catalog: DatasetCatalog, name: str, raw_sha256: str, polic
                                    "new version anyway")
 
 
+@dataclass(frozen=True)
+class _Options:
+    workers: int
+    engine: EngineChoice
+    ray_address: str | None
+    shard_rows: int
+
+
+@dataclass
+class _Stored:
+    """What the second pass produced: the manifest, the statistics of the stored rows and the scrub's counts."""
+
+    manifest: VaultManifest
+    schema: pa.Schema
+    stats: DatasetStats
+    pii: PiiStats
+    post: PostScrub
+    plaintext_bytes: int
+    engine: str
+
+
 def _ingest(
     session: Session, catalog: DatasetCatalog, staged: StagedVersion, path: Path, source: Path, spec: DatasetSpec,
-    policy: Policy, kek: MasterKey, workers: int, progress: Progress, force: bool = False,
+    policy: Policy, kek: MasterKey, options: _Options, progress: Progress, force: bool = False,
 ) -> IngestResult:
-    from governance.gate.pii import check_residual, load_pii_engine, scrub_text_columns
+    from governance.gate.pii import check_residual, load_pii_engine
     from governance.gate.pii_recall import check_recall_floor, detector_digest, measured_recall
-    from governance.gate.validation import check_validation, validate_table
-    from governance.gate.validation_scrub import recheck_after_scrub
+    from governance.gate.validation import check_validation
+    from governance.gate.validation_stats import validate_stats
 
     name = staged.name
     step = {"dataset": name, "ingest": staged.token}
-    progress(f"[1/5] loading {path.name} as {spec.format}")
-    loaded = load_table(source, spec, max_mib=policy.validation.max_input_mib)
+    progress(f"[1/5] loading {path.name} as {spec.format} (streamed in record batches)")
+    raw_sha256, raw_bytes = hash_and_check_file(source, text=spec.format != "parquet",
+                                                max_mib=policy.validation.max_input_mib)
+    if raw_bytes == 0:
+        raise DataValidationError(f"{source}: the file is empty")
     if not force:
-        _refuse_identical(catalog, name, loaded.raw_sha256, policy_digest(policy), path)
-    session.record("data.ingest.loaded", {**step, "raw_sha256": loaded.raw_sha256,
-                                          "bytes": loaded.raw_bytes, "rows": loaded.rows})
-    progress(f"      {loaded.rows:,} rows; kept columns {', '.join(loaded.table.column_names)}")
+        _refuse_identical(catalog, name, raw_sha256, policy_digest(policy), path)
+    reader = BatchReader(source, spec)
+    raw_stats, content = _first_pass(reader, spec, policy)
+    if reader.rows == 0:
+        raise DataValidationError(f"{source}: no rows")
+    session.record("data.ingest.loaded", {**step, "raw_sha256": raw_sha256, "bytes": raw_bytes, "rows": reader.rows})
+    progress(f"      {reader.rows:,} rows; kept columns {', '.join(raw_stats.columns)}")
 
-    progress("[2/5] validating with great-expectations")
-    report = validate_table(loaded.table, spec, policy.validation)
+    progress("[2/5] validating with great-expectations (on statistics merged over the batches)")
+    report = validate_stats(raw_stats, spec, policy.validation)
     failed = len(report.failed)
     session.record("data.ingest.validated", {**step, "expectations": len(report.outcomes), "failed": failed})
     check_validation(report)
     progress(f"      {len(report.outcomes)} expectations passed")
 
-    progress(f"[3/5] scrubbing PII in {', '.join(spec.text_columns)} (presidio, {policy.pii.ner_model})")
-    total = loaded.table.num_rows * len(spec.text_columns)
-    engine = load_pii_engine(policy.pii)
-    digest = detector_digest(policy.pii, engine.info)
+    from governance.gate.scrub_engines import choose_engine, open_scrub_engine
+
+    kind = choose_engine(options.engine, options.workers, reader.rows, options.ray_address)
+    where = "in process" if kind == "local" else (
+        f"on the Ray cluster at {options.ray_address}" if options.ray_address else
+        f"on a local Ray with {options.workers} workers")
+    progress(f"[3/5] scrubbing PII in {', '.join(spec.text_columns)} (presidio, {policy.pii.ner_model}, {where})")
+    total = reader.rows * len(spec.text_columns)
+    pii_engine = load_pii_engine(policy.pii)
+    digest = detector_digest(policy.pii, pii_engine.info)
     recall = measured_recall(digest)
     check_recall_floor(recall, policy.pii)  # before any text is scanned: a refused detector does no work
-    scrub = scrub_text_columns(loaded.table, spec.text_columns, policy.pii, workers=workers,
-                               progress=_ScrubProgress(total, progress), engine=engine)
-    stats = scrub.stats
+    scrubber = open_scrub_engine(kind, pii_engine, spec.text_columns, options.workers, options.ray_address,
+                                 _ScrubProgress(total, progress))
+    try:
+        stored = _second_pass(reader, scrubber, spec, policy, kek, staged.vault, options.shard_rows, content)
+    finally:
+        scrubber.close()
+    if hash_and_check_file(source, text=spec.format != "parquet",
+                           max_mib=policy.validation.max_input_mib)[0] != raw_sha256:
+        raise IntegrityError(f"{path}: the file changed while it was being ingested", hint="ingest it again")
+    stats = stored.pii
     session.record("data.ingest.scrubbed", {
         **step, "texts": stats.texts_scanned, "findings": dict(stats.findings), "residual": dict(stats.residual),
-        "independent_residual": dict(stats.independent_residual), "detector_digest": digest})
+        "independent_residual": dict(stats.independent_residual), "detector_digest": digest,
+        "engine": stored.engine})
     check_residual(stats, policy.pii)
     progress(f"      {sum(stats.findings.values()):,} findings removed "
              f"({_counts(dict(stats.findings))}); residual {stats.residual_total}, "
              f"independent re-scan {stats.independent_residual_total}")
 
-    stored, post = recheck_after_scrub(loaded.table, scrub.table, spec, policy.validation)
+    post = stored.post
     session.record("data.ingest.rechecked", {
         **step, "scrub_created_duplicates": post.scrub_created_duplicates, "rows_dropped": post.rows_dropped,
         "expectations": len(post.report.outcomes), "failed": len(post.report.failed)})
-    progress(f"      validating the scrubbed table again: {post.scrub_created_duplicates} rows made duplicates by "
+    progress(f"      validating the scrubbed rows again: {post.scrub_created_duplicates} rows made duplicates by "
              f"the scrub ({post.action}: {post.rows_dropped} dropped)")
     check_validation(post.report)
 
-    progress("[4/5] encrypting into the vault (AES-256-GCM)")
-    parquet = _to_parquet(stored)
+    manifest = stored.manifest
+    progress(f"[4/5] encrypted into the vault (AES-256-GCM): {len(manifest.shards)} shard(s) of at most "
+             f"{options.shard_rows:,} rows")
     chunk = policy.encryption.chunk_size_kib * 1024
-    ciphertext_sha256 = write_encrypted_file(staged.vault / "data.parquet.enc", parquet, kek, chunk_size=chunk)
-    raw_ciphertext = (_keep_raw(source, path.suffix, staged.vault, kek, chunk, loaded.raw_bytes)
+    raw_ciphertext = (_keep_raw(source, path.suffix, staged.vault, kek, chunk, raw_bytes)
                       if policy.pii.keep_raw else None)
-    session.record("data.ingest.encrypted", {**step, "scrubbed_sha256": _sha256(parquet),
-                                             "ciphertext_sha256": ciphertext_sha256, "bytes": len(parquet),
-                                             "kek_id": kek.key_id})
+    session.record("data.ingest.encrypted", {**step, "scrubbed_sha256": manifest.plaintext_digest,
+                                             "ciphertext_sha256": manifest.digest(), "bytes": stored.plaintext_bytes,
+                                             "shards": len(manifest.shards), "kek_id": kek.key_id})
 
     progress("[5/5] writing the dataset card")
-    digests = Digests(raw_file=loaded.raw_sha256, scrubbed_parquet=_sha256(parquet),
-                      ciphertext=ciphertext_sha256, raw_ciphertext=raw_ciphertext)
+    digests = Digests(raw_file=raw_sha256, scrubbed_parquet=manifest.plaintext_digest, ciphertext=manifest.digest(),
+                      raw_ciphertext=raw_ciphertext, shards=len(manifest.shards))
     root = session.workspace.root
+    source_info = _Source(rows=reader.rows, dropped_columns=reader.dropped_columns, shard_rows=options.shard_rows)
 
     def card_for(version: int) -> DatasetCard:
-        vault_object = catalog.vault_object(name, version).relative_to(root).as_posix()
+        vault_object = (catalog.vault_dir(name, version) / MANIFEST_NAME).relative_to(root).as_posix()
         pii = _pii_summary(stats, policy, _measured(digest, recall, policy))
-        return _build_card(session, name, version, spec, policy, loaded, report, pii, post, stored, digests,
+        return _build_card(session, name, version, spec, policy, source_info, report, pii, stored, digests,
                            vault_object)
 
     card = catalog.claim_next_version(staged, card_for)
@@ -189,7 +255,99 @@ def _ingest(
         catalog.release(staged, published=card.version)  # a version the log does not know must not stay
         raise
     return IngestResult(card, catalog.card_dir(name, card.version) / "card.json",
-                        catalog.vault_object(name, card.version))
+                        catalog.vault_dir(name, card.version) / MANIFEST_NAME)
+
+
+@dataclass(frozen=True)
+class _Source:
+    rows: int
+    dropped_columns: tuple[str, ...]
+    shard_rows: int
+
+
+def _first_pass(reader: BatchReader, spec: DatasetSpec, policy: Policy) -> tuple[DatasetStats, str]:
+    """Statistics of every batch, merged; and a digest of the rows read, to check the second pass against."""
+    stats = DatasetStats()
+    index = HashIndex()
+    content = hashlib.sha256()
+    for batch in reader:
+        _check_unique_columns(batch)
+        stats.merge(collect_stats(batch, spec, policy.validation, index))
+        content.update(_batch_digest(batch))
+    return stats, content.hexdigest()
+
+
+def _check_unique_columns(batch: pa.Table) -> None:
+    names = list(batch.column_names)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataValidationError(f"the data has more than one column named {', '.join(map(repr, repeated))}")
+
+
+def _batch_digest(batch: pa.Table) -> bytes:
+    """A digest of a batch's rows (every kept column, in order), to compare the two passes over the input."""
+    import pandas as pd
+
+    frame = pd.DataFrame({str(i): batch.column(i).to_numpy(zero_copy_only=False)
+                          for i in range(batch.num_columns)}).astype(object)
+    row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(row_hashes.tobytes() + str(batch.schema).encode()).digest()
+
+
+def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: Policy, kek: MasterKey,
+                 folder: Path, shard_rows: int, content: str) -> _Stored:
+    """Scrub, drop what the scrub made duplicates (if the policy says so), gather statistics, write the shards."""
+    import pyarrow as pa
+
+    from governance.gate.pii import combine_stats
+    from governance.gate.validation_scrub import PostScrubCheck as PostScrubResult
+    from governance.gate.validation_stats import validate_stats
+
+    rules = policy.validation
+    before_index, after_index = HashIndex(), HashIndex()
+    stats = DatasetStats()
+    pii: PiiStats | None = None
+    digest = hashlib.sha256()
+    before_total = after_total = created_total = dropped = 0
+    writer = ShardWriter(folder, kek, shard_rows=shard_rows, chunk_size=policy.encryption.chunk_size_kib * 1024)
+    try:
+        for stretch in scrubber.scrub(_digested(reader, digest)):
+            before: np.ndarray = before_index.repeated(text_key_hashes(stretch.raw, spec.text_columns))
+            after: np.ndarray = after_index.repeated(text_key_hashes(stretch.scrubbed.table, spec.text_columns))
+            created = after & ~before
+            before_total += int(before.sum())
+            after_total += int(after.sum())
+            created_total += int(created.sum())
+            table = stretch.scrubbed.table
+            repeated = after
+            if rules.on_scrub_duplicates == "drop" and created.any():
+                table = table.filter(pa.array(~created))
+                repeated = after[~created]
+                dropped += int(created.sum())
+            stats.merge(collect_stats(table, spec, rules, None, repeated=repeated))
+            writer.write(table)
+            part = stretch.scrubbed.stats
+            pii = part if pii is None else combine_stats(pii, part, policy.pii)
+        manifest = writer.close()
+    except BaseException:
+        writer.abandon()
+        raise
+    if digest.hexdigest() != content or pii is None:
+        raise IntegrityError("the input file changed while it was being ingested (its rows differ between the "
+                             "validation and the scrub)", hint="ingest it again")
+    report = validate_stats(stats, spec, rules)
+    post = PostScrubResult(duplicates_before_scrub=before_total, duplicates_after_scrub=after_total,
+                           scrub_created_duplicates=created_total, action=rules.on_scrub_duplicates,
+                           rows_dropped=dropped, report=report)
+    schema = pa.unify_schemas(writer.schemas, promote_options="permissive")
+    size = sum((folder / e.file).stat().st_size for e in manifest.shards)
+    return _Stored(manifest, schema, stats, pii, post, size, scrubber.name)
+
+
+def _digested(reader: BatchReader, digest: Any) -> Iterator[pa.Table]:
+    for batch in reader:
+        digest.update(_batch_digest(batch))
+        yield batch
 
 
 class _ScrubProgress:
@@ -222,15 +380,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _to_parquet(table: object) -> bytes:
-    """Serialise in memory: the plaintext never touches disk."""
-    import pyarrow.parquet as pq
-
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
-
-
 def _keep_raw(source: Path, suffix: str, folder: Path, kek: MasterKey, chunk: int, size: int) -> str:
     """Encrypt the raw input, as the policy asks, streaming from the file (separately from the scrubbed data).
 
@@ -249,25 +398,28 @@ def _read_upto(handle: io.BufferedReader, size: int, chunk: int) -> Iterator[byt
 
 
 def _build_card(
-    session: Session, name: str, version: int, spec: DatasetSpec, policy: Policy, loaded: LoadedData,
-    report: object, pii: PiiSummary, post: PostScrub, table: object, digests: Digests, vault_object: str,
+    session: Session, name: str, version: int, spec: DatasetSpec, policy: Policy, source: _Source,
+    report: ValidationReport, pii: PiiSummary, stored: _Stored, digests: Digests, vault_object: str,
 ) -> DatasetCard:
-    import pyarrow as pa
+    from governance.gate.validation_stats import representation_from_stats
 
-    assert isinstance(table, pa.Table)
+    schema = stored.schema
+    post = stored.post
     roles = {**dict.fromkeys(spec.text_columns, "text"), **dict.fromkeys(spec.sensitive_columns, "sensitive")}
     if spec.label_column:
         roles[spec.label_column] = "label"
-    transformations = [f"kept the declared columns: {', '.join(table.column_names)}"]
-    if loaded.dropped_columns:
+    transformations = [f"kept the declared columns: {', '.join(schema.names)}"]
+    if source.dropped_columns:
         transformations.append(f"dropped undeclared columns (never scrubbed, so never stored): "
-                               f"{', '.join(loaded.dropped_columns)}")
+                               f"{', '.join(source.dropped_columns)}")
     transformations.append(f"PII in {', '.join(spec.text_columns)} anonymized with presidio "
                            f"({_operators(policy)})")
     if post.rows_dropped:
         transformations.append(f"dropped {post.rows_dropped} rows the PII scrub made duplicates of an earlier row "
                                "(validation.on_scrub_duplicates: drop)")
-    transformations.append("stored as Parquet (zstd), encrypted with AES-256-GCM streaming envelope encryption")
+    transformations.append(f"stored as {len(stored.manifest.shards)} Parquet (zstd) shard(s) of at most "
+                           f"{source.shard_rows:,} rows, each encrypted with AES-256-GCM streaming envelope "
+                           "encryption and listed with its digests in a vault manifest")
     actor = session.actor
     assert actor is not None
     return DatasetCard(
@@ -277,23 +429,23 @@ def _build_card(
             description=spec.description, collection_process=spec.collection_process,
             intended_use=spec.intended_use, out_of_scope_use=spec.out_of_scope_use, maintenance=spec.maintenance),
         file_format=spec.format,
-        schema_=[ColumnSchema(name=f.name, type=str(f.type), role=roles[f.name]) for f in table.schema],
+        schema_=[ColumnSchema(name=f.name, type=str(f.type), role=roles[f.name]) for f in schema],
         text_columns=list(spec.text_columns), label_column=spec.label_column,
         allowed_labels=[label_key(v) for v in spec.allowed_labels] if spec.allowed_labels else None,
         sensitive_columns=list(spec.sensitive_columns),
-        rows=RowCounts(input=loaded.rows, stored=table.num_rows, scrub_duplicates_dropped=post.rows_dropped),
+        rows=RowCounts(input=source.rows, stored=stored.manifest.rows, scrub_duplicates_dropped=post.rows_dropped),
         digests=digests,
         validation=ValidationSummary(
-            engine=f"great_expectations {report.great_expectations_version}",  # type: ignore[attr-defined]
-            expectations=len(report.outcomes), failed=len(report.failed),  # type: ignore[attr-defined]
-            results=[o.to_dict() for o in report.outcomes]),  # type: ignore[attr-defined]
+            engine=f"great_expectations {report.great_expectations_version} (statistics merged over record batches)",
+            expectations=len(report.outcomes), failed=len(report.failed),
+            results=[o.to_dict() for o in report.outcomes]),
         pii=pii,
         post_scrub=PostScrubCheck(
             duplicates_before_scrub=post.duplicates_before_scrub, duplicates_after_scrub=post.duplicates_after_scrub,
             scrub_created_duplicates=post.scrub_created_duplicates, action=post.action,
             rows_dropped=post.rows_dropped, expectations=len(post.report.outcomes),
             failed=len(post.report.failed)),
-        representation=representation(table, spec.sensitive_columns, spec.label_column, spec.allowed_labels),
+        representation=representation_from_stats(stored.stats, spec),
         transformations=transformations,
         policy=PolicyRef(name=policy.name, digest=policy_digest(policy)),
         ingestion=Ingestion(identity=actor.name, key_id=actor.signer.key_id, time=_now(),

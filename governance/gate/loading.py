@@ -13,7 +13,7 @@ import codecs
 import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,47 +124,78 @@ def hash_and_check_file(path: Path, *, text: bool, max_mib: int | None = None) -
     return digest.hexdigest(), size
 
 
+class BatchReader:
+    """The declared columns of a file as Arrow tables of up to ``batch_rows`` rows, read as a stream.
+
+    Iterate it (once per pass; each iteration reads the file again); afterwards ``rows`` is the number read and
+    ``columns_in_file`` the columns the file has. Parse failures are exit 3, naming the file, never its content.
+    """
+
+    def __init__(self, path: Path, spec: DatasetSpec, *, batch_rows: int = BATCH_ROWS) -> None:
+        self.path, self.spec, self.batch_rows = path, spec, batch_rows
+        self.columns_in_file: list[str] = []
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        import datasets
+
+        datasets.disable_progress_bars()
+        spec = self.spec
+        kwargs: dict[str, object] = {"sample_by": spec.text_sample_by} if spec.format == "text" else {}
+        self.rows = 0
+        try:
+            stream = datasets.load_dataset(
+                _BUILDERS[spec.format], data_files=str(self.path), split="train", streaming=True, **kwargs
+            )
+            batches = stream.with_format("arrow").iter(batch_size=self.batch_rows)
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                if not self.columns_in_file:
+                    self.columns_in_file = list(batch.column_names)
+                keep = [c for c in spec.columns if c in batch.column_names]
+                self.rows += batch.num_rows
+                yield batch.select(keep).replace_schema_metadata(None)
+        except (DataValidationError, GeneratorExit):
+            raise
+        except Exception as exc:
+            raise DataValidationError(
+                f"{self.path}: cannot be read as {spec.format} ({type(exc).__name__})",
+                hint="check the file's format and the spec's 'format' field",
+            ) from None
+
+    @property
+    def dropped_columns(self) -> tuple[str, ...]:
+        """Columns of the file that the spec does not declare (never scrubbed, so never stored)."""
+        return tuple(c for c in self.columns_in_file if c not in self.spec.columns)
+
+
 def load_table(
     path: Path, spec: DatasetSpec, *, max_mib: int | None = None, progress: Callable[[int], None] | None = None
 ) -> LoadedData:
     """Read ``path`` as ``spec.format`` and keep the declared columns; parse failures are exit 3.
 
     ``max_mib`` caps the bytes read (exit 4 past it); pass the resolved path from :func:`check_input_file`.
+    The whole table is held in memory: the gate itself streams (:class:`BatchReader`); this is for small data.
     """
     raw_sha256, size = hash_and_check_file(path, text=spec.format != "parquet", max_mib=max_mib)
     if size == 0:
         raise DataValidationError(f"{path}: the file is empty")
-    import datasets
     import pyarrow as pa
 
-    datasets.disable_progress_bars()
-    kwargs: dict[str, object] = {"sample_by": spec.text_sample_by} if spec.format == "text" else {}
+    reader = BatchReader(path, spec)
     batches: list[pa.Table] = []
-    columns_in_file: list[str] = []
-    rows = 0
-    try:
-        stream = datasets.load_dataset(
-            _BUILDERS[spec.format], data_files=str(path), split="train", streaming=True, **kwargs
-        )
-        for batch in stream.with_format("arrow").iter(batch_size=BATCH_ROWS):
-            if not columns_in_file:
-                columns_in_file = list(batch.column_names)
-            keep = [c for c in spec.columns if c in batch.column_names]
-            batches.append(batch.select(keep).replace_schema_metadata(None))
-            rows += batch.num_rows
-            if progress is not None:
-                progress(rows)
-        table = pa.concat_tables(batches, promote_options="permissive") if batches else None
-    except DataValidationError:
-        raise
-    except Exception as exc:
-        raise DataValidationError(
-            f"{path}: cannot be read as {spec.format} ({type(exc).__name__})",
-            hint="check the file's format and the spec's 'format' field",
-        ) from None
-    if table is None or rows == 0:
+    for batch in reader:
+        batches.append(batch)
+        if progress is not None:
+            progress(reader.rows)
+    if not batches or reader.rows == 0:
         raise DataValidationError(f"{path}: no rows")
+    try:
+        table = pa.concat_tables(batches, promote_options="permissive")
+    except Exception as exc:
+        raise DataValidationError(f"{path}: cannot be read as {spec.format} ({type(exc).__name__})") from None
     missing = tuple(c for c in spec.columns if c not in table.column_names)
-    dropped = tuple(c for c in columns_in_file if c not in spec.columns)
-    return LoadedData(table, raw_sha256, size, rows, dropped, missing)
-
+    return LoadedData(table, raw_sha256, size, reader.rows, reader.dropped_columns, missing)

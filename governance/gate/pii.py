@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from policies.model import PiiRules
 
 __all__ = [
-    "EngineInfo", "PiiEngine", "PiiStats", "ScrubResult", "check_residual", "load_pii_engine",
+    "EngineInfo", "PiiEngine", "PiiStats", "ScrubResult", "check_residual", "combine_stats", "load_pii_engine",
     "scrub_text_columns", "scrub_texts",
 ]
 
@@ -166,6 +166,29 @@ def scrub_text_columns(
         engine=engine.info,
     )
     return ScrubResult(table=scrubbed, stats=stats)
+
+
+def combine_stats(first: PiiStats, second: PiiStats, rules: PiiRules) -> PiiStats:
+    """The stats of two scrubs of different rows under the same rules, as one (every count added)."""
+    if first.engine != second.engine:
+        raise ConfigError("cannot combine the PII statistics of two different detector configurations")
+    entities = list(rules.entities)
+
+    def add(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+        return _per_entity(Counter(a) + Counter(b) + Counter(dict.fromkeys([*a, *b], 0)), entities)
+
+    columns = [*first.findings_by_column, *(c for c in second.findings_by_column if c not in first.findings_by_column)]
+    return PiiStats(
+        texts_scanned=first.texts_scanned + second.texts_scanned,
+        findings=add(first.findings, second.findings),
+        findings_by_column={c: add(first.findings_by_column.get(c, {}), second.findings_by_column.get(c, {}))
+                            for c in columns},
+        rows_changed={c: first.rows_changed.get(c, 0) + second.rows_changed.get(c, 0) for c in columns},
+        residual=add(first.residual, second.residual),
+        independent_residual=add(first.independent_residual, second.independent_residual),
+        score_threshold=rules.score_threshold,
+        engine=first.engine,
+    )
 
 
 def check_residual(stats: PiiStats, rules: PiiRules) -> None:

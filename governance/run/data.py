@@ -1,11 +1,15 @@
-"""A run's data: the approved dataset decrypted into memory only, its columns picked, and split deterministically."""
+"""A run's data: the approved dataset decrypted into memory only, its columns picked, and split deterministically.
+
+A sharded dataset is decrypted shard by shard (each checked against the manifest, never written to disk) and its
+rows concatenated in manifest order, so the splits are those of the same rows stored as one object: they depend
+on the rows and the seed, never on how the vault cut them into shards.
+"""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
-from governance.crypto import MasterKey, read_encrypted_file
+from governance.crypto import MasterKey
 from governance.errors import ConfigError
 from governance.gate.approvals import ApprovedDataset
 from governance.run.config import RunConfig
@@ -25,12 +29,11 @@ class PreparedData:
 
 
 def prepare_data(approved: ApprovedDataset, config: RunConfig, kek: MasterKey) -> PreparedData:
-    """Decrypt the approved Parquet into memory and split it; sensitive columns never reach the texts."""
-    import pyarrow.parquet as pq
-
+    """Decrypt the approved data (shard by shard) into memory and split it; sensitive columns never reach the texts."""
     from datacards.labels import label_key
+    from governance.gate.shards import read_vault_table
 
-    table = pq.read_table(io.BytesIO(read_encrypted_file(approved.vault_path, kek)))
+    table = read_vault_table(approved.vault_path, approved.card, kek)
     needed = [*config.columns.text, *([config.columns.label] if config.columns.label else []),
               *([config.columns.prompt] if config.columns.prompt else []), *config.columns.sensitive]
     missing = [c for c in needed if c not in table.column_names]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
 from pathlib import Path
@@ -45,6 +44,15 @@ def run_config(tmp: Path, dataset: str = "reddit", policy: str = "default") -> P
     path = tmp / "run.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def stored_table(team: Team, name: str, version: int = 1):  # type: ignore[no-untyped-def]
+    """The stored (scrubbed) table of ``name@version``, decrypted shard by shard in memory."""
+    from datacards.card import DatasetCard
+    from governance.gate.shards import read_vault_table
+
+    card = DatasetCard.model_validate(json.loads((team.workspace / f"cards/{name}/{version}/card.json").read_text()))
+    return read_vault_table(team.workspace / card.vault_object, card, load_master_key())
 
 
 def leftovers(team: Team, name: str) -> list[Path]:
@@ -112,13 +120,13 @@ def test_tampered_vault_is_integrity_error(gate_team, tmp_path: Path) -> None:  
     team, data, *_ = gate_team
     assert team.as_("erin", "data", "ingest", str(data), "--name", "tamper", "--spec", str(SPEC)).exit_code == 0
     assert team.as_("carol", "data", "approve", "tamper").exit_code == 0
-    vault = team.workspace / "vault/tamper/1/data.parquet.enc"
+    vault = team.workspace / "vault/tamper/1/shard-00000.parquet.enc"
     blob = bytearray(vault.read_bytes())
     blob[-5] ^= 1
     vault.write_bytes(bytes(blob))
     result = team.as_("erin", "run", str(run_config(tmp_path, "tamper")), "--dry-run")
     assert result.exit_code == 5
-    assert "does not match its card" in result.stderr
+    assert "shard shard-00000.parquet.enc does not match the vault manifest" in result.stderr
 
 
 def test_rejection_blocks_and_self_approval_refused(gate_team, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -146,11 +154,8 @@ def test_strict_policy_needs_two_approvers(gate_team, tmp_path: Path) -> None:  
 
 
 def test_vault_decrypts_to_scrubbed_parquet(gate_team) -> None:  # type: ignore[no-untyped-def]
-    import pyarrow.parquet as pq
-
     team, *_ = gate_team
-    table = pq.read_table(io.BytesIO(read_encrypted_file(team.workspace / "vault/reddit/1/data.parquet.enc",
-                                                         load_master_key())))
+    table = stored_table(team, "reddit")
     assert table.column_names == ["comment", "bias_sent", "target_group"]
     card = json.loads(team.as_("erin", "data", "show", "reddit", "--format", "json").stdout)
     assert table.num_rows == card["rows"]["stored"]
@@ -158,11 +163,8 @@ def test_vault_decrypts_to_scrubbed_parquet(gate_team) -> None:  # type: ignore[
 
 def test_compliance_samples_scrubbed_rows_and_it_is_logged(gate_team) -> None:  # type: ignore[no-untyped-def]
     """data show --samples: rows of the stored (scrubbed) table, for compliance only, and logged (counts only)."""
-    import pyarrow.parquet as pq
-
     team, *_ = gate_team
-    stored = pq.read_table(io.BytesIO(read_encrypted_file(team.workspace / "vault/reddit/1/data.parquet.enc",
-                                                          load_master_key()))).to_pylist()
+    stored = stored_table(team, "reddit").to_pylist()
     result = team.as_("carol", "--json", "data", "show", "reddit", "--samples", "3")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)["rows"]
@@ -251,7 +253,6 @@ def all_bytes_under(root: Path) -> bytes:
 
 def test_enron_canaries_never_reach_the_workspace(gate_team, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
     """Plant PII in real e-mails; after ingest no canary is anywhere under the workspace, decrypted data included."""
-    import pyarrow.parquet as pq
 
     team, _, root = gate_team
     lines = (shared_data / "aeslc-enron-dev/aeslc_enron_dev.jsonl").read_text().splitlines()[:150]
@@ -270,8 +271,7 @@ def test_enron_canaries_never_reach_the_workspace(gate_team, shared_data: Path) 
     found = card["pii"]["findings_by_entity"]
     for entity in ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD"):
         assert found[entity] >= 1, entity
-    decrypted = read_encrypted_file(team.workspace / card["vault_object"], load_master_key())
-    bodies = "\n".join(pq.read_table(io.BytesIO(decrypted)).column("body").to_pylist())
+    bodies = "\n".join(stored_table(team, "enron").column("body").to_pylist())
     haystacks = {"workspace files": all_bytes_under(team.workspace), "decrypted vault data": bodies.encode(),
                  "command output": (result.stdout + result.stderr).encode()}
     for where, haystack in haystacks.items():

@@ -195,7 +195,7 @@ def test_failed_ingest_leaves_nothing_and_uses_no_version(team_data: tuple[Team,
     assert json.loads(retried.succeeded.stdout)["dataset"] == "retry@1"
     assert sorted(entries(team, "retry")) == ["cards/retry/1", "vault/retry/1"]
     card = json.loads((team.workspace / "cards/retry/1/card.json").read_text())
-    assert card["version"] == 1 and card["vault_object"] == "vault/retry/1/data.parquet.enc"
+    assert card["version"] == 1 and card["vault_object"] == "vault/retry/1/manifest.json"
     assert (team.workspace / card["vault_object"]).is_file()
     log = [json.loads(line) for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()]
     [ingested] = [e["payload"] for e in log if e["event"] == "data.ingested" and e["payload"]["dataset"] == "retry@1"]
