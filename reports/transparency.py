@@ -138,10 +138,44 @@ def _sections(config: Mapping[str, Any], lineage: Lineage, evaluation: Evaluatio
         f"{d.name}@{d.version} ({fmt(d.rows)} rows, license {d.license}, source {d.source}): {d.description} "
         f"PII removed before training: " + (", ".join(f"{k} {v}" for k, v in sorted(d.pii_findings.items()))
                                             or "none found") + "." for d in ds]))
+    if bias is not None and bias.mitigation is not None:
+        sections.append(_mitigation(bias))
     sections.append(_quantitative(bias))
     sections.append(_ethics(lineage, bias))
     sections.append(_caveats(evaluation, bias))
     return sections
+
+
+def _mitigation(bias: BiasReport) -> CardSection:
+    """Which mitigation was applied, its settings, and what it changed (from the bias report)."""
+    m = bias.mitigation
+    assert m is not None
+    out = ["Applied: " + ", ".join(name.replace("_", " ") for name in m.applied) + ". " + m.comparison]
+    if m.balanced_sampling is not None:
+        s = m.balanced_sampling
+        out.append(f"Balanced sampling by {' & '.join(s.columns)} x label (seed {s.seed}): the training split's "
+                   f"{s.rows_before} rows were resampled to {s.rows_after} ({s.distinct_rows_after} distinct) so "
+                   "every group has the same label rate; validation and test rows were not touched.")
+    post = m.post_processing
+    if post is not None:
+        out.append(f"Post-processing: {post.method}, constraints {post.constraints}, objective {post.objective}, "
+                   f"fitted on {post.validation_rows} validation rows for {post.groups_fitted} group(s) of "
+                   f"{post.sensitive_column}.")
+        out.append(f"This model needs the sensitive attribute {post.sensitive_column} at prediction time: its "
+                   f"score is thresholded per group by the fitted thresholds shipped with it ({post.thresholds_file}"
+                   "). Used without them, it is the unmitigated model, whose verdict is the 'before' below."
+                   + (" Some thresholds are a random mix of two: predictions are randomized." if post.randomized
+                      else ""))
+    if m.before is not None and bias.verdict is not None:
+        out.append(f"Fairness verdict before mitigation: {m.before.summary()} After (this model): "
+                   f"{bias.verdict.summary()}")
+    rows: list[list[Cell]] = [[c.metric.replace("_", " "), c.before.value, c.after.value, c.change.value]
+                              for c in m.accuracy_cost]
+    if rows:
+        out.append("Accuracy cost on the same test rows (intervals in the bias report). The evaluation report and "
+                   "the metrics above are the model's scores before thresholds.")
+    return CardSection(title="Bias mitigation", paragraphs=out,
+                       headers=["metric", "before", "after", "change"] if rows else [], rows=rows)
 
 
 def _quantitative(bias: BiasReport | None) -> CardSection:

@@ -89,6 +89,63 @@ def _data_bias_blocks(report: BiasReport) -> list[Block]:
     return blocks
 
 
+def _status(status: str, value: float | None, estimate: Estimate) -> str:
+    return f"{status} ({fmt(value, 3)} {_interval(estimate)})"
+
+
+def mitigation_blocks(report: BiasReport) -> list[Block]:
+    """Bias mitigation: what was applied, each check before and after, the accuracy cost, the data-level change."""
+    m = report.mitigation
+    assert m is not None
+    blocks: list[Block] = [Heading("Bias mitigation"), Paragraph(
+        "Applied: " + ", ".join(name.replace("_", " ") for name in m.applied) + ". " + m.comparison)]
+    post = m.post_processing
+    if post is not None:
+        blocks.append(Paragraph(
+            f"Post-processing: {post.method} (constraints {post.constraints}, objective {post.objective}) fitted on "
+            f"{post.validation_rows} validation rows, thresholds for {post.groups_fitted} group(s) of "
+            f"{post.sensitive_column}; "
+            + ("some groups' thresholds are a random mix of two (fairlearn's solution), drawn with seed "
+               f"{post.seed}; " if post.randomized else "")
+            + (f"no thresholds for {', '.join(post.groups_without_thresholds)} (absent from the validation split): "
+               "their rows keep the unmitigated prediction; " if post.groups_without_thresholds else "")
+            + f"the model needs {post.sensitive_column} at prediction time (thresholds stored encrypted with the "
+              f"model as {post.thresholds_file})."))
+    if m.before is not None and report.verdict is not None:
+        before = {(c.column, c.metric): c for c in m.before.checks}
+        blocks += [Heading("Checks before and after", 3), Paragraph(
+            f"Before: {m.before.summary()} After: {report.verdict.summary()}"),
+            Table(("grouping", "metric", "bound", "before", "after"), tuple(
+                (c.column, c.metric, " ".join(f"{k} {fmt(v, 3)}" for k, v in (("min", c.min), ("max", c.max))
+                                              if v is not None),
+                 _status(b.status, b.value, Estimate(value=b.value, interval=b.interval))
+                 if (b := before.get((c.column, c.metric))) is not None else "—",
+                 _status(c.status, c.value, Estimate(value=c.value, interval=c.interval)))
+                for c in report.verdict.checks))]
+    if m.accuracy_cost:
+        blocks += [Heading("Accuracy cost", 3), Paragraph(
+            "On the same test rows. Accuracy: exact Clopper-Pearson intervals; macro F1 and the changes: "
+            "percentile bootstrap over the test rows (paired), "
+            f"{report.settings.bootstrap_samples} resamples, seed {report.settings.seed}."),
+            Table(("metric", "before", "after", "change (after - before)"), tuple(
+                (c.metric.replace("_", " "), _rate(c.before), _rate(c.after), _rate(c.change))
+                for c in m.accuracy_cost))]
+    sampling = m.balanced_sampling
+    if sampling is not None:
+        blocks += [Heading("Balanced sampling: the training split before and after", 3), Paragraph(
+            f"By {' & '.join(sampling.columns)} x label, seed {sampling.seed}: {sampling.rows_before} training rows "
+            f"resampled to {sampling.rows_after} ({sampling.distinct_rows_after} distinct). Each cell holds "
+            "rows(group) x rows(label) / rows, Kamiran & Calders' weight P(group) P(label) / P(group, label) "
+            "turned into a row count, so every group gets the split's overall label rate. Validation and test "
+            "rows are not touched."),
+            Table(("group", "rows before", f"rate of {sampling.positive_label} before", "rows after",
+                   f"rate of {sampling.positive_label} after"), tuple(
+                (g.group, g.rows_before, g.rate_before, g.rows_after, g.rate_after) for g in sampling.base_rates)),
+            Table(("group", "label", "rows before", "weight", "rows after"), tuple(
+                (c.group, c.label, c.rows_before, c.weight, c.rows_after) for c in sampling.cells))]
+    return blocks
+
+
 def bias_blocks(report: BiasReport) -> list[Block]:
     """The bias report, section by section: the verdict first, then what the numbers mean, then evidence."""
     s = report.settings
@@ -113,6 +170,8 @@ def bias_blocks(report: BiasReport) -> list[Block]:
                 (c.column, c.metric, c.min, c.max, c.value,
                  _interval(Estimate(value=c.value, interval=c.interval)), c.status, c.reason)
                 for c in v.checks))]
+    if report.mitigation is not None:
+        blocks += mitigation_blocks(report)
     if report.model_bias:
         blocks.append(Heading("What the numbers mean"))
         lines = tuple(f"{m.column}: {line}" for m in report.model_bias if (line := _amplification(m)) is not None)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from governance.loading import load_model_file
 from trainer.config import Frozen, MemoryProbes, ModelSource, Task, TrainingConfig, task_problems
 
-__all__ = ["DATASET_REF", "Columns", "Privacy", "Probes", "RunConfig", "Splits", "Task", "load_run_config"]
+__all__ = ["DATASET_REF", "BalancedSampling", "Bias", "Columns", "Mitigation", "PostProcessing", "Privacy", "Probes",
+           "RunConfig", "Splits", "Task", "load_run_config"]
 DATASET_NAME = r"[a-z0-9][a-z0-9._-]{0,63}"
 DATASET_REF = re.compile(rf"^(?P<name>{DATASET_NAME})(@(?P<version>[1-9][0-9]*))?$")
 
@@ -81,6 +83,58 @@ class Privacy(MemoryProbes):
         return MemoryProbes(**self.model_dump(exclude={"canaries"}))
 
 
+class BalancedSampling(Frozen):
+    """Training-time mitigation: the training split is resampled (in memory, from ``training.seed``) so that every
+    (group, label) cell holds the rows a sampler independent of the group would give it: Kamiran & Calders'
+    reweighing weight ``w = P(group) P(label) / P(group, label)`` turned into row counts, so the label base rate is
+    the same in every group. Validation and test splits are never touched."""
+
+    by: list[str] = Field(
+        default_factory=list, description="Sensitive columns whose groups (their intersection when several) are "
+                                          "balanced against the label; empty: every declared sensitive column.")
+
+
+class PostProcessing(Frozen):
+    """Post-processing mitigation: fairlearn's ``ThresholdOptimizer`` fitted on the validation split's scores of the
+    trained model (prefit), applied to the test split. The model then needs the sensitive attribute at prediction
+    time: its score is thresholded per group, by the thresholds stored (encrypted) with the model."""
+
+    method: Literal["threshold_optimizer"] = Field(
+        "threshold_optimizer", description="fairlearn.postprocessing.ThresholdOptimizer (binary labels).")
+    constraints: Literal["demographic_parity", "equalized_odds"] = Field(
+        "equalized_odds", description="The parity the thresholds enforce on the validation split.")
+    objective: Literal["accuracy_score", "balanced_accuracy_score"] = Field(
+        "accuracy_score", description="What the thresholds maximise under the constraint.")
+    sensitive: str | None = Field(
+        None, description="The sensitive column given at prediction time (default: the only declared one).")
+
+
+class Mitigation(Frozen):
+    """Bias mitigation for a text classifier; the bias report shows the checks before and after."""
+
+    balanced_sampling: BalancedSampling | None = Field(
+        None, description="Training-time: resample the training split by group x label.")
+    post_processing: PostProcessing | None = Field(
+        None, description="After training: per-group thresholds on the model's scores (fairlearn).")
+
+    @model_validator(mode="after")
+    def _something(self) -> Mitigation:
+        if self.balanced_sampling is None and self.post_processing is None:
+            raise ValueError("name balanced_sampling and/or post_processing (or leave bias.mitigation out)")
+        return self
+
+    def applied(self) -> list[str]:
+        """The mitigations this config applies, in the order they act."""
+        return [name for name, part in (("balanced_sampling", self.balanced_sampling),
+                                        ("post_processing", self.post_processing)) if part is not None]
+
+
+class Bias(Frozen):
+    """What the run does about bias beyond measuring it (the bounds are the policy's)."""
+
+    mitigation: Mitigation | None = Field(None, description="Mitigation to apply; None: the model as trained.")
+
+
 class RunConfig(Frozen):
     """A governed training run."""
 
@@ -96,6 +150,7 @@ class RunConfig(Frozen):
     out_of_scope_use: str = Field("", description="Uses the model is not meant for, for its model card.")
     probes: Probes = Probes()
     privacy: Privacy = Privacy()
+    bias: Bias = Bias()
 
     @field_validator("dataset")
     @classmethod
@@ -118,7 +173,40 @@ class RunConfig(Frozen):
         for column in self.splits.stratify_by:
             if column not in {self.columns.label, *self.columns.sensitive}:
                 raise ValueError(f"splits.stratify_by: '{column}' is neither the label nor a sensitive column")
+        self._mitigation_fits()
         return self
+
+    def _mitigation_fits(self) -> None:
+        """Refuse a mitigation that cannot work on this task or these columns."""
+        mitigation = self.bias.mitigation
+        if mitigation is None:
+            return
+        if self.task != "text-classification":
+            raise ValueError("bias.mitigation: mitigation is for task text-classification (a causal-lm has no "
+                             "labels to balance or thresholds to set)")
+        declared = self.columns.sensitive
+        if not declared:
+            raise ValueError("bias.mitigation: needs a sensitive column (columns.sensitive is empty)")
+        sampling, post = mitigation.balanced_sampling, mitigation.post_processing
+        for column in (sampling.by if sampling is not None else []):
+            if column not in declared:
+                raise ValueError(f"bias.mitigation.balanced_sampling.by: '{column}' is not a declared sensitive "
+                                 f"column (columns.sensitive: {', '.join(declared)})")
+        if post is not None:
+            if post.sensitive is None and len(declared) > 1:
+                raise ValueError("bias.mitigation.post_processing.sensitive: name the column given at prediction "
+                                 f"time (one of {', '.join(declared)})")
+            if post.sensitive is not None and post.sensitive not in declared:
+                raise ValueError(f"bias.mitigation.post_processing.sensitive: '{post.sensitive}' is not a declared "
+                                 f"sensitive column (columns.sensitive: {', '.join(declared)})")
+
+    @property
+    def post_processing_column(self) -> str | None:
+        """The sensitive column post-processing thresholds by, or None without post-processing."""
+        mitigation = self.bias.mitigation
+        if mitigation is None or mitigation.post_processing is None:
+            return None
+        return mitigation.post_processing.sensitive or self.columns.sensitive[0]
 
     @property
     def dataset_name(self) -> str:

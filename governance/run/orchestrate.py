@@ -160,6 +160,21 @@ def run_training(
         for line in _bias_plan_lines(bias_plan(data, config, policy), policy):
             progress(line)
     plan = data.plan
+    from governance.run.mitigation import check_post_processing, resample_training
+
+    check_post_processing(config, data.label_names)  # before any training time is spent
+    resampled = resample_training(plan.train.indices, data.labels or [], data.groups, config) \
+        if data.labels is not None else None
+    train_rows = plan.train.indices if resampled is None else resampled.after
+    if resampled is not None:
+        progress(f"balanced sampling by {' & '.join(resampled.columns)} x label: {len(resampled.before)} training "
+                 f"rows resampled to {len(resampled.after)} ({len(set(resampled.after))} distinct)")
+        if session is not None:  # counts and a digest only: no group values in the log
+            session.record("run.mitigation", {
+                "run_id": folder.run_id, "balanced_sampling": {
+                    "columns": list(resampled.columns), "rows_before": len(resampled.before),
+                    "rows_after": len(resampled.after), "distinct_rows": len(set(resampled.after)),
+                    "cells": len(resampled.cells), "resampled_digest": resampled.digest()}})
 
     def pick(indices: tuple[int, ...]) -> list[str]:
         return [data.texts[i] for i in indices]
@@ -173,10 +188,10 @@ def run_training(
     def prompts_of(indices: tuple[int, ...]) -> list[str] | None:
         return None if data.prompts is None else [data.prompts[i] for i in indices]
 
-    splits = TextSplits(train=pick(plan.train.indices), validation=pick(plan.validation.indices),
-                        test=pick(plan.test.indices), train_labels=labels_of(plan.train.indices),
+    splits = TextSplits(train=pick(train_rows), validation=pick(plan.validation.indices),
+                        test=pick(plan.test.indices), train_labels=labels_of(train_rows),
                         validation_labels=labels_of(plan.validation.indices), test_labels=labels_of(plan.test.indices),
-                        train_prompts=prompts_of(plan.train.indices),
+                        train_prompts=prompts_of(train_rows),
                         validation_prompts=prompts_of(plan.validation.indices),
                         test_prompts=prompts_of(plan.test.indices))
     if canaries:
@@ -194,13 +209,15 @@ def run_training(
                    "effective_batch_size": result.effective_batch_size, "world_size": result.world_size,
                    "samples_per_s": round(result.samples_per_s, 2), "train_time_s": round(result.train_time_s, 2),
                    "wall_time_s": round(time.perf_counter() - started, 2)}
+        # Post-processing thresholds are part of the model: exported, and bound to the run, with its files.
+        model_digests = {**result.artifact_digests, **extra.pop("mitigation_artifacts", {})}
         artifacts = {name: {"sha256": digest, "ciphertext_sha256": store.ciphertext_digests.get(name)}
-                     for name, digest in result.artifact_digests.items()}
+                     for name, digest in model_digests.items()}
         status = folder.update_status(status="finished", **summary, artifacts=artifacts, **extra)
         session.record("run.finished", {"run_id": folder.run_id, **summary,
-                                        "model_digests": dict(result.artifact_digests),
+                                        "model_digests": model_digests,
                                         "model_ciphertext_digests": {name: store.ciphertext_digests.get(name)
-                                                                     for name in result.artifact_digests},
+                                                                     for name in model_digests},
                                         **{k: v for k, v in extra.items() if k in ("releasable", "report_digests")}})
     return RunOutcome(folder.run_id, folder, result, status)
 

@@ -84,6 +84,8 @@ def write_run_reports(
         wall_time_s=result.wall_time_s, device={"device": result.device, "world_size": result.world_size,
                                                 "effective_batch_size": result.effective_batch_size})
     bias = None
+    extra: dict[str, Any] = {}
+    trained_data = data  # the rows the model was trained on (balanced sampling resamples the training split)
     if config.task == "text-classification":
         names = data.label_names or ()
         y_true = [names.index(data.labels[i]) for i in plan.test.indices] if data.labels else []
@@ -91,18 +93,27 @@ def write_run_reports(
         probabilities = [list(p.probabilities) for p in result.test_predictions]
         metrics = ev.classification_metrics(y_true, y_pred, probabilities=probabilities, label_names=list(names))
         evaluation = ev.evaluation_report(run_id=run_id, training=training, classification=metrics)
-        store.write(PREDICTIONS, json.dumps({"test_indices": list(plan.test.indices), "predicted": y_pred,
-                                             "probabilities": probabilities}).encode())
+        stored: dict[str, Any] = {"test_indices": list(plan.test.indices), "predicted": y_pred,
+                                  "probabilities": probabilities}
         if data.groups and data.labels is not None:
             positive = approved.card.representation[0].positive_label if approved.card.representation else None
+            positive_label = positive or names[-1]
+            test_labels, predicted = [names[i] for i in y_true], [names[i] for i in y_pred]
+            mitigation = None
+            if config.bias.mitigation is not None:
+                predicted, mitigation, trained_data, extra = _mitigate(
+                    config, policy, data, result, store, predicted, test_labels, test_groups, positive_label)
+                if mitigation.post_processing is not None:
+                    stored["mitigated_predicted"] = [names.index(p) for p in predicted]
             bias = bias_reports.classification_bias_report(
                 run_id=run_id, train_labels=[data.labels[i] for i in plan.train.indices],
                 train_groups={c: [v[i] for i in plan.train.indices] for c, v in data.groups.items()},
-                test_labels=[names[i] for i in y_true], test_predictions=[names[i] for i in y_pred],
-                test_groups=test_groups, positive_label=positive or names[-1], thresholds=policy.bias.thresholds,
+                test_labels=test_labels, test_predictions=predicted,
+                test_groups=test_groups, positive_label=positive_label, thresholds=policy.bias.thresholds,
                 action=policy.bias.action, unjudged=policy.bias.unjudged, min_group_size=policy.bias.min_group_size,
                 bootstrap_samples=policy.bias.bootstrap_samples, confidence=policy.bias.confidence,
-                seed=config.training.seed)
+                seed=config.training.seed, mitigation=mitigation)
+        store.write(PREDICTIONS, json.dumps(stored).encode())
     else:
         losses = list(result.test_example_losses)
         finite = [x for x in losses if math.isfinite(x)]
@@ -117,7 +128,7 @@ def write_run_reports(
                 min_group_size=policy.bias.min_group_size, bootstrap_samples=policy.bias.bootstrap_samples,
                 confidence=policy.bias.confidence, seed=config.training.seed)
 
-    privacy = _privacy_report(run_id, config, policy, data, result, test_groups, store, canaries) \
+    privacy = _privacy_report(run_id, config, policy, trained_data, result, test_groups, store, canaries) \
         if "privacy" in policy.reports.emit else None
 
     card = approved.card
@@ -173,7 +184,7 @@ def write_run_reports(
         if isinstance(config.model, PretrainedSource):
             base = {"name": config.model.path, "digest": model_folder_digest(resolve_model_path(config.model.path))}
         statement = provenance_statement(
-            model_files=dict(result.artifact_digests.items()),
+            model_files={**result.artifact_digests, **extra.get("mitigation_artifacts", {})},
             run_config=json.loads(config.model_dump_json()), policy={"name": policy.name, "digest": policy_digest(policy)},
             datasets=[{"name": card.name, "version": card.version, "digest": card.digest(),
                        "ciphertext_digest": card.digests.ciphertext}], base_model=base,
@@ -189,7 +200,69 @@ def write_run_reports(
                                       "flagged": flagged})
     return {"releasable": releasable, "bias_flagged": flagged, "bias_verdict": verdict,
             "bias_summary": bias.verdict.summary() if bias is not None and bias.verdict is not None else None,
-            "report_digests": digests, "reports": sorted(digests)}
+            "report_digests": digests, "reports": sorted(digests), **extra}
+
+
+def _mitigate(config: RunConfig, policy: Policy, data: PreparedData, result: Any, store: EncryptedRunStore,
+              predicted: list[str], test_labels: list[str], test_groups: dict[str, list[str]], positive_label: str,
+              ) -> tuple[list[str], Any, PreparedData, dict[str, Any]]:
+    """The mitigated test predictions, the report's before/after, the data the model was trained on, and what the
+    status record gains (the mitigation's settings; the thresholds file, a model artifact)."""
+    import dataclasses
+
+    from governance.run import mitigation as mit
+    from reports.bias import PostProcessingResult, mitigation_result
+
+    assert config.bias.mitigation is not None and data.labels is not None
+    plan, labels = data.plan, data.labels
+    applied = config.bias.mitigation.applied()
+    extra: dict[str, Any] = {"mitigation": json.loads(config.bias.mitigation.model_dump_json())}
+    sampling = None
+    trained = data
+    resampled = mit.resample_training(plan.train.indices, labels, data.groups, config)
+    if resampled is not None:
+        sampling = mit.sampling_evidence(resampled, labels, data.groups, positive_label)
+        trained = dataclasses.replace(data, plan=dataclasses.replace(
+            plan, train=dataclasses.replace(plan.train, indices=resampled.after, digest=resampled.digest())))
+    before: list[str] | None = None
+    after, post = predicted, None
+    column = config.post_processing_column
+    if column is not None:
+        from trainer.inference import predict_classification
+
+        names = data.label_names or ()
+        pos = names.index(positive_label)
+        other = next(n for n in names if n != positive_label)
+        model, tokenizer = load_trained_model(store, config)
+        validation = plan.validation.indices
+        scored = predict_classification(model, tokenizer, [data.texts[i] for i in validation],
+                                        max_length=config.training.max_length,
+                                        batch_size=config.training.batch_size)
+        flags, thresholds, missing = mit.post_process(
+            config, validation_scores=[p.probabilities[pos] for p in scored],
+            validation_positive=[labels[i] == positive_label for i in validation],
+            validation_groups=[data.groups[column][i] for i in validation],
+            test_scores=[p.probabilities[pos] for p in result.test_predictions], test_groups=test_groups[column],
+            unmitigated=[p == positive_label for p in predicted], positive_label=positive_label)
+        before, after = predicted, [positive_label if f else other for f in flags]
+        digest = store.write(mit.THRESHOLDS_FILE, thresholds.to_json())
+        extra["mitigation_artifacts"] = {mit.THRESHOLDS_FILE: digest}
+        post = PostProcessingResult(
+            constraints=thresholds.constraints, objective=thresholds.objective,  # type: ignore[arg-type]
+            sensitive_column=column, validation_rows=len(validation), groups_fitted=len(thresholds.rules),
+            groups_without_thresholds=missing, randomized=mit.randomized(thresholds), seed=config.training.seed,
+            thresholds_file=mit.THRESHOLDS_FILE)
+    result_model = mitigation_result(
+        applied=applied, comparison=mit.comparison_text(applied),
+        train_labels=[labels[i] for i in plan.train.indices], test_labels=test_labels,
+        before_predictions=before, after_predictions=after, test_groups=test_groups, positive_label=positive_label,
+        thresholds=policy.bias.thresholds, action=policy.bias.action, unjudged=policy.bias.unjudged,
+        min_group_size=policy.bias.min_group_size, confidence=policy.bias.confidence,
+        bootstrap_samples=policy.bias.bootstrap_samples, seed=config.training.seed, balanced_sampling=sampling,
+        post_processing=post)
+    if result_model.before is not None:
+        extra["mitigation_before"] = result_model.before.outcome
+    return after, result_model, trained, extra
 
 
 def code_digest() -> str:
