@@ -128,7 +128,7 @@ class ShardWriter:
             assert self._parquet is not None and self._sink is not None
             take = min(table.num_rows, self.shard_rows - self._rows)
             piece = table.slice(0, take)
-            self._parquet.write_table(piece.cast(self._parquet.schema))
+            self._parquet.write_table(piece.cast(self.schemas[-1]))
             self._rows += take
             table = table.slice(take)
             if self._rows >= self.shard_rows or self._sink.size >= self.max_bytes:
@@ -144,6 +144,9 @@ class ShardWriter:
 
     def abandon(self) -> None:
         """Stop without finishing the open shard (its temporary file is removed); the caller removes the folder."""
+        if self._parquet is not None:
+            with contextlib.suppress(Exception):
+                self._parquet.close()  # into the temporary file that is removed next
         if self._stack is not None:
             with contextlib.suppress(Exception):
                 self._stack.__exit__(RuntimeError, RuntimeError("abandoned"), None)
@@ -154,7 +157,7 @@ class ShardWriter:
         import pyarrow as pa
 
         assert self._parquet is not None
-        current: pa.Schema = self._parquet.schema_arrow
+        current = self.schemas[-1]
         if schema.names != current.names:
             return False
         return all(new.type == old.type or pa.types.is_null(new.type) for new, old in zip(schema, current))
