@@ -51,6 +51,8 @@ SHARD_ROWS = 100_000
 PII scrubbing, a sensible unit of work and of what one training rank decrypts at a time."""
 SHARD_MAX_BYTES = 128 << 20
 """A shard is closed early once its Parquet plaintext reaches this many bytes (long texts)."""
+ROW_GROUP_ROWS = 8192
+"""Rows per Parquet row group: a fixed grain, so a shard's bytes (and digest) depend on its rows only."""
 _SHARD_FILE = re.compile(r"^shard-(\d{5,})\.parquet\.enc$")
 
 
@@ -113,6 +115,8 @@ class ShardWriter:
         self._sink: PlaintextWriter | None = None
         self._parquet: pq.ParquetWriter | None = None
         self._rows = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
         """Append ``table``'s rows, starting new shards at the row and byte bounds."""
@@ -127,12 +131,26 @@ class ShardWriter:
                 self._open(table.schema)
             assert self._parquet is not None and self._sink is not None
             take = min(table.num_rows, self.shard_rows - self._rows)
-            piece = table.slice(0, take)
-            self._parquet.write_table(piece.cast(self.schemas[-1]))
+            self._pending.append(table.slice(0, take).cast(self.schemas[-1]))
+            self._pending_rows += take
             self._rows += take
             table = table.slice(take)
+            self._flush(final=False)
             if self._rows >= self.shard_rows or self._sink.size >= self.max_bytes:
                 self._finish()
+
+    def _flush(self, *, final: bool) -> None:
+        """Write whole row groups of :data:`ROW_GROUP_ROWS` (and, at the end of a shard, the rest), so the Parquet
+        bytes depend on the rows alone, not on how they arrived (batches of a file, windows of a Ray engine)."""
+        import pyarrow as pa
+
+        assert self._parquet is not None
+        while self._pending_rows >= ROW_GROUP_ROWS or (final and self._pending_rows):
+            pending = pa.concat_tables(self._pending)
+            size = min(ROW_GROUP_ROWS, pending.num_rows)
+            self._parquet.write_table(pending.slice(0, size))
+            rest = pending.slice(size)
+            self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
     def close(self) -> VaultManifest:
         """Finish the last shard and write the manifest; returns it. A dataset without rows has no shards."""
@@ -151,6 +169,7 @@ class ShardWriter:
             with contextlib.suppress(Exception):
                 self._stack.__exit__(RuntimeError, RuntimeError("abandoned"), None)
         self._stack = self._sink = self._parquet = None
+        self._pending, self._pending_rows = [], 0
 
     def _fits(self, schema: pa.Schema) -> bool:
         """Whether a batch with ``schema`` can go into the open shard: the same types, or nulls where they differ."""
@@ -174,6 +193,7 @@ class ShardWriter:
 
     def _finish(self) -> None:
         assert self._stack is not None and self._parquet is not None and self._sink is not None
+        self._flush(final=True)
         self._parquet.close()
         plaintext = self._sink.sha256.hexdigest()
         self._stack.close()  # the encrypted file is complete and renamed into place
@@ -181,6 +201,7 @@ class ShardWriter:
         self.entries.append(ShardEntry(file=name, rows=self._rows, plaintext_sha256=plaintext,
                                        ciphertext_sha256=sealed_sha256(self.folder / name)))
         self._stack = self._sink = self._parquet = None
+        self._pending, self._pending_rows = [], 0
 
 
 def is_sharded(card: DatasetCard) -> bool:

@@ -143,7 +143,7 @@ def collect_stats(batch: pa.Table, spec: DatasetSpec, rules: ValidationRules, in
             outside = pc.or_(pc.less(lengths, rules.min_text_length), pc.greater(lengths, rules.max_text_length))
             tally.outside_length = int(pc.sum(outside).as_py() or 0)
         elif not pa.types.is_null(kind):
-            tally.non_strings = tally.outside_length = valid
+            tally.non_strings = valid  # judged by 'text is string'; lengths are of text only
         stats.text[column] = tally
     if all(c in present for c in spec.text_columns):
         if repeated is None and index is not None:

@@ -1,0 +1,260 @@
+"""Issue 17: the streaming, sharded gate at scale. Results: ``benchmarks/results/scale.json``.
+
+Three measurements, each in fresh subprocesses so peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is the
+measured step's own:
+
+1. **Memory and time vs rows** (``rss``): 100k, 1M and 5M generated short rows (a CSV of a text, a binary label
+   and one of five groups). Measured: the gate's streaming path without the NER scrub: pass 1 (record batches ->
+   mergeable statistics -> great-expectations on the merged statistics), pass 2 (exact duplicate indices before and
+   after, post-scrub statistics, encrypted Parquet shards of 100k rows plus manifest), and reading the shards back
+   the way the run does. The scrub is left out so that 5M rows finish in minutes on two cores; its cost is
+   measured separately (2.) and is linear in rows. For comparison, the in-memory path of before (one Arrow table,
+   great-expectations on pandas) at 100k and 1M rows.
+2. **Scrub throughput** (``scrub``): the real PII scrub (the default policy's detector) on real rows (RedditBias
+   comments, then Tiny Shakespeare lines) in process, and on a local Ray Data actor pool with 1 and 2 workers,
+   start-up (Ray, one engine load per worker) included; the crossover is where Ray with 2 workers overtakes the
+   in-process path.
+3. **Projection** of a 1M-row end-to-end ingest on 2, 10 and 100 workers from 1. and 2., with its assumptions.
+
+Run: ``.venv/bin/python benchmarks/bench_scale.py [--rss-rows 100000 1000000 5000000] [--scrub-rows 2000 8000]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name, _value in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                      "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false",
+                      "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}.items():
+    os.environ.setdefault(_name, _value)
+
+import argparse
+import csv
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+RESULTS = REPO / "benchmarks" / "results" / "scale.json"
+sys.path.insert(0, str(REPO))
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _spec(fmt: str = "csv") -> object:
+    from governance.gate.spec import DatasetSpec
+
+    return DatasetSpec(format=fmt, text_columns=["text"], label_column="label", allowed_labels=[0, 1],  # type: ignore[arg-type]
+                       sensitive_columns=["group"], source="generated", license="MIT", description="generated rows",
+                       collection_process="generated", intended_use="benchmark")
+
+
+def generate(rows: int, path: Path) -> None:
+    """``rows`` distinct short rows (about 30 bytes each)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    step = 500_000
+    with pacsv.CSVWriter(path, pa.schema([("text", pa.string()), ("label", pa.int64()), ("group", pa.string())])) as w:
+        for first in range(0, rows, step):
+            index = range(first, min(rows, first + step))
+            w.write_table(pa.table({"text": [f"row {i} says topic {i % 97} is fine" for i in index],
+                                    "label": [i % 2 for i in index],
+                                    "group": [("a", "b", "c", "d", "e")[i % 5] for i in index]}))
+
+
+def child_stream(path: Path) -> dict[str, object]:
+    """The streaming gate without the NER scrub (see the module docstring); in its own process."""
+    from governance.crypto import MasterKey, generate_master_key, master_key_id
+    from governance.gate.loading import BatchReader, hash_and_check_file
+    from governance.gate.shards import ShardWriter, VaultManifest, iter_vault_tables
+    from governance.gate.validation_stats import (
+        DatasetStats,
+        HashIndex,
+        collect_stats,
+        text_key_hashes,
+        validate_stats,
+    )
+    from policies import load_policy
+
+    policy = load_policy(REPO / "policies/default.yaml")
+    rules = policy.validation.model_copy(update={"max_input_mib": 10_000})
+    spec = _spec()
+    raw = generate_master_key()
+    kek = MasterKey(key=raw, key_id=master_key_id(raw), source="benchmark")
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    hash_and_check_file(path, text=True)
+    reader = BatchReader(path, spec)  # type: ignore[arg-type]
+    stats, index = DatasetStats(), HashIndex()
+    for batch in reader:
+        stats.merge(collect_stats(batch, spec, rules, index))  # type: ignore[arg-type]
+    report = validate_stats(stats, spec, rules)  # type: ignore[arg-type]
+    times["pass1_validate_s"] = time.perf_counter() - start
+    del index
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        before, after, stored = HashIndex(), HashIndex(), DatasetStats()
+        writer = ShardWriter(Path(tmp), kek)
+        for batch in reader:
+            before.repeated(text_key_hashes(batch, ["text"]))
+            again = after.repeated(text_key_hashes(batch, ["text"]))  # the scrub would change the text here
+            stored.merge(collect_stats(batch, spec, rules, None, repeated=again))  # type: ignore[arg-type]
+            writer.write(batch)
+        manifest: VaultManifest = writer.close()
+        validate_stats(stored, spec, rules)  # type: ignore[arg-type]
+        times["pass2_shards_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        from datacards.card import Digests
+
+        card = _FakeCard(Digests(raw_file="-", scrubbed_parquet=manifest.plaintext_digest,
+                                 ciphertext=manifest.digest(), shards=len(manifest.shards)), manifest.rows)
+        read = sum(t.num_rows for t in iter_vault_tables(Path(tmp) / "manifest.json", card, kek))  # type: ignore[arg-type]
+        times["read_shards_s"] = time.perf_counter() - start
+        shard_bytes = sum((Path(tmp) / e.file).stat().st_size for e in manifest.shards)
+    assert read == reader.rows == report.rows
+    return {"rows": reader.rows, "peak_rss_mib": round(_peak_mib(), 1), "shards": len(manifest.shards),
+            "vault_mib": round(shard_bytes / 2**20, 2), "validation_success": report.success,
+            **{k: round(v, 2) for k, v in times.items()}, "total_s": round(sum(times.values()), 2)}
+
+
+class _FakeCard:
+    """The two card fields ``iter_vault_tables`` reads (the benchmark writes no card)."""
+
+    def __init__(self, digests: object, rows: int) -> None:
+        self.digests = digests
+        self.rows = type("Rows", (), {"stored": rows})()
+        self.ref = "bench@1"
+        self.vault_object = "manifest.json"
+
+
+def child_in_memory(path: Path) -> dict[str, object]:
+    """The path of before: one Arrow table, great-expectations on pandas (no scrub either)."""
+    from governance.gate.loading import load_table
+    from governance.gate.validation import validate_table
+    from policies import load_policy
+
+    policy = load_policy(REPO / "policies/default.yaml")
+    start = time.perf_counter()
+    loaded = load_table(path, _spec())  # type: ignore[arg-type]
+    validate_table(loaded.table, _spec(), policy.validation)  # type: ignore[arg-type]
+    return {"rows": loaded.rows, "peak_rss_mib": round(_peak_mib(), 1), "total_s": round(time.perf_counter() - start, 2)}
+
+
+def real_texts(rows: int) -> list[str]:
+    texts: list[str] = []
+    with open(SHARED / "redditbias/redditbias_annotated_combined.csv", newline="") as handle:
+        texts += [r["comment"] for r in csv.DictReader(handle) if r["comment"].strip()]
+    lines = (SHARED / "tinyshakespeare/input.txt").read_text().splitlines()
+    texts += [line for line in lines if line.strip()]
+    if rows > len(texts):
+        raise SystemExit(f"only {len(texts)} real texts available")
+    return texts[:rows]
+
+
+def child_scrub(rows: int, engine: str, workers: int) -> dict[str, object]:
+    """Scrub ``rows`` real texts with one engine; start-up (Ray, engine loads) included."""
+    import pyarrow as pa
+
+    from governance.gate.loading import BATCH_ROWS
+    from governance.gate.pii import load_pii_engine
+    from governance.gate.scrub_engines import open_scrub_engine
+    from policies import load_policy
+
+    policy = load_policy(REPO / "policies/default.yaml")
+    table = pa.table({"text": real_texts(rows)})
+    batches = [table.slice(i, BATCH_ROWS) for i in range(0, rows, BATCH_ROWS)]
+    start = time.perf_counter()
+    pii = load_pii_engine(policy.pii)
+    loaded = time.perf_counter() - start
+    scrubber = open_scrub_engine("ray" if engine == "ray" else "local", pii, ["text"], workers, None, None)
+    try:
+        out = list(scrubber.scrub(batches))
+    finally:
+        scrubber.close()
+    total = time.perf_counter() - start
+    findings = sum(sum(s.scrubbed.stats.findings.values()) for s in out)
+    return {"rows": rows, "engine": engine, "workers": workers, "seconds": round(total, 1),
+            "driver_engine_load_s": round(loaded, 1), "rows_per_s": round(rows / total, 1), "findings": findings}
+
+
+def run_child(*args: str, timeout: int = 1800) -> dict[str, object]:
+    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"child {args} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", nargs="+")
+    parser.add_argument("--rss-rows", type=int, nargs="*", default=[100_000, 1_000_000, 5_000_000])
+    parser.add_argument("--in-memory-rows", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--scrub-rows", type=int, nargs="*", default=[2_000, 8_000])
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        result = (child_stream(Path(rest[0])) if kind == "stream" else child_in_memory(Path(rest[0]))
+                  if kind == "memory" else child_scrub(int(rest[0]), rest[1], int(rest[2])))
+        print(json.dumps(result))
+        return
+    results: dict[str, object] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "method": __doc__,
+    }
+    stream, memory = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in args.rss_rows:
+            path = Path(tmp) / f"rows-{rows}.csv"
+            generate(rows, path)
+            stream.append({**run_child("stream", str(path)), "file_mib": round(path.stat().st_size / 2**20, 1)})
+            print("stream", stream[-1], flush=True)
+            if rows in args.in_memory_rows:
+                memory.append(run_child("memory", str(path)))
+                print("in-memory", memory[-1], flush=True)
+            path.unlink()
+    results["memory_vs_rows"] = {"streaming_gate_without_scrub": stream, "in_memory_before": memory}
+    scrub = []
+    for rows in args.scrub_rows:
+        for engine, workers in (("local", 1), ("ray", 1), ("ray", 2)):
+            scrub.append(run_child("scrub", str(rows), engine, str(workers)))
+            print("scrub", scrub[-1], flush=True)
+    results["scrub_throughput"] = scrub
+    results["projection_1M"] = project(stream, scrub)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results["projection_1M"], indent=2))
+
+
+def project(stream: list[dict[str, object]], scrub: list[dict[str, object]]) -> dict[str, object]:
+    """1M rows end to end on w workers: the streaming gate's own time (measured) plus the scrub at the measured
+    per-worker rate, assuming linear scaling across workers (independent batches, no shared state but the
+    driver), one engine load per worker, and a driver that keeps up (it does the validation, hashing, encryption
+    and shard writing: the measured non-scrub time)."""
+    largest = max(scrub, key=lambda r: (int(r["rows"]), r["engine"] == "ray", int(r["workers"])))  # type: ignore[call-overload]
+    single = next(r for r in scrub if r["engine"] == "local" and r["rows"] == largest["rows"])
+    per_worker = float(single["rows_per_s"])  # type: ignore[arg-type]
+    two = next(r for r in scrub if r["engine"] == "ray" and r["workers"] == 2 and r["rows"] == largest["rows"])
+    efficiency = float(two["rows_per_s"]) / (2 * per_worker)  # type: ignore[arg-type]
+    one_million = [r for r in stream if r["rows"] == 1_000_000]
+    gate = float(one_million[0]["total_s"]) if one_million else float("nan")  # type: ignore[arg-type]
+    out: dict[str, object] = {
+        "assumptions": project.__doc__, "non_scrub_seconds_1M": gate, "scrub_rows_per_s_one_core": per_worker,
+        "measured_2_worker_efficiency": round(efficiency, 2)}
+    for workers in (1, 2, 10, 100):
+        seconds = gate + 1_000_000 / (per_worker * workers * (1.0 if workers == 1 else min(1.0, efficiency)))
+        out[f"workers_{workers}_hours"] = round(seconds / 3600, 2)
+    return out
+
+
+if __name__ == "__main__":
+    main()
