@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reports.evaluation import ClassificationMetrics, TrainingSummary
-from reports.fairness import ColumnModelBias
+from reports.fairness import ColumnModelBias, GroupModelBias
 from reports.lm_bias import CrowsPairsProbe, GroupLoss
 from reports.model import Estimate
 
@@ -43,39 +43,61 @@ _RATE_PANELS = (("base_rate", "base rate (data)"), ("selection_rate", "selection
                 ("true_positive_rate", "TPR"), ("false_positive_rate", "FPR"))
 
 
-def group_rates_png(column: ColumnModelBias) -> bytes:
-    """A sorted dot plot, one row per judged group, one panel per rate (base rate, selection rate, TPR, FPR):
-    dots are the point estimates, bars the simultaneous intervals, the dashed line the overall rate. Groups are
-    sorted by how far their selection rate is from the median group's, the furthest at the top, so the groups
-    that drive a disparity are read first; 1280 px wide and 24 px per group, readable from 2 to 100 groups."""
+FIGURE_WIDTH_IN = 12.8  # 1280 px at 100 dpi; the HTML page shows it in its 70rem (1120 px) column, at 0.875
+ROW_PX = 24  # one group per row: room for a 10 pt label (about 12 px on the page)
+
+
+def _short(name: str, limit: int = 30) -> str:
+    """A group name cut to fit the axis (the table below the figure has it whole)."""
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def worst_first(column: ColumnModelBias) -> list[GroupModelBias]:
+    """The judged groups, the one whose selection rate is furthest from the median group's first (ties by name):
+    the order of the per-group figure and table."""
     import statistics
 
     groups = list(column.groups)
     known = [g.metrics["selection_rate"].value for g in groups]
     median = statistics.median([r for r in known if r is not None]) if any(r is not None for r in known) else 0.0
     rates = [median if r is None else r for r in known]
-    order = sorted(range(len(groups)), key=lambda i: (-abs(rates[i] - median), groups[i].group))
-    groups = [groups[i] for i in order]
-    fig = _figure(12.8, max(2.6, 1.3 + 0.24 * len(groups)))
+    return [groups[i] for i in sorted(range(len(groups)), key=lambda i: (-abs(rates[i] - median), groups[i].group))]
+
+
+def group_rates_png(column: ColumnModelBias) -> bytes:
+    """A sorted dot plot, one row per judged group, one panel per rate (base rate, selection rate, TPR, FPR):
+    dots are the point estimates, bars the simultaneous intervals, the dashed line the overall rate. Groups are
+    sorted by how far their selection rate is from the median group's, the furthest at the top, so the groups
+    that drive a disparity are read first. 1280 px wide (shown at 1120 px in the HTML page), 24 px and a 10 pt
+    label per group, every other row shaded so a group can be followed across the panels, and the rate axis
+    repeated at the top when the figure is taller than a screen: readable from 2 to 100 groups (checked in
+    headless Chromium at a 1280 px window, ``tests/reports/test_plots_chromium.py``)."""
+    groups = worst_first(column)
+    tall = len(groups) > 30
+    fig = _figure(FIGURE_WIDTH_IN, max(2.4, (1.4 if tall else 1.1) + ROW_PX / 100 * len(groups)))
     axes = fig.subplots(1, len(_RATE_PANELS), sharey=True)
     ys = list(range(len(groups)))
     for ax, (metric, label) in zip(axes, _RATE_PANELS, strict=True):
+        for y in ys[1::2]:
+            ax.axhspan(y - 0.5, y + 0.5, color="#f0f2f6", zorder=0, linewidth=0)
         for y, g in zip(ys, groups, strict=True):
             est = g.metrics[metric]  # type: ignore[index]
             iv = est.interval
             if iv is not None and iv.low is not None and iv.high is not None:
                 ax.plot([iv.low, iv.high], [y, y], color="#7a8fb5", linewidth=2, solid_capstyle="butt")
             if est.value is not None:
-                ax.plot([est.value], [y], "o", color="#1f3b73", markersize=4)
+                ax.plot([est.value], [y], "o", color="#1f3b73", markersize=4.5)
         overall = column.overall.get(metric)  # type: ignore[call-overload]
         if overall is not None:
             ax.axvline(overall, color="grey", linestyle="--", linewidth=1)
         ax.set_xlim(-0.02, 1.02)
-        ax.set_title(label, fontsize=10)
+        ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0], ["0", ".25", ".5", ".75", "1"])
+        ax.tick_params(axis="x", labelsize=10, top=tall, labeltop=tall)
+        ax.set_title(label, fontsize=11)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(ys, [g.group for g in groups], fontsize=8 if len(groups) <= 40 else 7)
+    axes[0].set_yticks(ys, [_short(g.group) for g in groups], fontsize=10)
     axes[0].set_ylim(len(groups) - 0.5, -0.5)  # the furthest group at the top
-    fig.suptitle(f"{column.column}: rates per group ({len(groups)} judged; dashed: overall)", fontsize=11)
+    fig.suptitle(f"{column.column}: rates per group ({len(groups)} judged; dashed: overall)", fontsize=12)
     return _png(fig)
 
 

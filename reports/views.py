@@ -195,7 +195,7 @@ def bias_blocks(report: BiasReport) -> list[Block]:
                                  partial(plots.group_rates_png, mcol)))
         blocks.append(Table(("group", "count", *(m.replace("_", " ") for m in GROUP_METRICS)), tuple(
             (g.group, g.count, *(_rate(g.metrics[m]) for m in GROUP_METRICS))  # type: ignore[index]
-            for g in mcol.groups)))
+            for g in plots.worst_first(mcol))))  # the figure's order: the groups driving a disparity first
         if mcol.insufficient:
             blocks.append(Paragraph(f"Too small (under {mcol.min_group_size} test rows; not judged, outcomes "
                                     "withheld): " + ", ".join(f"{g.group} ({g.count} rows)"
