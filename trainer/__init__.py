@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from trainer.config import (
+    DifferentialPrivacyConfig,
     EarlyStoppingConfig,
     FromConfigSource,
     LoraAdapter,
@@ -19,7 +20,7 @@ from trainer.config import (
     TrainingConfig,
 )
 from trainer.errors import CheckpointError, TrainerConfigError, TrainerDataError, TrainerError
-from trainer.interface import ArtifactStore, ClassPrediction, EventSink, TextSplits, TrainResult
+from trainer.interface import ArtifactStore, ClassPrediction, DPAccounting, EventSink, TextSplits, TrainResult
 
 if TYPE_CHECKING:
     from trainer.inference import predict_classification, sentence_log_likelihood, sequence_losses
@@ -33,7 +34,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "ArtifactStore", "CheckpointError", "ClassPrediction", "EarlyStoppingConfig", "EventSink", "FromConfigSource",
+    "ArtifactStore", "CheckpointError", "ClassPrediction", "DPAccounting", "DifferentialPrivacyConfig",
+    "EarlyStoppingConfig", "EventSink", "FromConfigSource",
     "LoraAdapter", "MemoryProbes", "OverfittingAlarmConfig", "PretrainedSource", "TextSplits", "TrainConfig", "TrainResult", "TrainerConfigError",
     "TrainerDataError", "TrainerError", "TrainingConfig", "predict_classification", "sentence_log_likelihood",
     "sequence_losses", "train",

@@ -95,6 +95,26 @@ class OverfittingAlarmConfig(Frozen):
     evaluations: int = Field(3, ge=1, description="Consecutive evaluations over the gap before the alarm fires.")
 
 
+class DifferentialPrivacyConfig(Frozen):
+    """Train with DP-SGD (Opacus): per-example gradients clipped to ``max_grad_norm``, Gaussian noise calibrated so
+    that the whole planned run is (``target_epsilon``, ``delta``)-differentially private for one training example.
+
+    Batches are Poisson-sampled (each example joins each batch independently with probability batch_size / n), as
+    the RDP accountant assumes; the noise multiplier is found from the target over the run's planned steps, and
+    the accountant's epsilon after the steps actually taken (less after an early stop) is reported. The guarantee
+    covers what DP-SGD trains (the weights, or with LoRA the adapters and head); a tokenizer trained on the
+    training split (``from-config`` models) is not private, and the validation split used for early stopping and
+    the hyperparameters are not protected.
+    """
+
+    target_epsilon: float = Field(gt=0.0, le=100.0, description="The privacy budget for the whole planned run.")
+    delta: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Probability the epsilon bound may fail; must be below 1/n (n training "
+                                          "examples). Omitted: n^-1.1 (well below 1/n, as 'How to DP-fy ML' advises).")
+    max_grad_norm: float = Field(1.0, gt=0.0, le=1000.0,
+                                 description="Per-example gradient clipping bound (replaces grad_clip).")
+
+
 class TrainingConfig(Frozen):
     """Optimisation and regularisation hyperparameters of the loop."""
 
@@ -121,6 +141,12 @@ class TrainingConfig(Frozen):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass: less memory for larger models, ~30% slower.")
     seed: int = Field(1234, ge=0, le=2**32 - 1, description="Seeds model init, dropout and the data order.")
+    num_workers: int = Field(
+        0, ge=0, le=64, description="DataLoader worker processes padding batches. 0 (default): in the training "
+                                    "process; the data is tokenised up front, so padding is cheap and workers would "
+                                    "only take cores from the model on a CPU-only machine. Raise it on a GPU machine.")
+    differential_privacy: DifferentialPrivacyConfig | None = Field(
+        None, description="Train with DP-SGD to a target (epsilon, delta); null: ordinary training.")
 
 
 class MemoryProbes(Frozen):
@@ -144,6 +170,20 @@ def task_problems(task: str, model: PretrainedSource | FromConfigSource, trainin
     if training.early_stopping.metric not in allowed:
         problems.append(f"training.early_stopping.metric: {training.early_stopping.metric!r} is not one of "
                         f"{sorted(allowed)} for task {task}")
+    return problems + dp_problems(training)
+
+
+def dp_problems(training: TrainingConfig) -> list[str]:
+    """What the DP accountant cannot honour in ``training`` (empty without differential privacy)."""
+    if training.differential_privacy is None:
+        return []
+    problems = []
+    if training.gradient_accumulation != 1:
+        problems.append("training.differential_privacy: gradient_accumulation must be 1 (each optimizer step is "
+                        "one Poisson-sampled batch of expected size batch_size; raise batch_size instead)")
+    if training.gradient_checkpointing:
+        problems.append("training.differential_privacy: gradient_checkpointing is not supported with per-example "
+                        "gradients")
     return problems
 
 

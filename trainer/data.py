@@ -1,10 +1,12 @@
-"""Texts to tensors: tokenisation, language-model blocks, the seeded (and sharded) batch order, padding."""
+"""Texts to tensors: tokenisation, language-model blocks, the seeded (and sharded) batch order, padding, and the
+torch ``DataLoader`` that serves the training batches (shuffled or, for DP-SGD, Poisson-sampled)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -86,7 +88,7 @@ def encode_instructions(
 def collate(encoded: Encoded, indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad the chosen examples to the longest among them (dynamic padding) and stack them."""
     rows = [encoded.input_ids[i] for i in indices]
-    width = max(len(row) for row in rows)
+    width = max((len(row) for row in rows), default=1)  # a Poisson-sampled (DP) batch may be empty
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for r, row in enumerate(rows):
@@ -139,3 +141,91 @@ def sequential_batches(num_examples: int, batch_size: int, rank: int = 0, world_
     so sums reduced over processes count every example exactly once)."""
     mine = list(range(rank, num_examples, world_size))
     return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+
+
+class _Indices(torch.utils.data.Dataset[int]):
+    """Example ``i`` is its index: the collate function looks the tokens up, so workers receive ids only."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+@dataclass(frozen=True)
+class PadCollator:
+    """The DataLoader's collate function: ``collate`` (dynamic padding) of the sampled examples."""
+
+    encoded: Encoded
+    pad_id: int
+
+    def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return collate(self.encoded, indices, self.pad_id)
+
+
+class EpochBatches(torch.utils.data.Sampler[list[int]]):
+    """The micro-batches of :class:`BatchOrder` for one epoch, from a start batch: ``set_epoch`` before each pass
+    (the DataLoader iterates its sampler in the training process, so this holds with workers too)."""
+
+    def __init__(self, order: BatchOrder) -> None:
+        self.order, self.epoch, self.start = order, 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Serve ``epoch``'s batches from batch ``start`` on (a resume continues mid-epoch)."""
+        self.epoch, self.start = epoch, start
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Micro-batches in a whole epoch."""
+        return self.order.batches_per_epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.order.epoch(self.epoch)[self.start:])
+
+    def __len__(self) -> int:
+        return max(self.batches_per_epoch - self.start, 0)
+
+
+class PoissonBatches(EpochBatches):
+    """DP-SGD's batches: each example joins each batch independently with probability ``sample_rate``, as the
+    privacy accountant assumes (Opacus's ``UniformWithReplacementSampler``, ``1 / sample_rate`` batches per
+    epoch, variable sizes, possibly empty). Its generator is seeded with ``seed + epoch``, so a resume rebuilds
+    the epoch's batches without saved state, like :class:`BatchOrder`."""
+
+    def __init__(self, num_examples: int, sample_rate: float, seed: int) -> None:
+        super().__init__(BatchOrder(num_examples, 1, seed))
+        self.num_examples, self.sample_rate, self.seed = num_examples, sample_rate, seed
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """``int(1 / sample_rate)``, Opacus's epoch."""
+        return int(1 / self.sample_rate)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        sampler = UniformWithReplacementSampler(num_samples=self.num_examples, sample_rate=self.sample_rate,
+                                                generator=generator)
+        for i, batch in enumerate(sampler):
+            if i >= self.start:
+                yield batch
+
+
+def training_loader(encoded: Encoded, batches: EpochBatches, pad_id: int, *, num_workers: int,
+                    pin_memory: bool) -> torch.utils.data.DataLoader[Any]:
+    """A DataLoader serving ``batches`` padded by ``collate``: in ``num_workers`` persistent worker processes
+    (0: in this one), into pinned memory when the batches go to a GPU.
+
+    The loader gets a generator of its own: each new iterator draws a seed for its workers, and drawing it from
+    torch's global generator would shift the dropout (and DP noise) stream at every epoch and resume.
+    """
+    return torch.utils.data.DataLoader(
+        _Indices(len(encoded)), batch_sampler=batches, collate_fn=PadCollator(encoded, pad_id),
+        num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(0),
+    )

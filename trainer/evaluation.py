@@ -44,6 +44,16 @@ def lm_loss(
     return losses.sum() / mask.sum().clamp(min=1)
 
 
+def lm_example_mean_loss(
+    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_smoothing: float = 0.0,
+    loss_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean over examples of each example's mean target-token loss: unlike ``lm_loss`` (whose denominator counts
+    every example's tokens), each example's share depends on that example alone, as DP-SGD's clipping needs."""
+    losses, mask = lm_token_losses(logits, input_ids, attention_mask, label_smoothing, loss_mask)
+    return (losses.sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
+
+
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) -> list[list[int]]:
     """``matrix[true][predicted]`` counts."""
     matrix = [[0] * num_labels for _ in range(num_labels)]

@@ -99,6 +99,30 @@ class ClassPrediction:
 
 
 @dataclass(frozen=True)
+class DPAccounting:
+    """What a DP-SGD run spent: the accountant's (epsilon, delta) after the steps taken, and how it was trained."""
+
+    epsilon: float
+    """The accountant's epsilon after ``steps`` steps (at most ``target_epsilon``; less after an early stop)."""
+    delta: float
+    target_epsilon: float
+    noise_multiplier: float
+    """Noise standard deviation over the clipping bound, found from the target over ``planned_steps``."""
+    sample_rate: float
+    """Poisson sampling probability of each example per step (batch_size / training examples)."""
+    steps: int
+    planned_steps: int
+    max_grad_norm: float
+    training_examples: int
+    accountant: str
+    """Which accountant: ``rdp`` (Renyi DP, Mironov 2017; Opacus's conversion to (epsilon, delta))."""
+    unit: str
+    """What one protected record is: ``example`` (a labelled text, or an instruction pair)."""
+    scope: str
+    """What the guarantee covers and what it does not, in one line."""
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """What a finished run did and how well its (best) model does on the test split."""
 
@@ -135,6 +159,8 @@ class TrainResult:
     member_losses: tuple[float, ...] = ()
     """Per-example loss of the first ``membership_sample`` training examples (for the membership-inference
     test; empty when it is off). Non-members are the test split (``test_predictions``/``test_example_losses``)."""
+    differential_privacy: DPAccounting | None = None
+    """DP-SGD runs: the privacy spent; ``None`` when trained without differential privacy."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""

@@ -1,7 +1,8 @@
 """The training loop: ``train(config, splits, ...)`` from tokenizer to tested model, resumable at any checkpoint.
 
-Read it top to bottom: set-up, the loop (micro-batches -> optimizer step -> evaluate -> checkpoint), then the
-final model and test metrics. Components with state (progress, optimizer, scheduler, early stopping, alarm,
+Read it top to bottom: set-up, the loop (micro-batches from a DataLoader -> optimizer step -> evaluate ->
+checkpoint), then the final model and test metrics. With ``training.differential_privacy`` the same loop runs
+DP-SGD (``trainer.dp``): Poisson-sampled batches, per-example clipping and noise, and a privacy accountant. Components with state (progress, optimizer, scheduler, early stopping, alarm,
 RNG) go into each checkpoint, so ``resume=True`` continues exactly where the last checkpoint left off.
 """
 
@@ -11,6 +12,7 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,15 +26,18 @@ from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
 from trainer.data import (
     BatchOrder,
     Encoded,
-    collate,
+    EpochBatches,
+    PoissonBatches,
     encode_classification,
     encode_instructions,
     encode_lm_blocks,
+    training_loader,
 )
 from trainer.device import resolve_runtime
 from trainer.distributed import DistContext, init_distributed, shutdown, wrap_model
+from trainer.dp import PrivacyLedger, empty_step_gradients, make_private, plan_dp, position_ids, sample_rate
 from trainer.errors import TrainerConfigError, TrainerDataError
-from trainer.evaluation import classification_loss, evaluate, lm_loss
+from trainer.evaluation import classification_loss, evaluate, lm_example_mean_loss, lm_loss
 from trainer.evaluation import example_losses as example_losses_of
 from trainer.inference import extraction_matches, predict_classification, sequence_losses
 from trainer.interface import (
@@ -139,12 +144,23 @@ def _train(
     if len(train_data) == 0 or len(val_data) == 0:
         raise TrainerDataError("after tokenisation the train or validation split holds no examples")
     pad_id = int(tokenizer.pad_token_id)
-    order = BatchOrder(len(train_data), t.batch_size, t.seed, dist.rank, dist.world_size)
-    steps_per_epoch = math.ceil(order.batches_per_epoch / t.gradient_accumulation)
+    if t.differential_privacy is None:
+        batches = EpochBatches(BatchOrder(len(train_data), t.batch_size, t.seed, dist.rank, dist.world_size))
+    else:
+        _check_dp_fits(config, splits, dist)
+        batches = PoissonBatches(len(train_data), sample_rate(len(train_data), t.batch_size), t.seed)
+    steps_per_epoch = math.ceil(batches.batches_per_epoch / t.gradient_accumulation)
     total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
     optimizer = _optimizer(model, t)
-    state = TrainState(model, optimizer, _scheduler(optimizer, t, total_steps), TrainProgress(),
-                       EarlyStopping(t.early_stopping), OverfittingAlarm(t.overfitting_alarm))
+    scheduler = _scheduler(optimizer, t, total_steps)  # on the plain optimizer, whose param groups DP shares
+    train_model, ledger = model, None
+    if t.differential_privacy is not None:
+        plan = plan_dp(t.differential_privacy, num_examples=len(train_data), batch_size=t.batch_size,
+                       planned_steps=total_steps)
+        train_model, optimizer = make_private(model, optimizer, plan)
+        ledger = PrivacyLedger(plan)
+    state = TrainState(model, optimizer, scheduler, TrainProgress(), EarlyStopping(t.early_stopping),
+                       OverfittingAlarm(t.overfitting_alarm), ledger=ledger)
     # Different dropout masks per process; the data shards already differ.
     torch.manual_seed(t.seed + dist.rank)
     if checkpoint is not None:
@@ -153,12 +169,14 @@ def _train(
     resumed_from = state.progress.step if checkpoint is not None else None
 
     run = _Run(config=config, runtime=runtime, dist=dist, train_data=train_data, val_data=val_data, pad_id=pad_id,
-               ddp_model=wrap_model(model, dist, runtime.device), store=store, events=events,
+               ddp_model=wrap_model(train_model, dist, runtime.device), store=store, events=events,
                scalars=ScalarLog(tensorboard_dir, enabled=dist.is_main),
                eval_args={"task": config.task, "batch_size": t.batch_size, "pad_id": pad_id,
                           "device": runtime.device, "autocast": runtime.autocast, "dist": dist,
                           "num_labels": config.num_labels or 2, "label_smoothing": t.label_smoothing},
                tokenizer_files=tokenizer_files(tokenizer, max_positions(config)), total_steps=total_steps)
+    loader = training_loader(train_data, batches, pad_id, num_workers=t.num_workers,
+                             pin_memory=runtime.device.type == "cuda")
     model.train()
     bar = _progress_bar(total_steps, state.progress.step, disabled=quiet or not dist.is_main)
 
@@ -166,13 +184,13 @@ def _train(
     progress = state.progress
     loop_start, samples, window_start = time.perf_counter(), 0, (time.perf_counter(), 0)
     while progress.step < total_steps and not progress.stopped_early:
-        batches = order.epoch(progress.epoch)
-        windows = [batches[i:i + t.gradient_accumulation] for i in range(0, len(batches), t.gradient_accumulation)]
-        for window in windows[progress.window:]:
+        # The epoch's batches from the next window on: rebuilt from seed and epoch, so a resume continues exactly.
+        batches.set_epoch(progress.epoch, progress.window * t.gradient_accumulation)
+        for window in _windows(loader, t.gradient_accumulation):
             step = train_step(state, run, window)
             samples += step.samples
             progress.window += 1
-            if progress.window == len(windows):  # epoch done: the next checkpoint must resume in the next one
+            if progress.window == steps_per_epoch:  # epoch done: the next checkpoint must resume in the next one
                 progress.epoch, progress.window = progress.epoch + 1, 0
                 progress.epochs_completed = progress.epoch
             lr = state.scheduler.get_last_lr()[0]
@@ -183,13 +201,15 @@ def _train(
                 now = time.perf_counter()
                 throughput = (samples - window_start[1]) * dist.world_size / max(now - window_start[0], 1e-9)
                 window_start = (now, samples)
-                evaluate_and_track(state, run, lr=lr, epoch=progress.epoch + progress.window / len(windows),
+                evaluate_and_track(state, run, lr=lr, epoch=progress.epoch + progress.window / steps_per_epoch,
                                    throughput=throughput)
             if progress.step % t.checkpoint_every == 0 or progress.step == total_steps or progress.stopped_early:
                 save_checkpoint(state, run)
             if progress.stopped_early or progress.step >= total_steps:
                 break
     train_time = time.perf_counter() - loop_start
+    if train_model is not model:
+        train_model.remove_hooks()  # Opacus's per-example hooks are for training only
     bar.close()
     run.scalars.close()
 
@@ -237,37 +257,79 @@ def _train(
         overfitting_alarm=state.alarm.fired, overfitting_alarm_step=state.alarm.fired_step,
         parameter_count=count_parameters(model), artifact_digests=digests, resumed_from_step=resumed_from,
         member_losses=members, extraction=extraction,
+        differential_privacy=state.ledger.accounting() if state.ledger is not None else None,
     )
 
 
-def train_step(state: TrainState, run: _Run, window: list[list[int]]) -> StepResult:
-    """One optimizer step over an accumulation window of micro-batches (gradients averaged over the window)."""
+def train_step(state: TrainState, run: _Run, window: list[dict[str, torch.Tensor]]) -> StepResult:
+    """One optimizer step over an accumulation window of padded micro-batches (gradients averaged over the
+    window); under DP-SGD one Poisson batch whose per-example gradients are clipped and noised by the optimizer."""
     t = run.config.training
     classification = run.config.task == "text-classification"
+    private = state.ledger is not None
     step_loss, samples = torch.zeros((), device=run.runtime.device), 0
-    for i, indices in enumerate(window):
-        batch = {k: v.to(run.runtime.device) for k, v in collate(run.train_data, indices, run.pad_id).items()}
+    for i, cpu_batch in enumerate(window):
+        batch = {k: v.to(run.runtime.device, non_blocking=True) for k, v in cpu_batch.items()}
+        size = int(batch["input_ids"].shape[0])  # shape metadata: no device sync
+        samples += size
+        if size == 0:  # only a Poisson (DP) batch is ever empty: the step still adds its noise
+            empty_step_gradients(state.optimizer)
+            continue
         # Gradients are all-reduced only on the last micro-batch of the window.
         sync = i == len(window) - 1 or not run.dist.active
         with contextlib.nullcontext() if sync else run.ddp_model.no_sync():
+            extra = {"position_ids": position_ids(batch["input_ids"])} if private else {}
             with run.runtime.autocast():
-                logits = run.ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits = run.ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                       **extra).logits
             if classification:
                 loss = classification_loss(logits, batch["labels"], t.label_smoothing)
+            elif private:  # a mean over examples: each example's gradient must depend on that example alone
+                loss = lm_example_mean_loss(logits, batch["input_ids"], batch["attention_mask"], t.label_smoothing,
+                                            batch.get("loss_mask"))
             else:
                 loss = lm_loss(logits, batch["input_ids"], batch["attention_mask"], t.label_smoothing,
                                batch.get("loss_mask"))
             (loss / len(window)).backward()  # type: ignore[no-untyped-call]
         step_loss += loss.detach() / len(window)  # summed on the device: one sync per step, not per micro-batch
-        samples += len(indices)
-    grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip or math.inf)
-    state.optimizer.step()
+    if private:
+        state.optimizer.step()  # clips each example's gradient to max_grad_norm, adds the noise, steps
+        state.ledger.step()
+        grads = [p.grad.norm() for p in state.model.parameters() if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack(grads)) if grads else torch.zeros(())  # the noisy one
+    else:
+        grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip or math.inf)
+        state.optimizer.step()
     state.scheduler.step()
     state.optimizer.zero_grad(set_to_none=True)
     state.progress.step += 1
     loss_value = float(step_loss.item())
     state.progress.add_step_loss(loss_value)
     return StepResult(loss_value, float(grad_norm), samples)
+
+
+def _windows(loader: Any, size: int) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """The loader's batches grouped into accumulation windows of ``size`` (the epoch's last may be shorter)."""
+    window: list[dict[str, torch.Tensor]] = []
+    for batch in loader:
+        window.append(batch)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def _check_dp_fits(config: TrainConfig, splits: TextSplits, dist: DistContext) -> None:
+    """Refuse what this DP-SGD implementation cannot account for (the static checks are in ``dp_problems``)."""
+    if dist.active:
+        raise TrainerConfigError("training.differential_privacy: DP-SGD runs in one process; under torchrun "
+                                 "each process would sample and noise its own batches, which the accountant "
+                                 "does not model")
+    if config.task == "causal-lm" and not splits.instructions:
+        raise TrainerConfigError("training.differential_privacy: plain-text causal-lm trains on token blocks that "
+                                 "cut across texts, so no block is one person's record; use instruction data "
+                                 "(one example per row) or classification")
 
 
 def evaluate_and_track(state: TrainState, run: _Run, *, lr: float, epoch: float, throughput: float) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainer.errors import CheckpointError
 from trainer.monitors import EarlyStopping, OverfittingAlarm
 
 
@@ -104,6 +105,8 @@ class TrainState:
     alarm: OverfittingAlarm
     best_weights: dict[str, torch.Tensor] | None = None
     """The weights at the best validation point so far (early stopping restores them at the end)."""
+    ledger: Any = None
+    """DP-SGD runs: the privacy accountant (``trainer.dp.PrivacyLedger``), so a resume reports the same epsilon."""
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint payload's component states (weights on the CPU)."""
@@ -117,6 +120,7 @@ class TrainState:
             "progress": self.progress.state_dict(),
             "early_stopping": self.stopper.state_dict(),
             "overfitting_alarm": self.alarm.state_dict(),
+            **({"privacy_accountant": self.ledger.state_dict()} if self.ledger is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -130,3 +134,7 @@ class TrainState:
         self.progress.load_state_dict(state["progress"])
         self.stopper.load_state_dict(state["early_stopping"])
         self.alarm.load_state_dict(state["overfitting_alarm"])
+        if self.ledger is not None:
+            if "privacy_accountant" not in state:
+                raise CheckpointError("the checkpoint of a DP-SGD run has no privacy accountant state")
+            self.ledger.load_state_dict(state["privacy_accountant"])

@@ -101,3 +101,21 @@ def tiny_llama_base(folder: Path, texts: list[str]) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_bert_base(folder: Path, texts: list[str]) -> Path:
+    """A tiny BERT encoder (2 layers, 32 wide) with a WordPiece tokenizer trained on ``texts``, saved with
+    ``save_pretrained`` as a local base model to fine-tune (with LoRA) for classification."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from trainer.tokenization import ensure_pad_token, train_tokenizer
+
+    tokenizer = train_tokenizer("bert", texts, 1000)
+    ensure_pad_token(tokenizer)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=2, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
