@@ -222,6 +222,10 @@ class PrivacyRules(_Strict):
         None, ge=0.0, le=1.0, description="Language models: highest tolerated share of probed training texts "
                                           "reproduced verbatim (none: reported, not judged).")
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence of every PASS and FAIL.")
+    max_epsilon: float | None = Field(
+        None, gt=0.0, le=100.0, description="Highest tolerated DP-SGD epsilon (the accountant's, at the run's delta). "
+                                            "A run trained without differential privacy has no bound and FAILs "
+                                            "this check (then 'action' applies). None: DP is not required.")
 
 
 class ReportRules(_Strict):

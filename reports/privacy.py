@@ -22,8 +22,13 @@ Inputs are numbers only: per-example losses of training examples (members) and h
   next ``m`` tokens the model reproduces exactly from a ``k``-token prefix, with an exact Clopper-Pearson
   interval. **Canary exposure** (Carlini et al., "The Secret Sharer"): ``log2(candidate space) - log2(rank)``.
 
+- **Differential privacy** (DP-SGD): the accountant's (epsilon, delta) after the steps the run took, with how it
+  was trained (noise multiplier, sample rate, clipping bound, steps) and what the guarantee covers. Epsilon is an
+  upper bound the accountant proves, not an estimate, so it has no interval.
+
 ``judge_privacy`` applies a policy's bounds with PASS / FAIL / NOT JUDGED decided from intervals only, as the
-bias verdict does (``reports.verdict.decide``).
+bias verdict does (``reports.verdict.decide``); a policy's ``max_epsilon`` is judged on the accountant's epsilon,
+and a run trained without DP has no bound at all, so under such a policy it FAILs (it is known, not unmeasured).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
+from reports.document import Block, Heading, Paragraph, Table
 from reports.errors import ReportInputError
 from reports.intervals import clopper_pearson
 from reports.model import Estimate, Interval, ReportModel
@@ -50,13 +56,14 @@ PRIVACY_RULE: Final = (
     "FAIL: the whole interval is beyond the bound (for membership AUC, above max_auc or below 1 - max_auc: "
     "an attack with AUC under 0.5 works when inverted). PASS: the whole interval is within the bound. "
     "NOT JUDGED: the interval straddles the bound or the quantity was not measured. The point estimate is "
-    "shown but does not decide.")
+    "shown but does not decide. DP epsilon (when the policy sets max_epsilon): PASS at or below it, FAIL above "
+    "it or when the model was trained without differential privacy (no bound at all).")
 READING: Final = ("AUC 0.50 means the attack cannot tell members from non-members (training from held-out "
                   "examples); 1.00 means it always can. A random guess flagging a share f of examples has a TPR "
                   "of f at an FPR of f, so a TPR well above the FPR at 1% or 0.1% FPR means some training "
                   "examples are confidently identifiable even when the AUC is modest.")
 
-CheckName = Literal["membership_auc", "extraction_rate"]
+CheckName = Literal["membership_auc", "extraction_rate", "dp_epsilon"]
 NotJudgedReason = Literal["not measured", "interval straddles the bound"]
 
 
@@ -144,6 +151,54 @@ class GeneratedPii(ReportModel):
     findings: dict[str, int] = Field(description="Entity type -> findings.")
 
 
+class DifferentialPrivacy(ReportModel):
+    """The DP-SGD accounting of the run: what the model's training spent of its privacy budget, and how."""
+
+    epsilon: float = Field(ge=0.0, description="The accountant's epsilon after the steps taken (an upper bound).")
+    delta: float = Field(gt=0.0, lt=1.0, description="The delta the epsilon holds at.")
+    target_epsilon: float = Field(gt=0.0, description="The budget the noise was calibrated for, over planned_steps.")
+    noise_multiplier: float = Field(gt=0.0, description="Noise standard deviation over the clipping bound.")
+    sample_rate: float = Field(gt=0.0, lt=1.0, description="Poisson sampling probability of each example per step.")
+    steps: int = Field(ge=0, description="Noisy steps taken (fewer than planned after an early stop).")
+    planned_steps: int = Field(ge=1)
+    max_grad_norm: float = Field(gt=0.0, description="Per-example gradient clipping bound.")
+    training_examples: int = Field(ge=1)
+    accountant: Literal["rdp", "prv"] = Field(description="rdp: Renyi DP (Mironov 2017), as Opacus converts it.")
+    unit: str = Field(description="What one protected record is (e.g. 'example').")
+    scope: str = Field(description="What the guarantee covers and what it does not.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DifferentialPrivacy:
+        if self.steps > self.planned_steps:
+            raise ValueError("steps must be at most planned_steps")
+        if self.delta >= 1.0 / self.training_examples:
+            raise ValueError("delta must be below 1 / training_examples")
+        return self
+
+    def reading(self) -> str:
+        """What the guarantee says, in plain language."""
+        spent = ("all planned steps" if self.steps == self.planned_steps else
+                 f"{self.steps} of {self.planned_steps} planned steps (stopped early, so less was spent)")
+        return (f"Trained with DP-SGD: ({self.epsilon:.3g}, {self.delta:.2g})-differentially private for each "
+                f"training {self.unit} after {spent}, by the {self.accountant.upper()} accountant (target epsilon "
+                f"{self.target_epsilon:g}). Any one {self.unit}'s presence changes the probability of any outcome "
+                f"of training by at most a factor e^epsilon = {math.exp(min(self.epsilon, 700.0)):.3g}, except with "
+                f"probability delta; a membership attack's AUC is bounded accordingly. Covers {self.scope}.")
+
+
+def dp_blocks(dp: DifferentialPrivacy | None) -> list[Block]:
+    """The report's Differential privacy section (Markdown and HTML build from these blocks)."""
+    if dp is None:
+        return [Heading("Differential privacy"), Paragraph("Trained without differential privacy: no bound on what "
+                                                           "the model reveals beyond the measurements above.")]
+    return [Heading("Differential privacy"), Paragraph(dp.reading()), Table(("quantity", "value"), (
+        ("epsilon spent", f"{dp.epsilon:.4g}"), ("delta", f"{dp.delta:.3g}"),
+        ("target epsilon", f"{dp.target_epsilon:g}"), ("accountant", dp.accountant),
+        ("noise multiplier", f"{dp.noise_multiplier:.4g}"), ("sample rate", f"{dp.sample_rate:.4g}"),
+        ("steps (planned)", f"{dp.steps} ({dp.planned_steps})"), ("clipping bound", f"{dp.max_grad_norm:g}"),
+        ("training examples", str(dp.training_examples)), ("protected unit", dp.unit)))]
+
+
 class PrivacyCheck(ReportModel):
     """One policy bound applied to one measurement."""
 
@@ -195,15 +250,9 @@ class PrivacyReport(ReportModel):
     extraction: list[ExtractionRate] | None = Field(None, description="Language models: by k and m.")
     generated_pii: GeneratedPii | None = None
     canaries: list[CanaryExposure] | None = None
-    dp_epsilon: float | None = Field(None, ge=0.0, description="The DP-SGD accountant's epsilon, when used.")
-    dp_delta: float | None = Field(None, ge=0.0, le=1.0)
+    differential_privacy: DifferentialPrivacy | None = Field(
+        None, description="DP-SGD's accounting when the model was trained with it; None: trained without.")
     verdict: PrivacyVerdict
-
-    @model_validator(mode="after")
-    def _dp_complete(self) -> PrivacyReport:
-        if (self.dp_epsilon is None) != (self.dp_delta is None):
-            raise ValueError("dp_epsilon and dp_delta are given together or not at all")
-        return self
 
     @property
     def releasable(self) -> bool:
@@ -448,10 +497,12 @@ def _judge(check: CheckName, label: str, value: float | None, interval: Interval
 def judge_privacy(
     result: MembershipInference | None, *, max_auc: float, confidence: float = 0.95,
     extraction: Sequence[ExtractionRate] = (), max_extraction_rate: float | None = None,
+    dp: DifferentialPrivacy | None = None, max_epsilon: float | None = None,
     action: Action = "warn", unjudged: Action = "warn",
 ) -> PrivacyVerdict:
     """Judge the membership AUC against ``max_auc`` (and each extraction rate against ``max_extraction_rate``)
-    from intervals at ``confidence``, recomputed from the measurements' counts whatever level they show."""
+    from intervals at ``confidence``, recomputed from the measurements' counts whatever level they show; with
+    ``max_epsilon``, the DP accountant's epsilon against it (a run without ``dp`` FAILs: it has no bound)."""
     _confidence(confidence)
     for name, value in (("privacy action", action), ("privacy unjudged action", unjudged)):
         if value not in ("block", "warn"):
@@ -460,6 +511,8 @@ def judge_privacy(
         raise ReportInputError(f"max_auc must be above 0.5 and at most 1, got {max_auc}")
     if max_extraction_rate is not None and not 0.0 <= max_extraction_rate <= 1.0:
         raise ReportInputError(f"max_extraction_rate must be between 0 and 1, got {max_extraction_rate}")
+    if max_epsilon is not None and not (math.isfinite(max_epsilon) and max_epsilon > 0.0):
+        raise ReportInputError(f"max_epsilon must be a positive number, got {max_epsilon}")
     checks = []
     if result is None or result.auc.value is None:
         checks.append(_judge("membership_auc", "loss-threshold attack", None, None, max=max_auc,
@@ -477,9 +530,26 @@ def judge_privacy(
             checks.append(_judge("extraction_rate", f"k={rate.k}, m={rate.m}", rate.rate.value,
                                  _rate_interval(rate.extracted, rate.sequences, confidence),
                                  max=max_extraction_rate, min=None, confidence=confidence))
+    if max_epsilon is not None:
+        checks.append(_judge_epsilon(dp, max_epsilon))
     failed = sum(c.status == "FAIL" for c in checks)
     not_judged = sum(c.status == "NOT JUDGED" for c in checks)
     blocked = (action == "block" and failed > 0) or (unjudged == "block" and not_judged > 0)
     return PrivacyVerdict(action=action, unjudged=unjudged, confidence=confidence, checks=checks,
                           passed=sum(c.status == "PASS" for c in checks), failed=failed, not_judged=not_judged,
                           outcome=_outcome(checks), releasable=not blocked, flagged=failed > 0)
+
+
+def _judge_epsilon(dp: DifferentialPrivacy | None, max_epsilon: float) -> PrivacyCheck:
+    """The accountant's epsilon against the policy's ``max_epsilon``: a proven bound, so no interval; without DP
+    there is no bound, which is a FAIL, not a NOT JUDGED (nothing is left to measure)."""
+    base = {"check": "dp_epsilon", "label": "DP-SGD accountant", "max": max_epsilon, "min": None,
+            "interval": None}
+    if dp is None:
+        return PrivacyCheck(**base, value=None, status="FAIL",
+                            reason=f"trained without differential privacy: no epsilon bound, the policy requires "
+                                   f"at most {max_epsilon:g}")
+    within = dp.epsilon <= max_epsilon
+    return PrivacyCheck(**base, value=dp.epsilon, status="PASS" if within else "FAIL",
+                        reason=f"epsilon {dp.epsilon:.3g} (delta {dp.delta:.2g}, {dp.accountant} accountant) "
+                               f"{'within' if within else 'above'} max {max_epsilon:g}")

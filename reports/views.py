@@ -13,7 +13,7 @@ from reports.document import Block, Bullets, Figure, Heading, Paragraph, Table, 
 from reports.evaluation import EvaluationReport
 from reports.fairness import GROUP_METRICS, ColumnModelBias
 from reports.model import Estimate
-from reports.privacy import PRIVACY_RULE, MembershipInference, PrivacyReport, TprAtFpr
+from reports.privacy import PRIVACY_RULE, MembershipInference, PrivacyReport, TprAtFpr, dp_blocks
 from reports.verdict import RULE
 
 
@@ -337,7 +337,4 @@ def privacy_blocks(report: PrivacyReport) -> list[Block]:
                    "exposure (bits)"), tuple(
                 (c.format, c.repetitions, c.rank, c.candidate_space, "-" if c.candidates is None else c.candidates,
                  c.exposure) for c in report.canaries))]
-    blocks += [Heading("Differential privacy"), Paragraph(
-        f"Trained with DP-SGD: epsilon {fmt(report.dp_epsilon)}, delta {fmt(report.dp_delta)} (the accountant's "
-        "values)." if report.dp_epsilon is not None else "Trained without differential privacy.")]
-    return blocks
+    return blocks + dp_blocks(report.differential_privacy)

@@ -17,6 +17,7 @@ from reports import privacy
 from reports.errors import ReportInputError
 from reports.privacy import (
     CanaryExposure,
+    DifferentialPrivacy,
     PrivacyReport,
     canary_exposure,
     extraction_rate,
@@ -219,6 +220,9 @@ def test_canary_exposure_math_and_validation() -> None:
 
 
 PLANTED_LOSS = 1.23456789012345
+DP = DifferentialPrivacy(epsilon=2.97, delta=1e-5, target_epsilon=3.0, noise_multiplier=1.1, sample_rate=0.01,
+                         steps=800, planned_steps=1000, max_grad_norm=1.0, training_examples=5000, accountant="rdp",
+                         unit="example", scope="the trained weights")
 
 
 def _report() -> PrivacyReport:
@@ -233,8 +237,9 @@ def _report() -> PrivacyReport:
         run_id="run-7", membership=mi, extraction=extraction,
         canaries=[CanaryExposure(format="email", repetitions=16, rank=1, candidate_space=2**30,
                                  exposure=canary_exposure(1, 2**30))],
-        dp_epsilon=3.0, dp_delta=1e-5,
-        verdict=judge_privacy(mi, max_auc=0.6, extraction=extraction, max_extraction_rate=0.1))
+        differential_privacy=DP,
+        verdict=judge_privacy(mi, max_auc=0.6, extraction=extraction, max_extraction_rate=0.1, dp=DP,
+                              max_epsilon=8.0))
 
 
 def test_privacy_report_renders_json_md_html_with_aggregates_only() -> None:
@@ -253,12 +258,31 @@ def test_privacy_report_renders_json_md_html_with_aggregates_only() -> None:
         text = data.decode()
         assert "1.2345" not in text and "1.235" not in text
     assert render_report(report, "md") == files["privacy.md"]
+    assert "## Differential privacy" in md and "(2.97, 1e-05)-differentially private for each training example" in md
+    assert "| noise multiplier | 1.1 |" in md and "stopped early" in md
+
+
+def test_dp_epsilon_is_judged_against_the_policy_bound() -> None:
+    mi = membership_inference(*_normal_losses(np.random.default_rng(3), 300, 300, 0.0), fprs=())
+    within = judge_privacy(mi, max_auc=0.7, dp=DP, max_epsilon=3.0)
+    assert [c.status for c in within.checks] == ["PASS", "PASS"] and within.outcome == "PASS"
+    assert within.checks[1].check == "dp_epsilon" and within.checks[1].value == DP.epsilon
+    above = judge_privacy(mi, max_auc=0.7, dp=DP, max_epsilon=2.0, action="block")
+    assert above.checks[1].status == "FAIL" and above.outcome == "FAIL" and not above.releasable
+    without = judge_privacy(mi, max_auc=0.7, max_epsilon=8.0)  # no DP: no bound at all, a FAIL, not unmeasured
+    assert without.checks[1].status == "FAIL" and "without differential privacy" in without.checks[1].reason
+    assert [c.check for c in judge_privacy(mi, max_auc=0.7, dp=DP).checks] == ["membership_auc"]  # not required
+    with pytest.raises(ReportInputError, match="max_epsilon"):
+        judge_privacy(mi, max_auc=0.7, max_epsilon=-1.0)
 
 
 def test_report_inputs_are_consistent() -> None:
     report = _report()
-    with pytest.raises(ValueError, match="together"):
-        report.model_validate({**report.model_dump(), "dp_delta": None})
+    dp = report.model_dump()["differential_privacy"]
+    with pytest.raises(ValueError, match="steps must be at most planned_steps"):
+        DifferentialPrivacy.model_validate({**dp, "steps": dp["planned_steps"] + 1})
+    with pytest.raises(ValueError, match="delta must be below 1 / training_examples"):
+        DifferentialPrivacy.model_validate({**dp, "delta": 1 / dp["training_examples"]})
     with pytest.raises(ValueError, match="log2"):
         CanaryExposure(format="ssn", repetitions=1, rank=4, candidate_space=16, exposure=4.0)
 
