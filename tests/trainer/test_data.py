@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.trainer.setups import shakespeare_splits
-from trainer.data import BatchOrder, Encoded, collate, encode_lm_blocks, sequential_batches
+from trainer.data import (
+    BatchOrder,
+    Encoded,
+    EpochBatches,
+    collate,
+    encode_lm_blocks,
+    sequential_batches,
+    training_loader,
+)
 from trainer.tokenization import train_tokenizer
 
 
@@ -55,3 +64,37 @@ def test_lm_blocks_are_full_and_texts_are_separated(shared_data: Path) -> None:
     stream = [i for block in blocks.input_ids for i in block]
     assert stream.count(tokenizer.eos_token_id) >= len(splits.train) - 2
     assert tokenizer.decode(stream[: stream.index(tokenizer.eos_token_id)]) == splits.train[0]
+
+
+def _encoded(n: int) -> Encoded:
+    return Encoded([[i + 1] * (1 + i % 7) for i in range(n)], [i % 2 for i in range(n)])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_serves_the_epoch_order_padded_from_any_start(workers: int) -> None:
+    encoded, order = _encoded(50), BatchOrder(50, 8, seed=3)
+    sampler = EpochBatches(order)
+    loader = training_loader(encoded, sampler, pad_id=0, num_workers=workers, pin_memory=False)
+    for epoch, start in ((0, 0), (1, 0), (1, 4)):
+        sampler.set_epoch(epoch, start)
+        served = list(loader)
+        expected = [collate(encoded, indices, 0) for indices in order.epoch(epoch)[start:]]
+        assert len(served) == len(expected) == order.batches_per_epoch - start
+        for got, want in zip(served, expected, strict=True):
+            assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_iterating_the_loader_leaves_the_global_generator_alone() -> None:
+    # A DataLoader draws a worker seed per iterator; from the global generator that would shift dropout on resume.
+    loader = training_loader(_encoded(20), EpochBatches(BatchOrder(20, 4, seed=0)), pad_id=0, num_workers=0,
+                             pin_memory=False)
+    torch.manual_seed(11)
+    list(loader)
+    after_loader = torch.rand(3)
+    torch.manual_seed(11)
+    assert torch.equal(torch.rand(3), after_loader)
+
+
+def test_collate_of_an_empty_poisson_batch_has_no_rows() -> None:
+    batch = collate(_encoded(5), [], pad_id=0)
+    assert batch["input_ids"].shape[0] == 0 and batch["labels"].shape == (0,)
