@@ -102,6 +102,10 @@ class MitigationResult(ReportModel):
 
     applied: list[Literal["balanced_sampling", "post_processing"]]
     comparison: str = Field(description="What 'before' and 'after' are, in words.")
+    reference_run: str | None = Field(
+        None, description="The earlier run (same config without mitigation, same data and test rows) whose "
+                          "predictions are 'before'; None when 'before' is this run's model without thresholds, "
+                          "or no unmitigated model was measured.")
     balanced_sampling: BalancedSamplingResult | None = None
     post_processing: PostProcessingResult | None = None
     before: Verdict | None = Field(
@@ -272,7 +276,7 @@ def mitigation_result(
     test_groups: Mapping[str, Sequence[Hashable]], positive_label: Hashable, thresholds: Sequence[Any],
     action: Action, unjudged: Action = "warn", min_group_size: int = 30, confidence: float = 0.95,
     bootstrap_samples: int = 200, seed: int = 0, balanced_sampling: BalancedSamplingResult | None = None,
-    post_processing: PostProcessingResult | None = None,
+    post_processing: PostProcessingResult | None = None, reference_run: str | None = None,
 ) -> MitigationResult:
     """Before and after on the same test rows: the unmitigated predictions judged by the same rule as the report's
     verdict (which judges ``after_predictions``), and the accuracy cost. Without ``before_predictions`` (no
@@ -286,7 +290,7 @@ def mitigation_result(
         cost = accuracy_cost(test_labels, before_predictions, after_predictions, confidence=confidence,
                              samples=bootstrap_samples, seed=seed)
     return MitigationResult(
-        applied=list(applied), comparison=comparison,  # type: ignore[arg-type]
+        applied=list(applied), comparison=comparison, reference_run=reference_run,
         balanced_sampling=balanced_sampling, post_processing=post_processing, before=before,
         before_model_bias=before_bias or [], accuracy_cost=cost,
         needs_sensitive_attribute=post_processing is not None)

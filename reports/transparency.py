@@ -163,11 +163,12 @@ def _mitigation(bias: BiasReport) -> CardSection:
                    f"{post.sensitive_column}.")
         out.append(f"This model needs the sensitive attribute {post.sensitive_column} at prediction time: its "
                    f"score is thresholded per group by the fitted thresholds shipped with it ({post.thresholds_file}"
-                   "). Used without them, it is the unmitigated model, whose verdict is the 'before' below."
+                   "). Used without them, it is not the model judged here."
                    + (" Some thresholds are a random mix of two: predictions are randomized." if post.randomized
                       else ""))
     if m.before is not None and bias.verdict is not None:
-        out.append(f"Fairness verdict before mitigation: {m.before.summary()} After (this model): "
+        source = f" (run {m.reference_run})" if m.reference_run else ""
+        out.append(f"Fairness verdict before mitigation{source}: {m.before.summary()} After (this model): "
                    f"{bias.verdict.summary()}")
     rows: list[list[Cell]] = [[c.metric.replace("_", " "), c.before.value, c.after.value, c.change.value]
                               for c in m.accuracy_cost]

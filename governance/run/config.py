@@ -16,7 +16,7 @@ from governance.loading import load_model_file
 from trainer.config import Frozen, MemoryProbes, ModelSource, Task, TrainingConfig, task_problems
 
 __all__ = ["DATASET_REF", "BalancedSampling", "Bias", "Columns", "Mitigation", "PostProcessing", "Privacy", "Probes",
-           "RunConfig", "Splits", "Task", "load_run_config"]
+           "RunConfig", "Splits", "Task", "config_digest", "load_run_config", "unmitigated"]
 DATASET_NAME = r"[a-z0-9][a-z0-9._-]{0,63}"
 DATASET_REF = re.compile(rf"^(?P<name>{DATASET_NAME})(@(?P<version>[1-9][0-9]*))?$")
 
@@ -220,6 +220,21 @@ class RunConfig(Frozen):
         assert match is not None
         version = match.group("version")
         return int(version) if version else None
+
+
+def config_digest(config: RunConfig) -> str:
+    """sha256 of the resolved config's canonical JSON (what ``run.started`` records)."""
+    import hashlib
+    import json
+
+    import rfc8785
+
+    return hashlib.sha256(rfc8785.dumps(json.loads(config.model_dump_json()))).hexdigest()
+
+
+def unmitigated(config: RunConfig) -> RunConfig:
+    """The same config without ``bias.mitigation``: what a run before mitigation was started with."""
+    return config.model_copy(update={"bias": Bias()})
 
 
 def load_run_config(path: Path) -> RunConfig:

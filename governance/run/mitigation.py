@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from governance.errors import ConfigError
 from governance.run.config import RunConfig
@@ -178,7 +178,7 @@ class GroupThresholds:
         raw = json.loads(data)
         return cls(raw["column"], raw["constraints"], raw["objective"], raw["positive_label"], raw["rules"])
 
-    def positive_probability(self, scores: Sequence[float], groups: Sequence[Hashable]
+    def positive_probability(self, scores: ArrayLike, groups: Sequence[Hashable]
                              ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         """Each row's probability of being predicted positive, and which rows' groups have thresholds (rows of
         a group without thresholds keep probability nan: the caller decides)."""
@@ -200,7 +200,7 @@ class GroupThresholds:
         return out, ~np.isnan(out)
 
 
-def fit_thresholds(scores: Sequence[float], positive: Sequence[bool], groups: Sequence[Hashable], *, column: str,
+def fit_thresholds(scores: ArrayLike, positive: ArrayLike, groups: Sequence[Hashable], *, column: str,
                    constraints: str, objective: str, positive_label: str) -> GroupThresholds:
     """fairlearn's ThresholdOptimizer fitted on (validation) scores; its per-group rules as plain numbers."""
     import warnings
@@ -233,7 +233,7 @@ def fit_thresholds(scores: Sequence[float], positive: Sequence[bool], groups: Se
     return GroupThresholds(column, constraints, objective, positive_label, rules)
 
 
-def apply_thresholds(thresholds: GroupThresholds, scores: Sequence[float], groups: Sequence[Hashable],
+def apply_thresholds(thresholds: GroupThresholds, scores: ArrayLike, groups: Sequence[Hashable],
                      unmitigated: Sequence[bool], *, seed: int) -> tuple[list[bool], list[str]]:
     """Predicted-positive flags after the thresholds (random draws from ``seed``, as fairlearn's ``predict``
     draws them), and the groups without thresholds, whose rows keep the unmitigated prediction."""
@@ -270,23 +270,28 @@ def sampling_evidence(resampled: Resampling, labels: Sequence[str], groups: Mapp
                     for g in sorted(before)])
 
 
-def comparison_text(applied: Sequence[str]) -> str:
-    """What the bias report's 'before' and 'after' are, for the mitigations applied."""
+def comparison_text(applied: Sequence[str], reference: str | None) -> str:
+    """What the bias report's 'before' and 'after' are, for the mitigations applied and the unmitigated run
+    ``reference`` found (balanced sampling), if any."""
+    same = ("Same test rows, same verdict rule, same intervals; the verdict that gates release is the after one "
+            "(the exported model's).")
+    post = " thresholded per group by fairlearn's ThresholdOptimizer (fitted on the validation split)"
+    if "balanced_sampling" in applied and reference is not None:
+        return (f"Before: run {reference}, the same config without bias.mitigation on the same dataset version "
+                "(its most-probable-label predictions on the same test rows, stored encrypted with that run, "
+                "judged here under this run's policy). After: this run's model, trained on the balanced sample"
+                + (f",{post}" if "post_processing" in applied else "") + ". " + same)
     sampling = ("Balanced sampling changes the training data, and this run trained only the mitigated model: no "
-                "model trained on the unbalanced split was measured here, so balanced sampling's before/after is "
-                "shown at the data level (each (group, label) cell and each group's base rate in the training "
-                "split, before and after resampling). To compare models, run the same config without "
-                "bias.mitigation: the splits are the same (same data, fractions and seed; the audit log's "
-                "run.splits digests show it).")
-    post = ("Before: the trained model's own predictions (the most probable label) on the test split. After: the "
-            "same model's scores thresholded per group by fairlearn's ThresholdOptimizer, fitted on the validation "
-            "split. Same test rows, same verdict rule, same intervals; the verdict that gates release is the "
-            "after one (the exported model is the thresholded one).")
+                "finished run of the same config without bias.mitigation on the same data was found, so balanced "
+                "sampling's before/after is shown at the data level (each (group, label) cell and each group's "
+                "base rate in the training split, before and after resampling). Run the same config without "
+                "bias.mitigation, then this one again, to compare the models: the splits are the same (same data, "
+                "fractions and seed).")
     if list(applied) == ["balanced_sampling"]:
         return sampling
-    if list(applied) == ["post_processing"]:
-        return post
-    return post.replace("the trained model's own", "the model trained on the balanced sample, its own") + " " + sampling
+    model = "the model trained on the balanced sample" if "balanced_sampling" in applied else "the trained model"
+    return (f"Before: {model}'s own predictions (the most probable label) on the test split. After: the same "
+            f"model's scores{post}. {same}" + (" " + sampling if "balanced_sampling" in applied else ""))
 
 
 def post_process(config: RunConfig, *, validation_scores: Sequence[float], validation_positive: Sequence[bool],
@@ -309,3 +314,38 @@ def randomized(thresholds: GroupThresholds) -> bool:
     """Whether any group's rule is a random mix (two different thresholds both used, or a constant mixed in)."""
     return any((0 < r["p0"] < 1 and r["threshold0"] != r["threshold1"]) or r.get("p_ignore", 0) > 0
                for r in thresholds.rules.values())
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """An earlier finished run of the same config without mitigation, on the same data and test rows."""
+
+    run_id: str
+    predicted: tuple[int, ...]  # its most-probable-label predictions on the test rows (label indices)
+
+
+def find_reference_run(workspace: Any, kek: Any, config: RunConfig, *, card_digest: str,
+                       test_indices: Sequence[int], run_id: str, predictions: str) -> ReferenceRun | None:
+    """The latest finished run, other than ``run_id``, the audit log says was started with this config less its
+    ``bias.mitigation`` on the same dataset card, whose stored test predictions (the run store's ``predictions``
+    file) cover exactly these test rows; None when there is none (or its folder is gone)."""
+    from governance.errors import GovtrainError
+    from governance.run.config import config_digest, unmitigated
+    from governance.run.folder import EncryptedRunStore, find_run
+    from governance.trust.replay import load_ledger
+
+    wanted = config_digest(unmitigated(config))
+    candidates = sorted(
+        (r for r in load_ledger(workspace).runs.values()
+         if r.run_id != run_id and r.started is not None and r.finished is not None and not r.contradictions
+         and r.started.get("config_digest") == wanted and r.started.get("card_digest") == card_digest),
+        key=lambda r: r.started_seq or 0, reverse=True)
+    for record in candidates:
+        try:
+            folder = find_run(workspace, record.run_id)
+            stored = json.loads(EncryptedRunStore(folder.path, kek).read(predictions))
+        except (GovtrainError, OSError, ValueError):
+            continue
+        if stored.get("test_indices") == list(test_indices) and isinstance(stored.get("predicted"), list):
+            return ReferenceRun(record.run_id, tuple(int(p) for p in stored["predicted"]))
+    return None

@@ -30,7 +30,7 @@ from governance.crypto import MasterKey
 from governance.errors import ConfigError, PolicyRefusal
 from governance.gate.approvals import ApprovedDataset
 from governance.run.canaries import Canary, make_canaries, plant
-from governance.run.config import RunConfig
+from governance.run.config import RunConfig, config_digest
 from governance.run.data import PreparedData, prepare_data
 from governance.run.folder import EncryptedRunStore, RunFolder
 from governance.run.reports import write_run_reports
@@ -66,13 +66,6 @@ def check_training_limits(config: RunConfig, policy: Policy) -> None:
         raise PolicyRefusal(f"run config breaks policy '{policy.name}': {problems[0]}"
                             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
                             hint="change the run config, or run under a policy that allows it")
-
-
-def config_digest(config: RunConfig) -> str:
-    """sha256 of the resolved config's canonical JSON."""
-    import rfc8785
-
-    return hashlib.sha256(rfc8785.dumps(json.loads(config.model_dump_json()))).hexdigest()
 
 
 def resolved_yaml(config: RunConfig) -> str:

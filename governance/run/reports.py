@@ -102,7 +102,8 @@ def write_run_reports(
             mitigation = None
             if config.bias.mitigation is not None:
                 predicted, mitigation, trained_data, extra = _mitigate(
-                    config, policy, data, result, store, predicted, test_labels, test_groups, positive_label)
+                    config, policy, data, result, store, predicted, test_labels, test_groups, positive_label,
+                    workspace=session.workspace, run_id=run_id, card_digest=approved.card.digest())
                 if mitigation.post_processing is not None:
                     stored["mitigated_predicted"] = [names.index(p) for p in predicted]
             bias = bias_reports.classification_bias_report(
@@ -205,7 +206,7 @@ def write_run_reports(
 
 def _mitigate(config: RunConfig, policy: Policy, data: PreparedData, result: Any, store: EncryptedRunStore,
               predicted: list[str], test_labels: list[str], test_groups: dict[str, list[str]], positive_label: str,
-              ) -> tuple[list[str], Any, PreparedData, dict[str, Any]]:
+              *, workspace: Any, run_id: str, card_digest: str) -> tuple[list[str], Any, PreparedData, dict[str, Any]]:
     """The mitigated test predictions, the report's before/after, the data the model was trained on, and what the
     status record gains (the mitigation's settings; the thresholds file, a model artifact)."""
     import dataclasses
@@ -226,6 +227,12 @@ def _mitigate(config: RunConfig, policy: Policy, data: PreparedData, result: Any
             plan, train=dataclasses.replace(plan.train, indices=resampled.after, digest=resampled.digest())))
     before: list[str] | None = None
     after, post = predicted, None
+    reference = None
+    if resampled is not None:  # the model before balanced sampling is an earlier run's, when there is one
+        reference = mit.find_reference_run(workspace, store.kek, config, card_digest=card_digest,
+                                           test_indices=plan.test.indices, run_id=run_id, predictions=PREDICTIONS)
+        if reference is not None:
+            before = [(data.label_names or ())[i] for i in reference.predicted]
     column = config.post_processing_column
     if column is not None:
         from trainer.inference import predict_classification
@@ -244,16 +251,18 @@ def _mitigate(config: RunConfig, policy: Policy, data: PreparedData, result: Any
             validation_groups=[data.groups[column][i] for i in validation],
             test_scores=[p.probabilities[pos] for p in result.test_predictions], test_groups=test_groups[column],
             unmitigated=[p == positive_label for p in predicted], positive_label=positive_label)
-        before, after = predicted, [positive_label if f else other for f in flags]
+        after = [positive_label if f else other for f in flags]
+        before = predicted if reference is None else before
         digest = store.write(mit.THRESHOLDS_FILE, thresholds.to_json())
         extra["mitigation_artifacts"] = {mit.THRESHOLDS_FILE: digest}
         post = PostProcessingResult(
-            constraints=thresholds.constraints, objective=thresholds.objective,  # type: ignore[arg-type]
+            constraints=thresholds.constraints, objective=thresholds.objective,
             sensitive_column=column, validation_rows=len(validation), groups_fitted=len(thresholds.rules),
             groups_without_thresholds=missing, randomized=mit.randomized(thresholds), seed=config.training.seed,
             thresholds_file=mit.THRESHOLDS_FILE)
     result_model = mitigation_result(
-        applied=applied, comparison=mit.comparison_text(applied),
+        applied=applied, comparison=mit.comparison_text(applied, reference.run_id if reference else None),
+        reference_run=reference.run_id if reference else None,
         train_labels=[labels[i] for i in plan.train.indices], test_labels=test_labels,
         before_predictions=before, after_predictions=after, test_groups=test_groups, positive_label=positive_label,
         thresholds=policy.bias.thresholds, action=policy.bias.action, unjudged=policy.bias.unjudged,
@@ -261,7 +270,7 @@ def _mitigate(config: RunConfig, policy: Policy, data: PreparedData, result: Any
         bootstrap_samples=policy.bias.bootstrap_samples, seed=config.training.seed, balanced_sampling=sampling,
         post_processing=post)
     if result_model.before is not None:
-        extra["mitigation_before"] = result_model.before.outcome
+        extra["mitigation_before"] = {"verdict": result_model.before.outcome, "reference_run": result_model.reference_run}
     return after, result_model, trained, extra
 
 

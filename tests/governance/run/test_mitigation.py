@@ -148,47 +148,58 @@ def test_post_processing_needs_two_labels() -> None:
         mit.check_post_processing(config, ("a", "b", "c"))
 
 
+def train(team: Any, root: Path, name: str, mitigation: dict[str, Any] | None) -> dict[str, Any]:
+    config = base_config(dataset="reddit", splits={"train": 0.5, "validation": 0.25, "test": 0.25,
+                                                   "stratify_by": ["bias_sent", "target_group"]})
+    if mitigation is not None:
+        config["bias"] = {"mitigation": mitigation}
+    config["model"].update(hidden_size=32, intermediate_size=64, vocab_size=1000)
+    config["training"].update(epochs=1, max_steps=8, batch_size=16, eval_every=8, checkpoint_every=8, max_length=48)
+    (root / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    result = team.as_("erin", "--json", "run", str(root / f"{name}.yaml"))
+    assert result.exit_code == 0, result.stderr
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
+
+
 @pytest.fixture(scope="module")
-def mitigated(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, module_home: Path) -> Iterator[Any]:
-    """erin trains a tiny BERT on 1,000 approved RedditBias rows with balanced sampling and equalized-odds
-    thresholds (test and validation: 50 rows per group)."""
+def runs(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, module_home: Path) -> Iterator[Any]:
+    """erin trains a tiny BERT on 750 approved RedditBias rows (validation and test: 37 rows per group) three
+    times: as is, with equalized-odds thresholds, and with balanced sampling."""
     root = tmp_path_factory.mktemp("mitigation")
     with home_env(module_home):
         team = make_team(invoke_cli, root)
-        data = reddit_subset(shared_data, root, rows=1000)
+        data = reddit_subset(shared_data, root, rows=750)
         assert team.as_("erin", "data", "ingest", str(data), "--name", "reddit", "--spec", str(SPEC)).exit_code == 0
         assert team.as_("carol", "data", "approve", "reddit").exit_code == 0
-        config = base_config(dataset="reddit", splits={"train": 0.5, "validation": 0.25, "test": 0.25,
-                                                       "stratify_by": ["bias_sent", "target_group"]},
-                             bias={"mitigation": {"balanced_sampling": {},
-                                                  "post_processing": {"constraints": "equalized_odds"}}})
-        config["model"].update(hidden_size=32, intermediate_size=64, vocab_size=1000)
-        config["training"].update(epochs=1, max_steps=16, batch_size=16, eval_every=8, checkpoint_every=8,
-                                  max_length=48)
-        (root / "run.yaml").write_text(yaml.safe_dump(config))
-        result = team.as_("erin", "--json", "run", str(root / "run.yaml"))
-        assert result.exit_code == 0, result.stderr
-        yield team, json.loads(result.stdout)
+        yield team, {"plain": train(team, root, "plain", None),
+                     "post": train(team, root, "post", {"post_processing": {"constraints": "equalized_odds"}}),
+                     "sampled": train(team, root, "sampled", {"balanced_sampling": {}})}
 
 
-def test_report_has_before_and_after_for_every_check(mitigated: Any) -> None:
-    from governance.run.release import judge_release
+def bias_of(team: Any, out: dict[str, Any]) -> Any:
     from reports.bias import BiasReport
 
-    team, out = mitigated
-    reports = team.workspace / "runs" / out["run_id"] / "reports"
-    bias = BiasReport.model_validate_json((reports / "bias.json").read_text())
+    return BiasReport.model_validate_json((team.workspace / "runs" / out["run_id"] / "reports/bias.json").read_text())
+
+
+def test_post_processing_report_has_before_and_after_for_every_check(runs: Any) -> None:
+    from governance.run.release import judge_release
+
+    team, outs = runs
+    bias, plain = bias_of(team, outs["post"]), bias_of(team, outs["plain"])
     m = bias.mitigation
-    assert m is not None and m.applied == ["balanced_sampling", "post_processing"]
-    assert m.before is not None and bias.verdict is not None
+    assert m is not None and m.applied == ["post_processing"] and m.reference_run is None
+    assert m.before is not None and bias.verdict is not None and m.balanced_sampling is None
     assert [(c.column, c.metric) for c in m.before.checks] == [(c.column, c.metric) for c in bias.verdict.checks]
     assert len(bias.verdict.checks) == 3
     for check in (*m.before.checks, *bias.verdict.checks):
         assert check.status in ("PASS", "FAIL", "NOT JUDGED") and check.groups_judged == 5
-    # the same test rows before and after: same group counts, base rates unchanged by mitigation
+    # 'before' is the thresholds' input: the model as trained, the very model the unmitigated run trained
+    assert plain.verdict is not None and m.before.checks == plain.verdict.checks
     [before], [after] = m.before_model_bias, bias.model_bias
     assert [(g.group, g.count, g.metrics["base_rate"].value) for g in before.groups] == \
-        [(g.group, g.count, g.metrics["base_rate"].value) for g in after.groups]
+        [(g.group, g.count, g.metrics["base_rate"].value) for g in after.groups]  # the same test rows
     cost = {c.metric: c for c in m.accuracy_cost}
     assert set(cost) == {"accuracy", "f1_macro"}
     for change in cost.values():
@@ -197,39 +208,60 @@ def test_report_has_before_and_after_for_every_check(mitigated: Any) -> None:
             assert e.interval.low is not None and e.interval.high is not None
             assert e.interval.low <= e.value <= e.interval.high
     acc = cost["accuracy"]
-    assert acc.change.value == pytest.approx(acc.after.value - acc.before.value)  # type: ignore[operator]
+    assert acc.change.value == pytest.approx(acc.after.value - acc.before.value)
     assert acc.after.value == pytest.approx(after.overall["accuracy"])
+    assert acc.before.value == pytest.approx(outs["plain"]["test_metrics"]["accuracy"])
     post = m.post_processing
     assert post is not None and post.constraints == "equalized_odds" and post.groups_fitted == 5
     assert post.validation_rows == sum(g.count for g in after.groups)  # 25% validation = 25% test, stratified
-    sampling = m.balanced_sampling
-    assert sampling is not None and sampling.rows_after == sampling.rows_before
-    assert max(g.rate_after for g in sampling.base_rates) - min(g.rate_after for g in sampling.base_rates) < 0.03  # type: ignore[type-var,operator]
-    # release recomputes the verdict of the exported (mitigated) model from the report
-    assert judge_release(bias)[0] == out["bias_verdict"]
-    html = (reports / "bias.html").read_text()
+    assert judge_release(bias)[0] == outs["post"]["bias_verdict"]  # release judges the exported, mitigated model
+    html = (team.workspace / "runs" / outs["post"]["run_id"] / "reports/bias.html").read_text()
     assert "Bias mitigation" in html and "Checks before and after" in html and "Accuracy cost" in html
 
 
-def test_card_and_runs_show_record_the_mitigation(mitigated: Any) -> None:
-    team, out = mitigated
-    reports = team.workspace / "runs" / out["run_id"] / "reports"
+def test_balanced_sampling_is_compared_with_the_unmitigated_run(runs: Any) -> None:
+    team, outs = runs
+    bias, plain = bias_of(team, outs["sampled"]), bias_of(team, outs["plain"])
+    m = bias.mitigation
+    assert m is not None and m.applied == ["balanced_sampling"] and m.post_processing is None
+    assert m.reference_run == outs["plain"]["run_id"] and outs["plain"]["run_id"] in m.comparison
+    assert m.before is not None and plain.verdict is not None and m.before.checks == plain.verdict.checks
+    assert {c.metric: c.before.value for c in m.accuracy_cost}["accuracy"] == \
+        pytest.approx(outs["plain"]["test_metrics"]["accuracy"])
+    assert {c.metric: c.after.value for c in m.accuracy_cost}["accuracy"] == \
+        pytest.approx(outs["sampled"]["test_metrics"]["accuracy"])
+    sampling = m.balanced_sampling
+    assert sampling is not None and sampling.rows_after == sampling.rows_before
+    rates = [g.rate_after for g in sampling.base_rates if g.rate_after is not None]
+    assert len(rates) == 5 and max(rates) - min(rates) < 0.03
+    assert bias.data_bias == plain.data_bias  # the data-bias section describes the split as drawn
+
+
+def test_card_and_runs_show_record_the_mitigation(runs: Any) -> None:
+    team, outs = runs
+    reports = team.workspace / "runs" / outs["post"]["run_id"] / "reports"
     card = json.loads((reports / "transparency.json").read_text())
     [section] = [s for s in card["sections"] if s["title"] == "Bias mitigation"]
     text = " ".join(section["paragraphs"])
-    assert "balanced sampling" in text and "ThresholdOptimizer" in text and "equalized_odds" in text
+    assert "ThresholdOptimizer" in text and "equalized_odds" in text
     assert "needs the sensitive attribute target_group at prediction time" in text
     assert "Bias mitigation" in (reports / "transparency.md").read_text()
-    shown = json.loads(team.as_("erin", "--json", "runs", "show", out["run_id"]).stdout)["run"]
+    sampled = json.loads((team.workspace / "runs" / outs["sampled"]["run_id"] / "reports/transparency.json"
+                          ).read_text())
+    assert any("Balanced sampling by target_group x label" in p for s in sampled["sections"]
+               if s["title"] == "Bias mitigation" for p in s["paragraphs"])
+    plain = json.loads((team.workspace / "runs" / outs["plain"]["run_id"] / "reports/transparency.json").read_text())
+    assert not any(s["title"] == "Bias mitigation" for s in plain["sections"])
+    shown = json.loads(team.as_("erin", "--json", "runs", "show", outs["post"]["run_id"]).stdout)["run"]
     assert shown["mitigation"]["post_processing"]["constraints"] == "equalized_odds"
     assert mit.THRESHOLDS_FILE in shown["artifacts"]
 
 
-def test_thresholds_are_stored_encrypted_and_logged_without_group_values(mitigated: Any) -> None:
+def test_thresholds_are_stored_encrypted_and_logged_without_group_values(runs: Any) -> None:
     from governance.crypto import load_master_key, read_encrypted_file
 
-    team, out = mitigated
-    run_dir = team.workspace / "runs" / out["run_id"]
+    team, outs = runs
+    run_dir = team.workspace / "runs" / outs["post"]["run_id"]
     blob = (run_dir / f"{mit.THRESHOLDS_FILE}.enc").read_bytes()
     assert blob.startswith(b"GTENC") and b"female" not in blob
     stored = mit.GroupThresholds.from_json(read_encrypted_file(run_dir / f"{mit.THRESHOLDS_FILE}.enc",
@@ -237,7 +269,7 @@ def test_thresholds_are_stored_encrypted_and_logged_without_group_values(mitigat
     assert sorted(stored.rules) == ["black", "female", "jews", "lgbtq", "muslims"]
     log = (team.workspace / "audit/log.jsonl").read_text()
     events = [json.loads(line) for line in log.splitlines()]
-    finished = [e for e in events if e["event"] == "run.finished" and e["payload"]["run_id"] == out["run_id"]]
+    finished = [e for e in events if e["event"] == "run.finished" and e["payload"]["run_id"] == outs["post"]["run_id"]]
     assert mit.THRESHOLDS_FILE in finished[0]["payload"]["model_digests"]  # exported with the model
     [sampling] = [e["payload"]["balanced_sampling"] for e in events if e["event"] == "run.mitigation"]
     assert sampling["rows_before"] == sampling["rows_after"] > sampling["distinct_rows"] / 2
