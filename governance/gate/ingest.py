@@ -172,7 +172,8 @@ def _ingest(
     if not force:
         _refuse_identical(catalog, name, raw_sha256, policy_digest(policy), path)
     reader = BatchReader(source, spec)
-    raw_stats, content = _first_pass(reader, spec, policy)
+    first = _first_pass(reader, spec, policy)
+    raw_stats = first.stats
     if reader.rows == 0:
         raise DataValidationError(f"{source}: no rows")
     session.record("data.ingest.loaded", {**step, "raw_sha256": raw_sha256, "bytes": raw_bytes, "rows": reader.rows})
@@ -200,7 +201,7 @@ def _ingest(
     scrubber = open_scrub_engine(kind, pii_engine, spec.text_columns, options.workers, options.ray_address,
                                  _ScrubProgress(total, progress))
     try:
-        stored = _second_pass(reader, scrubber, spec, policy, kek, staged.vault, options.shard_rows, content)
+        stored = _second_pass(reader, scrubber, spec, policy, kek, staged.vault, options.shard_rows, first)
     finally:
         scrubber.close()
     if hash_and_check_file(source, text=spec.format != "parquet",
@@ -265,16 +266,33 @@ class _Source:
     shard_rows: int
 
 
-def _first_pass(reader: BatchReader, spec: DatasetSpec, policy: Policy) -> tuple[DatasetStats, str]:
-    """Statistics of every batch, merged; and a digest of the rows read, to check the second pass against."""
+@dataclass(frozen=True)
+class _FirstPass:
+    stats: DatasetStats
+    content: str
+    """A digest of the rows read, to check the second pass against."""
+    repeated: np.ndarray | None
+    """Per row, whether its text repeats an earlier row's (1 byte a row; None if a text column is missing)."""
+
+
+def _first_pass(reader: BatchReader, spec: DatasetSpec, policy: Policy) -> _FirstPass:
+    """Statistics of every batch, merged; which rows repeat an earlier one; a digest of the rows."""
+    import numpy as np
+
     stats = DatasetStats()
     index = HashIndex()
     content = hashlib.sha256()
+    flags: list[np.ndarray] = []
     for batch in reader:
         _check_unique_columns(batch)
-        stats.merge(collect_stats(batch, spec, policy.validation, index))
+        repeated = None
+        if all(c in batch.column_names for c in spec.text_columns):
+            repeated = index.repeated(text_key_hashes(batch, spec.text_columns))
+            flags.append(repeated)
+        stats.merge(collect_stats(batch, spec, policy.validation, None, repeated=repeated))
         content.update(_batch_digest(batch))
-    return stats, content.hexdigest()
+    complete = bool(flags) and sum(f.size for f in flags) == reader.rows
+    return _FirstPass(stats, content.hexdigest(), np.concatenate(flags) if complete else None)
 
 
 def _check_unique_columns(batch: pa.Table) -> None:
@@ -295,8 +313,12 @@ def _batch_digest(batch: pa.Table) -> bytes:
 
 
 def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: Policy, kek: MasterKey,
-                 folder: Path, shard_rows: int, content: str) -> _Stored:
-    """Scrub, drop what the scrub made duplicates (if the policy says so), gather statistics, write the shards."""
+                 folder: Path, shard_rows: int, first: _FirstPass) -> _Stored:
+    """Scrub, drop what the scrub made duplicates (if the policy says so), gather statistics, write the shards.
+
+    Which rows repeated an earlier one before the scrub comes from the first pass (1 byte a row), so this pass
+    keeps one hash index (of the scrubbed text), not two.
+    """
     import pyarrow as pa
 
     from governance.gate.pii import combine_stats
@@ -304,7 +326,10 @@ def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: 
     from governance.gate.validation_stats import validate_stats
 
     rules = policy.validation
-    before_index, after_index = HashIndex(), HashIndex()
+    after_index = HashIndex()
+    if first.repeated is None:  # validation passed, so every text column is there
+        raise DataValidationError("a text column is missing from the data")
+    offset = 0
     stats = DatasetStats()
     pii: PiiStats | None = None
     digest = hashlib.sha256()
@@ -312,7 +337,11 @@ def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: 
     writer = ShardWriter(folder, kek, shard_rows=shard_rows, chunk_size=policy.encryption.chunk_size_kib * 1024)
     try:
         for stretch in scrubber.scrub(_digested(reader, digest)):
-            before: np.ndarray = before_index.repeated(text_key_hashes(stretch.raw, spec.text_columns))
+            if offset + stretch.raw.num_rows > first.repeated.size:
+                raise IntegrityError("the input file changed while it was being ingested (it has more rows than "
+                                     "were validated)", hint="ingest it again")
+            before: np.ndarray = first.repeated[offset:offset + stretch.raw.num_rows]
+            offset += stretch.raw.num_rows
             after: np.ndarray = after_index.repeated(text_key_hashes(stretch.scrubbed.table, spec.text_columns))
             created = after & ~before
             before_total += int(before.sum())
@@ -332,7 +361,7 @@ def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: 
     except BaseException:
         writer.abandon()
         raise
-    if digest.hexdigest() != content or pii is None:
+    if digest.hexdigest() != first.content or offset != first.repeated.size or pii is None:
         raise IntegrityError("the input file changed while it was being ingested (its rows differ between the "
                              "validation and the scrub)", hint="ingest it again")
     report = validate_stats(stats, spec, rules)

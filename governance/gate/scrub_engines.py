@@ -42,6 +42,7 @@ RAY_MIN_ROWS = 20_000
 RAY_WINDOW_ROWS = 50_000
 """Rows handed to the Ray actor pool at a time (one Ray Data dataset, one engine load per actor, per window)."""
 _STATS_COLUMN = "__govtrain_scrub_stats__"
+_MIN_BLOCK_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,11 @@ class RayScrub:
         import ray
 
         raw = pa.concat_tables(window, promote_options="permissive")
+        # About four blocks per worker, so every actor has work and a slow block does not hold up the window.
+        size = max(_MIN_BLOCK_ROWS, -(-raw.num_rows // (self.workers * 4)))
+        blocks = [raw.slice(first, size) for first in range(0, raw.num_rows, size)]
         try:
-            dataset = ray.data.from_arrow(window).map_batches(
+            dataset = ray.data.from_arrow(blocks).map_batches(
                 _ScrubActor, batch_size=None, batch_format="pyarrow", zero_copy_batch=True,
                 fn_constructor_kwargs={"rules": self.engine.rules, "hash_salt": self.engine.hash_salt,
                                        "columns": self.columns},
@@ -163,7 +167,7 @@ class RayScrub:
         if out.num_rows != raw.num_rows:
             raise UnexpectedError("the Ray scrub returned a different number of rows than it was given")
         parts: list[Any] = [pickle.loads(v) for v in out.column(_STATS_COLUMN).to_pylist() if v is not None]
-        if len(parts) != len(window):
+        if len(parts) != len(blocks):
             raise UnexpectedError("the Ray scrub lost the statistics of a batch")
         stats = parts[0]
         for part in parts[1:]:

@@ -122,7 +122,8 @@ def text_key_hashes(batch: pa.Table, columns: list[str]) -> np.ndarray:
     import pandas as pd
 
     frame = pd.DataFrame({str(i): batch.column(c).to_numpy(zero_copy_only=False) for i, c in enumerate(columns)})
-    return pd.util.hash_pandas_object(frame.astype(object), index=False).to_numpy()
+    hashes: np.ndarray = pd.util.hash_pandas_object(frame.astype(object), index=False).to_numpy()
+    return hashes
 
 
 def collect_stats(batch: pa.Table, spec: DatasetSpec, rules: ValidationRules, index: HashIndex | None,
@@ -150,7 +151,6 @@ def collect_stats(batch: pa.Table, spec: DatasetSpec, rules: ValidationRules, in
             repeated = index.repeated(text_key_hashes(batch, spec.text_columns))
         stats.duplicates = int(repeated.sum()) if repeated is not None else 0
     label = spec.label_column if spec.label_column in present else None
-    labels: list[str] | None = None
     if label is not None:
         counts = pc.value_counts(batch.column(label)).to_pylist()
         for item in counts:
@@ -161,7 +161,7 @@ def collect_stats(batch: pa.Table, spec: DatasetSpec, rules: ValidationRules, in
         grouped = batch.select(keys).group_by(keys).aggregate([([], "count_all")])
         counter: Counter[tuple[str, str]] = Counter()
         groups = grouped.column(column).to_pylist()
-        labels = grouped.column(label).to_pylist() if label is not None else [None] * len(groups)
+        labels: list[Any] = grouped.column(label).to_pylist() if label is not None else [None] * len(groups)
         for group, lab, count in zip(groups, labels, grouped.column("count_all").to_pylist()):
             key = (MISSING if group is None else str(group), label_key(lab) if label is not None else "")
             counter[key] += count
@@ -207,7 +207,7 @@ def validate_stats(stats: DatasetStats, spec: DatasetSpec, rules: ValidationRule
         share = (rows - nulls) / rows if rows else 1.0
         _check(checks, "sensitive null rate", column, share, _complement(rules.max_null_rate_sensitive), None,
                rows, nulls, f"{share:.6f} not null")
-    group_checks = []
+    group_checks: list[Any] = []
     for column in (c for c in spec.sensitive_columns if c in present):
         sizes = group_sizes(stats, column)
         small = sum(1 for n in sizes.values() if n < rules.min_rows_per_group)
