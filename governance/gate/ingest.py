@@ -109,8 +109,11 @@ def ingest_dataset(
     ``engine``/``workers``/``ray_address`` choose where the PII scrub runs (:func:`~governance.gate.scrub_engines.
     choose_engine`); the stored rows, card and digests do not depend on it. ``shard_rows`` bounds each vault shard.
     """
+    from governance.gate.scrub_engines import choose_engine
+
     if shard_rows < 1:
         raise ConfigError(f"shard rows must be at least 1, not {shard_rows}")
+    choose_engine(engine, workers, 0, ray_address)  # contradictory options are refused before any work
     options = _Options(workers=workers, engine=engine, ray_address=ray_address, shard_rows=shard_rows)
     check_dataset_name(name)
     source = check_input_file(path, max_mib=policy.validation.max_input_mib)

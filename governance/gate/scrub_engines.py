@@ -191,6 +191,9 @@ def choose_engine(choice: EngineChoice, workers: int, rows: int, address: str | 
     if address or choice == "ray":
         return "ray"
     if choice == "local":
+        if workers > 1:
+            raise ConfigError(f"--engine local scrubs in this one process; {workers} workers need --engine ray "
+                              "(or auto)")
         return "local"
     return "ray" if workers > 1 and rows >= RAY_MIN_ROWS else "local"
 
