@@ -12,7 +12,7 @@ from reports.bias import BiasReport
 from reports.document import Block, Bullets, Figure, Heading, Paragraph, Table, fmt
 from reports.evaluation import EvaluationReport
 from reports.fairness import GROUP_METRICS, ColumnModelBias
-from reports.model import Estimate
+from reports.model import Estimate, Interval
 from reports.privacy import PRIVACY_RULE, MembershipInference, PrivacyReport, TprAtFpr, dp_blocks
 from reports.verdict import RULE
 
@@ -89,8 +89,8 @@ def _data_bias_blocks(report: BiasReport) -> list[Block]:
     return blocks
 
 
-def _status(status: str, value: float | None, estimate: Estimate) -> str:
-    return f"{status} ({fmt(value, 3)} {_interval(estimate)})"
+def _value(value: float | None, interval: Interval | None) -> str:
+    return f"{fmt(value, 3)} {_interval(Estimate(value=value, interval=interval))}"
 
 
 def mitigation_blocks(report: BiasReport) -> list[Block]:
@@ -115,12 +115,13 @@ def mitigation_blocks(report: BiasReport) -> list[Block]:
         before = {(c.column, c.metric): c for c in m.before.checks}
         blocks += [Heading("Checks before and after", 3), Paragraph(
             f"Before: {m.before.summary()} After: {report.verdict.summary()}"),
-            Table(("grouping", "metric", "bound", "before", "after"), tuple(
+            Table(("grouping", "metric", "bound", "before: value [interval]", "before", "after: value [interval]",
+                   "after"), tuple(
                 (c.column, c.metric, " ".join(f"{k} {fmt(v, 3)}" for k, v in (("min", c.min), ("max", c.max))
                                               if v is not None),
-                 _status(b.status, b.value, Estimate(value=b.value, interval=b.interval))
-                 if (b := before.get((c.column, c.metric))) is not None else "—",
-                 _status(c.status, c.value, Estimate(value=c.value, interval=c.interval)))
+                 *((_value(b.value, b.interval), b.status) if (b := before.get((c.column, c.metric))) is not None
+                   else ("—", "—")),
+                 _value(c.value, c.interval), c.status)
                 for c in report.verdict.checks))]
     if m.accuracy_cost:
         blocks += [Heading("Accuracy cost", 3), Paragraph(

@@ -165,7 +165,8 @@ def train(team: Any, root: Path, name: str, mitigation: dict[str, Any] | None) -
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, module_home: Path) -> Iterator[Any]:
     """erin trains a tiny BERT on 750 approved RedditBias rows (validation and test: 37 rows per group) three
-    times: as is, with equalized-odds thresholds, and with balanced sampling."""
+    times: as is, with equalized-odds thresholds (maximising balanced accuracy, so that a barely trained model's
+    thresholds are not a constant "no"), and with balanced sampling."""
     root = tmp_path_factory.mktemp("mitigation")
     with home_env(module_home):
         team = make_team(invoke_cli, root)
@@ -173,7 +174,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, module_hom
         assert team.as_("erin", "data", "ingest", str(data), "--name", "reddit", "--spec", str(SPEC)).exit_code == 0
         assert team.as_("carol", "data", "approve", "reddit").exit_code == 0
         yield team, {"plain": train(team, root, "plain", None),
-                     "post": train(team, root, "post", {"post_processing": {"constraints": "equalized_odds"}}),
+                     "post": train(team, root, "post", {"post_processing": {
+                         "constraints": "equalized_odds", "objective": "balanced_accuracy_score"}}),
                      "sampled": train(team, root, "sampled", {"balanced_sampling": {}})}
 
 
@@ -184,6 +186,7 @@ def bias_of(team: Any, out: dict[str, Any]) -> Any:
 
 
 def test_post_processing_report_has_before_and_after_for_every_check(runs: Any) -> None:
+    from governance.crypto import load_master_key, read_encrypted_file
     from governance.run.release import judge_release
 
     team, outs = runs
@@ -215,6 +218,9 @@ def test_post_processing_report_has_before_and_after_for_every_check(runs: Any) 
     assert post is not None and post.constraints == "equalized_odds" and post.groups_fitted == 5
     assert post.validation_rows == sum(g.count for g in after.groups)  # 25% validation = 25% test, stratified
     assert judge_release(bias)[0] == outs["post"]["bias_verdict"]  # release judges the exported, mitigated model
+    stored = json.loads(read_encrypted_file(team.workspace / "runs" / outs["post"]["run_id"] / "predictions.json.enc",
+                                            load_master_key()))
+    assert stored["mitigated_predicted"] != stored["predicted"]  # the thresholds acted
     html = (team.workspace / "runs" / outs["post"]["run_id"] / "reports/bias.html").read_text()
     assert "Bias mitigation" in html and "Checks before and after" in html and "Accuracy cost" in html
 
@@ -243,7 +249,7 @@ def test_card_and_runs_show_record_the_mitigation(runs: Any) -> None:
     card = json.loads((reports / "transparency.json").read_text())
     [section] = [s for s in card["sections"] if s["title"] == "Bias mitigation"]
     text = " ".join(section["paragraphs"])
-    assert "ThresholdOptimizer" in text and "equalized_odds" in text
+    assert "ThresholdOptimizer" in text and "equalized_odds" in text and "balanced_accuracy_score" in text
     assert "needs the sensitive attribute target_group at prediction time" in text
     assert "Bias mitigation" in (reports / "transparency.md").read_text()
     sampled = json.loads((team.workspace / "runs" / outs["sampled"]["run_id"] / "reports/transparency.json"
