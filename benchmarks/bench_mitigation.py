@@ -129,7 +129,8 @@ def main() -> None:
 
         def cell(metric: str, checks: dict[str, Any] = checks) -> str:
             c = checks[metric]
-            return f"{c['value']:.3f} {c['status'][:4]:<4}" + (
+            status = {"PASS": "PASS", "FAIL": "FAIL"}.get(c["status"], "n.j.")
+            return f"{c['value']:.3f} {status}" + (
                 f" [{c['interval'][0]:.2f},{c['interval'][1]:.2f}]" if c["interval"] else "")
 
         acc, f1 = r["versus_none"]["accuracy"], r["versus_none"]["f1_macro"]
