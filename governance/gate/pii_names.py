@@ -7,7 +7,8 @@ of the list counts as a name only in a context that makes it one:
 - it is capitalised and the tagger calls it a proper noun (or, without a tagger, it is capitalised and does not
   open a sentence), and it is not a common word, a kinship or courtesy word ("Mom", "Dad", "Sir");
 - or it stands beside another name of the list ("john smith", "łukasz kowalski", "Björk Guðmundsdóttir");
-- or it follows a word that introduces a person ("hi", "thanks", "dear", "cc", "my name is ...").
+- or it follows a word that introduces a person ("hi", "thanks", "dear", "cc", "my name is ...");
+- or it signs off an e-mail: capitalised after one to three dashes that open a line ("--Sally").
 
 The lists are Faker's (a maintained source the project already installs), read once per process.
 """
@@ -50,6 +51,7 @@ september october november december christmas easter page art hall street road l
 rock stone sky star north south east west van von de la le da di del al el ben bin abu ibn the and or not
 can see sun son rain snow gold silver page case cook cash price rice chase miles mason hunter hunt fox wolf
 bird fisher baker carter porter taylor smith miller turner walker wright house home love loved lucky honey rt via
+english french
 """))
 
 _CUES = frozenset(_split("""
@@ -119,12 +121,14 @@ def find_names(text: str, lists: NameLists, doc: Doc | None = None) -> list[tupl
     """Character ranges of listed names that stand in a name's context (see the module docstring).
 
     With ``doc`` (the spaCy parse of ``text``) a capitalised name must be tagged a proper noun; without one
-    (the independent re-scan, which must not lean on the model) it must not open a sentence.
+    (the independent re-scan, which must not lean on the model) it must not open a sentence, and capitals count
+    only in a text that is not written in title case.
     """
     words = _tokens(text, doc)
     if not words:
         return []
     names = [lists.is_name(word) for word, _, _, _ in words]
+    capitals_say_nothing = doc is None and _title_case(words)
     keep = [False] * len(words)
     for index, (word, start, _, tag) in enumerate(words):
         if not names[index]:
@@ -133,18 +137,56 @@ def find_names(text: str, lists: NameLists, doc: Doc | None = None) -> list[tupl
             index + 1 < len(words) and names[index + 1] and _adjacent(text, words[index][2], words[index + 1][1]))
         previous = words[index - 1][0].casefold() if index > 0 else ""
         if word[0].isupper() and not word.isupper():
-            proper = tag in _PROPER_TAGS if tag is not None else not _opens_sentence(text, start)
+            proper = tag in _PROPER_TAGS if tag is not None else not (
+                capitals_say_nothing or _opens_sentence(text, start))
         else:
             proper = False
-        keep[index] = bool(neighbour or proper or previous in _CUES or _named(words, index))
+        signed = word[0].isupper() and _signs_off(text, start)
+        keep[index] = bool(neighbour or proper or signed or previous in _CUES or _named(words, index))
     return _merge([(start, end) for (_, start, end, _), kept in zip(words, keep) if kept], text)
 
 
 def _tokens(text: str, doc: Doc | None) -> list[tuple[str, int, int, str | None]]:
-    """Alphabetic words with their ranges and, from ``doc``, their fine-grained tags."""
+    """Alphabetic words with their ranges and, from ``doc``, their fine-grained tags.
+
+    Without ``doc`` a word must stand alone: letters glued to digits, ``_`` or ``/`` are part of a URL, a handle
+    or a hashtag ("t.co/Ban8jK7", "#Gal_ID"), never a name by themselves.
+    """
     if doc is not None:
-        return [(t.text, t.idx, t.idx + len(t.text), t.tag_) for t in doc if t.is_alpha and len(t.text) >= 2]
-    return [(m.group(), m.start(), m.end(), None) for m in _WORD.finditer(text) if len(m.group()) >= 2]
+        words = []
+        for t in doc:
+            if t.is_alpha and len(t.text) >= 2:
+                words.append((t.text, t.idx, t.idx + len(t.text), t.tag_))
+            elif signed := _DASHED.fullmatch(t.text):  # spaCy keeps a sign-off "--Sally" as one token
+                words.append((signed.group(1), t.idx + signed.start(1), t.idx + len(t.text), None))
+        return words
+    inside_urls = [(m.start(), m.end()) for m in _URL.finditer(text)] if "/" in text or "www." in text else []
+    return [(m.group(), m.start(), m.end(), None) for m in _WORD.finditer(text)
+            if len(m.group()) >= 2 and not _glued(text, m.start(), m.end())
+            and not any(a <= m.start() < b for a, b in inside_urls)]
+
+
+_DASHED = re.compile(r"[-–—~]{1,3}([^\W\d_]{2,})")
+
+
+def _signs_off(text: str, start: int) -> bool:
+    """The word follows one to three dashes that open its line: an e-mail's sign-off ("--Sally", "- Jim")."""
+    line = text[text.rfind("\n", 0, start) + 1 : start].strip()
+    return 1 <= len(line) <= 3 and all(c in "-–—~" for c in line)
+
+
+_URL = re.compile(r"\S*(?:://|www\.)\S*|\S+\.\w{2,}/\S*")
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    return (start > 0 and (text[start - 1].isdigit() or text[start - 1] in "_/")) or (
+        end < len(text) and (text[end].isdigit() or text[end] in "_/"))
+
+
+def _title_case(words: Sequence[tuple[str, int, int, str | None]]) -> bool:
+    """Most words capitalised ("Son Involved In Car Crash"): capitals then say nothing about names."""
+    cased = [word for word, _, _, _ in words if not word.isupper()]
+    return len(cased) >= 4 and sum(word[0].isupper() for word in cased) > len(cased) / 2
 
 
 def _adjacent(text: str, end: int, start: int) -> bool:

@@ -8,14 +8,16 @@ so every character any finding covers is anonymized and no value is left half-re
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from presidio_analyzer import RecognizerResult
+    from spacy.tokens import Doc
 
     from governance.gate.pii_engine import PiiEngine
 
@@ -47,24 +49,33 @@ class ScanOutcome:
 
 
 def find_pii(texts: Sequence[str], engine: PiiEngine) -> list[list[RecognizerResult]]:
-    """Findings at or above the policy's threshold for each text (none inside ``<ENTITY>`` placeholders)."""
-    rules = engine.rules
+    """Findings at or above the policy's threshold for each text (none inside ``<ENTITY>`` placeholders).
+
+    What presidio's ``BatchAnalyzerEngine`` does (``nlp.pipe`` in batches, then each recognizer on the parsed
+    text), without the spaCy components whose output no recognizer reads (``PiiEngine.skipped_pipes``).
+    """
     found: list[list[RecognizerResult]] = []
     for start in range(0, len(texts), BATCH_SIZE):
         batch = list(texts[start : start + BATCH_SIZE])
         try:
-            results = engine.batch_analyzer.analyze_iterator(
-                batch,
-                language=rules.language,
-                batch_size=BATCH_SIZE,
-                entities=list(rules.entities),
-                score_threshold=rules.score_threshold,
-            )
+            results = [_analyze(text, doc, engine) for text, doc in zip(batch, _parse(batch, engine))]
         except Exception:
             # Find the text that fails; if none does alone, the per-text results are as good as the batch's.
             results = [_analyze_one(text, start + offset, engine) for offset, text in enumerate(batch)]
         found.extend(_outside_placeholders(text, result, engine) for text, result in zip(batch, results))
     return found
+
+
+def _parse(texts: list[str], engine: PiiEngine) -> Iterator[Doc]:
+    nlp = engine.analyzer.nlp_engine.get_nlp(engine.rules.language)  # type: ignore[attr-defined]
+    return nlp.pipe(texts, batch_size=BATCH_SIZE, disable=list(engine.skipped_pipes))  # type: ignore[no-any-return]
+
+
+def _analyze(text: str, doc: Doc, engine: PiiEngine) -> list[RecognizerResult]:
+    rules = engine.rules
+    artifacts = engine.analyzer.nlp_engine._doc_to_nlp_artifact(doc, rules.language)  # type: ignore[attr-defined]
+    return engine.analyzer.analyze(text=text, language=rules.language, entities=list(rules.entities),
+                                   score_threshold=rules.score_threshold, nlp_artifacts=artifacts)
 
 
 def scrub_texts(texts: list[str], engine: PiiEngine) -> tuple[list[str], Counter[str]]:
@@ -163,9 +174,36 @@ def _scrub(texts: list[str], engine: PiiEngine) -> tuple[list[str], Counter[str]
             raise TextScanFailure(index, type(exc).__name__) from None
         scrubbed[index] = outcome.text
         findings.update(item.entity_type for item in outcome.items)
-        if any(_from_model(result) and texts[index][result.start] != "@" for result in results):
+        if any(_from_model(result) and _may_expose(texts[index], result, results, engine) for result in results):
             rewritten.append(index)
     return scrubbed, findings, rewritten
+
+
+_NEXT_WORD = re.compile(r"[ \t]*([^\W\d_][\w'’-]*)")
+_PREVIOUS_WORD = re.compile(r"([^\W\d_][\w'’-]*)[ \t]*$")
+
+
+def _may_expose(text: str, result: RecognizerResult, results: list[RecognizerResult], engine: PiiEngine) -> bool:
+    """Whether rewriting the model's finding can leave something a second analysis finds: always when the
+    operator keeps characters of the value (``mask``), else when the span borders a name (:func:`_borders_a_name`)."""
+    operator = engine.operators.get(result.entity_type) or engine.operators.get("DEFAULT")
+    if operator is not None and operator.operator_name == "mask":
+        return True
+    return _borders_a_name(text, result, results)
+
+
+def _borders_a_name(text: str, result: RecognizerResult, results: list[RecognizerResult]) -> bool:
+    """Whether the model's span has, right beside it, a capitalised word that no finding covers: the case in
+    which replacing the span can let the model see that word as (the rest of) a name ("<PERSON> Sung")."""
+    if text[result.start] == "@":  # an @handle it tagged is the account recognizer's too; nothing is split
+        return False
+    beside = []
+    if after := _NEXT_WORD.match(text, result.end):
+        beside.append((after.start(1), after.end(1), after.group(1)))
+    if before := _PREVIOUS_WORD.search(text, max(0, result.start - 40), result.start):
+        beside.append((before.start(1), before.end(1), before.group(1)))
+    return any(word[0].isupper() and not any(r.start < end and start < r.end for r in results)
+               for start, end, word in beside)
 
 
 def _from_model(result: RecognizerResult) -> bool:
@@ -181,11 +219,8 @@ _MODEL_RECOGNIZERS = frozenset({"GuardedSpacyRecognizer", "SpacyRecognizer"})
 
 
 def _analyze_one(text: str, index: int, engine: PiiEngine) -> list[RecognizerResult]:
-    rules = engine.rules
     try:
-        return engine.analyzer.analyze(
-            text=text, language=rules.language, entities=list(rules.entities), score_threshold=rules.score_threshold
-        )
+        return _analyze(text, next(_parse([text], engine)), engine)
     except Exception as exc:
         raise TextScanFailure(index, type(exc).__name__) from None
 
