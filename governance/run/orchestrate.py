@@ -397,6 +397,20 @@ def _dry_run(config: RunConfig, policy: Policy, approved: ApprovedDataset, kek: 
     if bias:
         plan["bias_plan"] = [column.model_dump(mode="json") for column in bias]
         text += "\n" + "\n".join(_bias_plan_lines(bias, policy))
+    if config.bias.mitigation is not None:
+        from governance.run.mitigation import check_post_processing, resample_training
+
+        check_post_processing(config, data.label_names)
+        resampled = resample_training(data.plan.train.indices, data.labels or [], data.groups, config) \
+            if data.labels is not None else None
+        plan["mitigation"] = {"applied": config.bias.mitigation.applied(), **(
+            {"balanced_sampling": {"rows_before": len(resampled.before), "rows_after": len(resampled.after),
+                                   "distinct_rows": len(set(resampled.after))}} if resampled is not None else {})}
+        text += ("\nbias mitigation: " + ", ".join(a.replace("_", " ") for a in config.bias.mitigation.applied())
+                 + (f" ({len(resampled.before)} training rows resampled to {len(resampled.after)}, "
+                    f"{len(set(resampled.after))} distinct)" if resampled is not None else "")
+                 + (f"; the model will need {config.post_processing_column} at prediction time"
+                    if config.post_processing_column else ""))
     return CommandOutcome({"dry_run": True, "plan": plan}, text)
 
 

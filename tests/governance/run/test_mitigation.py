@@ -281,3 +281,22 @@ def test_thresholds_are_stored_encrypted_and_logged_without_group_values(runs: A
     assert sampling["rows_before"] == sampling["rows_after"] > sampling["distinct_rows"] / 2
     for group in ("black", "female", "jews", "lgbtq", "muslims"):
         assert group not in log
+
+
+def test_dry_run_states_the_mitigation_and_export_ships_the_thresholds(runs: Any, tmp_path: Path) -> None:
+    team, outs = runs
+    config = team.workspace.parent / "post.yaml"
+    planned = team.as_("erin", "run", str(config), "--dry-run")
+    assert planned.exit_code == 0, planned.stderr
+    assert "bias mitigation: post processing; the model will need target_group at prediction time" in planned.stdout
+    sampled = json.loads(team.as_("erin", "--json", "run", str(team.workspace.parent / "sampled.yaml"),
+                                  "--dry-run").stdout)["plan"]["mitigation"]
+    assert sampled["balanced_sampling"]["rows_after"] == sampled["balanced_sampling"]["rows_before"]
+    run_id = outs["post"]["run_id"]
+    if outs["post"]["bias_verdict"] != "pass":  # not fully judged: compliance signs the release first
+        assert team.as_("carol", "runs", "approve", run_id).exit_code == 0
+    exported = team.as_("erin", "runs", "export", run_id, "--out", str(tmp_path / "release"))
+    assert exported.exit_code == 0, exported.stderr
+    thresholds = mit.GroupThresholds.from_json((tmp_path / "release" / "group_thresholds.json").read_bytes())
+    assert thresholds.column == "target_group" and len(thresholds.rules) == 5
+    assert "needs the sensitive attribute target_group" in (tmp_path / "release" / "MODEL_CARD.md").read_text()
