@@ -207,8 +207,8 @@ def _add_govtrain_recognizers(analyzer: AnalyzerEngine, rules: PiiRules) -> tupl
     )
 
     registry = analyzer.registry
-    for phone in [r for r in registry.recognizers if type(r) is PhoneRecognizer]:
-        registry.recognizers[registry.recognizers.index(phone)] = DigitGatedPhoneRecognizer.replacing(phone)
+    registry.recognizers = [DigitGatedPhoneRecognizer.replacing(r) if type(r) is PhoneRecognizer else r
+                            for r in registry.recognizers]
     lists = name_lists(NAME_LOCALES)
     places = place_names()
     independent: list[EntityRecognizer] = [

@@ -153,7 +153,7 @@ def _tokens(text: str, doc: Doc | None) -> list[tuple[str, int, int, str | None]
     or a hashtag ("t.co/Ban8jK7", "#Gal_ID"), never a name by themselves.
     """
     if doc is not None:
-        words = []
+        words: list[tuple[str, int, int, str | None]] = []
         for t in doc:
             if t.is_alpha and len(t.text) >= 2:
                 words.append((t.text, t.idx, t.idx + len(t.text), t.tag_))

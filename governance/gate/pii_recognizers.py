@@ -222,7 +222,7 @@ def fewest_phone_digits() -> int:
     described = [PhoneMetadata.metadata_for_region(region) for region in phonenumbers.SUPPORTED_REGIONS]
     described += [PhoneMetadata.metadata_for_nongeo_region(code)
                   for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS]
-    return min(length for metadata in described if metadata is not None
+    return min(length for metadata in described if metadata is not None and metadata.general_desc is not None
                for length in metadata.general_desc.possible_length if length > 0)
 
 
@@ -262,7 +262,7 @@ class DigitGatedPhoneRecognizer(PhoneRecognizer):
         """The gated form of a configured phone recognizer: same regions, leniency, context and name."""
         return cls(context=recognizer.context, supported_language=recognizer.supported_language,
                    supported_entity=recognizer.supported_entities[0], supported_regions=recognizer.supported_regions,
-                   leniency=recognizer.leniency, name=recognizer.name)
+                   leniency=recognizer.leniency, name=recognizer.name)  # type: ignore[has-type]
 
 
 class GuardedSpacyRecognizer(SpacyRecognizer):
