@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from governance.errors import ConfigError
 from governance.run import mitigation as mit
@@ -92,6 +94,28 @@ def test_balanced_sampling_equalises_label_rates_in_the_training_split_only(shar
                                                  training={**base_config()["training"], "seed": 7}))
     changed = mit.resample_training(plan.train.indices, labels, {"target_group": groups}, other)
     assert changed is not None and changed.after != resampled.after
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("xyz")), min_size=1, max_size=60),
+       st.integers(0, 2**32 - 1))
+def test_balanced_rows_hit_the_independence_counts(cells: list[tuple[str, str]], seed: int) -> None:
+    """For any training split: each non-empty cell gets n_g n_y / n rows (rounded), drawn from its own rows only,
+    every row of a cell used floor(target / rows) or one more times."""
+    groups, labels = [g for g, _ in cells], [y for _, y in cells]
+    indices = list(range(100, 100 + len(cells)))
+    rows, targets = mit.balanced_rows(indices, groups, labels, seed=seed)
+    n = len(cells)
+    exact = {c: groups.count(c[0]) * labels.count(c[1]) / n for c in set(cells)}
+    assert set(targets) == set(cells)
+    assert all(abs(targets[c] - exact[c]) < 1 for c in targets)
+    assert sum(targets.values()) == round(sum(exact.values()))
+    counts = Counter(rows)
+    for cell, target in targets.items():
+        members = [i for i, c in zip(indices, cells, strict=True) if c == cell]
+        assert sum(counts[i] for i in members) == target
+        assert {counts[i] for i in members} <= {target // len(members), target // len(members) + 1}
+    assert set(rows) <= set(indices) and list(rows) == sorted(rows)
 
 
 def test_applied_thresholds_are_fairlearns_own(shared_data: Path) -> None:
