@@ -1,7 +1,7 @@
 """``govtrain data ingest``: load, validate, scrub PII, encrypt into the vault, and write the dataset card.
 
-The gate streams: memory does not grow with the number of rows (apart from 8 bytes per distinct row for exact
-duplicate detection, :mod:`governance.gate.validation_stats`). The input is read twice in record batches
+The gate streams: memory does not grow with the number of rows, apart from exact duplicate detection (a hash
+index of 8 bytes per distinct row and a repeat flag of 1 byte per row, :mod:`governance.gate.validation_stats`). The input is read twice in record batches
 (:class:`~governance.gate.loading.BatchReader`): the first pass reduces each batch to mergeable statistics that
 great-expectations judges before any text is scrubbed; the second scrubs batch by batch (in this process or on
 Ray, :mod:`governance.gate.scrub_engines`), re-checks the scrubbed rows from the same kind of statistics, and

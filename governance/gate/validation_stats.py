@@ -6,10 +6,11 @@ not text, canonical label counts, per-group row counts joint with the label) and
 by addition. Duplicates are the one rule that is not a plain sum: a row repeats an earlier row when the 64-bit
 hash of its text columns (``pandas.util.hash_pandas_object``, nulls included) is already in :class:`HashIndex`, a
 sorted ``uint64`` array. That is **exact up to hash collisions** (probability about ``n^2 / 2^65``: 7e-7 at five
-million rows, and a collision can only make a row look like a duplicate) and costs 8 bytes per distinct row:
-40 MB at five million rows, the one part of the gate's memory that grows with the data (a HyperLogLog sketch
-would be constant but cannot say *which* row repeats, and the post-scrub check must drop exactly the rows the
-scrub made duplicates).
+million rows, and a collision can only make a row look like a duplicate) and costs 8 bytes per distinct row
+(twice that for a moment while it grows): 40 MB at five million rows, the one part of the gate's memory that
+grows with the data (measured in ``benchmarks/bench_scale.py``: 505, 565 and 645 MiB peak RSS at 100k, 1M and 5M
+rows). A HyperLogLog sketch would be constant but cannot say *which* row repeats, and the post-scrub check must
+drop exactly the rows the scrub made duplicates.
 
 great-expectations then judges the **merged statistics**, not the rows: :func:`validate_stats` builds a one-row
 frame holding, per check, the aggregate that decides it (a null count, a share of distinct rows, the number of
