@@ -43,7 +43,7 @@ def verify_workspace_log(workspace: Workspace, earlier: Path | None = None) -> L
     Broken hashes, signatures or checkpoints raise (exit 5). Entries without authority are left in the
     ledger's ``findings`` for the caller: ``audit verify`` reports them, decisions ignore them.
     """
-    return load_ledger(workspace, read_checkpoint_file(earlier) if earlier is not None else None)
+    return load_ledger(workspace, read_checkpoint_file(earlier) if earlier is not None else None, full=True)
 
 
 def require_no_findings(ledger: Ledger) -> None:

@@ -26,7 +26,7 @@ from audit.errors import AuditError, AuditIntegrityError
 from audit.keys import Signer
 from audit.log import AuditLog
 from audit.merkle import leaf_hash
-from audit.verify import verify_log
+from audit.verify import Witness, verify_log
 from tests.audit.helpers import ORIGIN, ROLES, Cast, at, build_log, make_cast, reference_root
 
 N = 8
@@ -492,3 +492,46 @@ def test_batches_left_in_an_abandoned_pool_are_checked_here(monkeypatch: pytest.
         checker.submit([(2, lines()[2], public)])  # refused: the checker falls back
         assert checker.fell_back
         assert checker.finish() == (1, "entry is not canonical JSON (RFC 8785)")
+
+
+# --- a verifier's witness of what it verified before -----------------------------------------------------
+
+
+def _witness(count: int) -> Witness:
+    return Witness(entries=count, last_hash=prev_of(lines()[count - 1]))
+
+
+def test_a_witness_catches_truncation_that_no_stored_checkpoint_covers(tmp_path: Path) -> None:
+    """An insider drops the last entries and every checkpoint: only what this verifier saw before tells."""
+    audit_dir = materialise(tmp_path, join(lines()[:5]), checkpoints={"4.note": world()[2]["4.note"]})
+    cast = world()[0]
+    assert verify_log(audit_dir, ORIGIN, cast.trusted(), required_roles=ROLES).entries == 5  # alone: looks fine
+    expect_failure(audit_dir, 5, "entries were removed", witness=_witness(7))
+
+
+def test_a_witness_catches_a_rewrite_even_when_every_signature_holds(tmp_path: Path) -> None:
+    """The engineer re-signs a different entry 6 (a valid key, a valid chain): the witness of 7 entries disagrees."""
+    cast = world()[0]
+    forged = forge(cast.engineer, 6, prev_of(lines()[5]), time=6.5)
+    audit_dir = materialise(tmp_path, join([*lines()[:6], forged]), checkpoints={})
+    assert verify_log(audit_dir, ORIGIN, cast.trusted(), required_roles=ROLES).entries == 7
+    expect_failure(audit_dir, 6, "history was rewritten", witness=_witness(7))
+
+
+def test_skipping_witnessed_signatures_still_catches_any_change_in_the_prefix(tmp_path: Path) -> None:
+    """With the prefix's signatures skipped, an entry replaced inside it (the chain's prev links repaired after it,
+    which breaks signatures nobody re-checks) still fails: the witnessed last hash covers every byte before it."""
+    cast = world()[0]
+    altered = lines()[:]
+    altered[2] = forge(cast.engineer, 2, prev_of(altered[1]), time=2.5)
+    for i in range(3, N):
+        entry = json.loads(altered[i])
+        entry["prev"] = prev_of(altered[i - 1])
+        altered[i] = json.dumps(entry, separators=(",", ":"), sort_keys=True).encode()
+    audit_dir = materialise(tmp_path, join(altered), checkpoints={})
+    expect_failure(audit_dir, 5, "history was rewritten", witness=_witness(6), skip_witnessed=True)
+    expect_failure(audit_dir, 3, "signature")  # what a full check names: the first entry whose signature broke
+    honest = materialise(tmp_path, world()[1])
+    report = verify_log(honest, ORIGIN, cast.trusted(), required_roles=ROLES, witness=_witness(6),
+                        skip_witnessed=True)
+    assert report.entries == N and report.last_entry_hash == prev_of(lines()[-1])

@@ -34,10 +34,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def clone(team: Team, target: Path) -> Team:
-    """A copy of the team's workspace (same id and root, another folder) to attack without spoiling the original."""
+    """A copy of the team's workspace (same id and root, another folder) to attack without spoiling the original.
+
+    Copies of one workspace that diverge are a fork, which the witness this machine keeps of what it verified
+    catches (tests/governance/trust); each copy here stands for its own world, so that witness is forgotten."""
     copy = target / ".govtrain"
     shutil.copytree(team.workspace, copy)
-    return Team(copy, team.run)
+    return own_world(Team(copy, team.run))
+
+
+def own_world(team: Team) -> Team:
+    """Forget what this machine witnessed of the team's workspace id (another copy may have diverged from it)."""
+    from governance.trust.replay import witness_path
+    from governance.workspace import Workspace
+
+    witness_path(Workspace(team.workspace).manifest().id).unlink(missing_ok=True)
+    return team
 
 
 def log_entries(team: Team) -> list[dict[str, Any]]:
@@ -158,6 +170,7 @@ def runs(trust_data, tmp_path_factory: pytest.TempPathFactory, shared_data: Path
     registered blocking policy, 'blocked' ingested under it, approved, and trained (exit 4)."""
     team, data = trust_data
     with home_env(module_home):
+        own_world(team)  # earlier tests attacked copies of it
         root = tmp_path_factory.mktemp("runs")
         assert team.as_("carol", "data", "approve", "reddit@1").exit_code == 0
         blocking = policy_file(root, "blocking", bias__action="block", bias__min_group_size=5,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from audit.log import AuditLog
@@ -39,7 +40,8 @@ def test_modified_entry_is_named(govtrain, tmp_path: Path) -> None:  # type: ign
     assert "entry 4:" in result.stderr
 
 
-def test_truncation_detected_against_exported_checkpoint(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_truncation_detected_against_exported_checkpoint(govtrain, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                        isolated_home: Path) -> None:
     team = make_team(govtrain, tmp_path)
     exported = tmp_path / "kept.note"
     assert team.as_("carol", "audit", "checkpoint", "--out", str(exported)).exit_code == 0
@@ -47,14 +49,38 @@ def test_truncation_detected_against_exported_checkpoint(govtrain, tmp_path: Pat
     write_lines(team, log_lines(team)[:-1])
     for note in (team.workspace / "audit/checkpoints").glob("*.note"):
         note.unlink()
-    from governance.trust.replay import replay_log, write_identity_cache
+    from audit.verify import verify_log
+    from governance.trust.ledger import EVENT_ROLES, Ledger
+    from governance.trust.replay import write_identity_cache
 
     ws = Workspace(team.workspace)
-    write_identity_cache(ws, replay_log(ws))  # and makes the cache agree with the shortened log
+    ledger = Ledger(ws.manifest().id)  # on the attacker's own machine, where no witness is kept
+    verify_log(ws.audit_dir, ws.manifest().id, {}, required_roles=EVENT_ROLES, replay=ledger)
+    write_identity_cache(ws, ledger)  # and makes the cache agree with the shortened log
+    # Whoever verified the longer log on this machine is told, with no checkpoint kept.
+    witnessed = team.as_("carol", "audit", "verify")
+    assert witnessed.exit_code == 5 and "entries were removed" in witnessed.stderr
+    assert team.as_("erin", "data", "list").exit_code == 5  # every command holds the log to the witness
+    # A verifier who never saw it (another machine) needs the exported checkpoint.
+    shutil.rmtree(isolated_home / ".config/govtrain/witness")
     assert team.as_("carol", "audit", "verify").exit_code == 0  # without the kept checkpoint: looks fine
+    shutil.rmtree(isolated_home / ".config/govtrain/witness")
     result = team.as_("carol", "audit", "verify", "--checkpoint", str(exported))
     assert result.exit_code == 5
     assert "truncat" in result.stderr or "fewer" in result.stderr
+
+
+def test_each_verification_keeps_a_private_witness_and_an_unreadable_one_is_no_evidence(  # type: ignore[no-untyped-def]
+        govtrain, tmp_path: Path, isolated_home: Path) -> None:
+    team = make_team(govtrain, tmp_path, {"erin": "engineer"})
+    assert team.as_("erin", "data", "list").exit_code == 0
+    folder = isolated_home / ".config/govtrain/witness"
+    (path,) = folder.glob("*.json")
+    assert json.loads(path.read_text())["entries"] == len(log_lines(team))
+    assert (folder.stat().st_mode & 0o777, path.stat().st_mode & 0o777) == (0o700, 0o600)
+    path.write_text("not json")  # garbage proves nothing either way: everything is verified, the witness rewritten
+    assert team.as_("erin", "audit", "verify").exit_code == 0
+    assert json.loads(path.read_text())["entries"] == len(log_lines(team))
 
 
 def test_entry_by_wrong_role_is_reported_and_ignored(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -49,19 +49,29 @@ def test_rewritten_history_is_caught_by_a_pin_or_a_kept_checkpoint(govtrain, tmp
     original_root = yaml.safe_load((team.workspace / "workspace.yaml").read_text())["root_key_id"]
     assert govtrain("identity", "new", "mallory").exit_code == 0
     _rewrite_history_as_root(team, "mallory")
+    config = isolated_home / ".config/govtrain"
+    pins = (config / "trusted.yaml").read_bytes()
+    # Whoever verified the log on this machine before holds it to their witness, pinned or not.
+    (config / "trusted.yaml").unlink()
+    witnessed = team.as_("carol", "audit", "verify")
+    assert witnessed.exit_code == 5
+    assert "history was rewritten" in witnessed.stderr or "entries were removed" in witnessed.stderr
     # Everyone who pinned the root (the creator at init, members with 'govtrain trust') refuses it.
+    (config / "trusted.yaml").write_bytes(pins)
+    shutil.rmtree(config / "witness")
     pinned = team.as_("carol", "audit", "verify")
     assert pinned.exit_code == 5
     assert f"but you pinned {original_root}" in pinned.stderr
     assert team.as_("mallory", "data", "list").exit_code == 5
     # An auditor without the pin, but with a checkpoint kept from before, catches it too.
-    (isolated_home / ".config/govtrain/trusted.yaml").unlink()
+    (config / "trusted.yaml").unlink()
     with_checkpoint = team.as_("carol", "audit", "verify", "--checkpoint", str(kept))
     assert with_checkpoint.exit_code == 5
     assert "history rewritten" in with_checkpoint.stderr or "issued under root key" in with_checkpoint.stderr
     refused = team.as_("carol", "trust", str(team.workspace), "--root-key", original_root)
     assert refused.exit_code == 5 and "not " + original_root in refused.stderr
-    # Without either, a complete rewrite is indistinguishable from a new workspace (README says so).
+    # Without any of them (a fresh machine), a complete rewrite is indistinguishable from a new workspace.
+    shutil.rmtree(config / "witness", ignore_errors=True)
     assert team.as_("carol", "audit", "verify").exit_code == 0
 
 
@@ -105,8 +115,9 @@ def test_trust_pins_after_an_out_of_band_check(govtrain, tmp_path: Path, isolate
     assert [(p["workspace"], p["root_key_id"]) for p in pins] == [(json.loads(ok.stdout)["workspace"], root)]
 
 
-def test_empty_log_does_not_verify(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_empty_log_does_not_verify(govtrain, tmp_path: Path, isolated_home: Path) -> None:  # type: ignore[no-untyped-def]
     team = make_team(govtrain, tmp_path, {})
+    shutil.rmtree(isolated_home / ".config/govtrain/witness")  # a verifier who never saw it (else: entries removed)
     (team.workspace / "audit/log.jsonl").write_bytes(b"")
     for note in (team.workspace / "audit/checkpoints").glob("*.note"):
         note.unlink()
