@@ -67,6 +67,10 @@ def rows() -> list[tuple[str, str, str, str, str]]:
         v = a["verify"]["single_process"]["entries_per_s"]
         out.append(("Audit verify", f"{a['parameters']['entries']:,} entries", f"{v:,.0f} entries/s",
                     f"sha256 of the same file {a['sha256_read_mib_per_s']:.0f} MiB/s", "-"))
+        if "single_process_witnessed" in a["verify"]:
+            w = a["verify"]["single_process_witnessed"]["entries_per_s"]
+            out.append(("Audit verify, witnessed prefix", "what every command pays after a first verification",
+                        f"{w:,.0f} entries/s", f"full check {v:,.0f} entries/s", f"{w / v:.1f}x"))
         out.append(("Audit append", "with fsync", f"{a['appends']['single_process_per_s']:.0f}/s (1 proc)",
                     f"{a['appends']['4_processes_total_per_s']:.0f}/s (4 procs total)", "-"))
         ip = a["inclusion_proof"]
