@@ -153,7 +153,8 @@ def _train(
     total_steps = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
     optimizer = _optimizer(model, t)
     scheduler = _scheduler(optimizer, t, total_steps)  # on the plain optimizer, whose param groups DP shares
-    train_model, ledger = model, None
+    train_model: Any = model  # what the loop calls: under DP, Opacus's per-example-gradient wrapper
+    ledger = None
     if t.differential_privacy is not None:
         plan = plan_dp(t.differential_privacy, num_examples=len(train_data), batch_size=t.batch_size,
                        planned_steps=total_steps)

@@ -3,6 +3,7 @@ refused with one line; LoRA + DP trains the adapters only; a crashed DP run resu
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
+from reports.privacy import DifferentialPrivacy
 from tests.trainer.setups import redditbias_splits, tiny_bert_base, tiny_classifier
 from trainer import train
 from trainer.checkpoint import deserialise
@@ -53,6 +55,8 @@ def test_dp_run_records_its_epsilon_and_resumes_exactly(splits: TextSplits, tmp_
     assert dp.noise_multiplier > 0.0 and dp.sample_rate == pytest.approx(16 / len(splits.train))
     assert dp.delta == pytest.approx(default_delta(len(splits.train))) and dp.delta < 1 / len(splits.train)
     assert result.to_dict()["differential_privacy"]["epsilon"] == dp.epsilon
+    # The privacy report takes the trainer's accounting as it is (what governance passes on).
+    assert DifferentialPrivacy.model_validate(dataclasses.asdict(dp)).epsilon == dp.epsilon
     saved = deserialise(whole.read(CHECKPOINT_NAME)).payload["privacy_accountant"]
     assert saved["mechanism"] == "rdp" and sum(n for _s, _r, n in saved["history"]) == 6
 
