@@ -28,7 +28,7 @@ from tests.conftest import invoke_cli
 from tests.governance.helpers import Team, make_team
 from tests.integration.conftest import home_env
 from tests.integration.test_data_gate import SPEC, reddit_subset
-from tests.integration.test_run import tiny_config
+from tests.integration.test_run import run_under_policy, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -175,14 +175,7 @@ def runs(trust_data, tmp_path_factory: pytest.TempPathFactory, shared_data: Path
         assert team.as_("carol", "data", "approve", "reddit@1").exit_code == 0
         blocking = policy_file(root, "blocking", bias__action="block", bias__min_group_size=5,
                                bias__thresholds=[{"metric": "disparate_impact", "min": 1.01}])
-        assert team.as_("admin", "policy", "register", str(blocking)).exit_code == 0
-        assert team.as_("erin", "data", "ingest", str(data), "--name", "blocked", "--spec", str(SPEC),
-                        "--policy", "blocking").exit_code == 0
-        assert team.as_("carol", "data", "approve", "blocked").exit_code == 0
-        config = yaml.safe_load(tiny_config(root).read_text())
-        config.update(dataset="blocked", policy="blocking")
-        (root / "blocked.yaml").write_text(yaml.safe_dump(config))
-        blocked = team.as_("erin", "--json", "run", str(root / "blocked.yaml"))
+        blocked = run_under_policy(team, root, data, "blocked", blocking)
         assert blocked.exit_code == 4, blocked.stderr
         blocked_id = max(p.name for p in (team.workspace / "runs").iterdir())
         killed_id, long_config = _killed_run(team, root, module_home)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,6 +26,20 @@ def tiny_config(tmp: Path, **training: object) -> Path:
     path = tmp / "run.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def run_under_policy(team: Any, folder: Path, data: Path, name: str, policy: Path) -> Any:
+    """An admin registers ``policy``; erin ingests ``data`` as ``name`` under it; carol approves; erin runs the
+    tiny config on it. Returns the run's CLI result (JSON output)."""
+    policy_name = yaml.safe_load(policy.read_text())["name"]
+    assert team.as_("admin", "policy", "register", str(policy)).exit_code == 0
+    assert team.as_("erin", "data", "ingest", str(data), "--name", name, "--spec", str(SPEC),
+                    "--policy", policy_name).exit_code == 0
+    assert team.as_("carol", "data", "approve", name).exit_code == 0
+    config = yaml.safe_load(tiny_config(folder).read_text())
+    config.update(dataset=name, policy=policy_name)
+    (folder / f"{name}-run.yaml").write_text(yaml.safe_dump(config))
+    return team.as_("erin", "--json", "run", str(folder / f"{name}-run.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -222,15 +237,8 @@ def test_policy_report_knobs_decide_what_is_written(trained, tmp_path: Path, sha
     policy["name"] = "lean"
     policy["reports"] = {"emit": ["bias", "evaluation", "transparency"], "formats": ["json", "md"]}
     (tmp_path / "lean.yaml").write_text(yaml.safe_dump(policy))
-    assert team.as_("admin", "policy", "register", str(tmp_path / "lean.yaml")).exit_code == 0
-    data = reddit_subset(shared_data, tmp_path, rows=600)
-    assert team.as_("erin", "data", "ingest", str(data), "--name", "lean", "--spec", str(SPEC),
-                    "--policy", "lean").exit_code == 0
-    assert team.as_("carol", "data", "approve", "lean").exit_code == 0
-    config = yaml.safe_load(tiny_config(tmp_path).read_text())
-    config.update(dataset="lean", policy="lean")
-    (tmp_path / "lean-run.yaml").write_text(yaml.safe_dump(config))
-    result = team.as_("erin", "--json", "run", str(tmp_path / "lean-run.yaml"))
+    result = run_under_policy(team, tmp_path, reddit_subset(shared_data, tmp_path, rows=600), "lean",
+                              tmp_path / "lean.yaml")
     assert result.exit_code == 0, result.stderr
     reports = team.workspace / "runs" / json.loads(result.stdout)["run_id"] / "reports"
     assert sorted(p.name for p in reports.iterdir() if p.is_file()) == [
