@@ -1,7 +1,7 @@
 """Finding and removing PII in a list of texts with a loaded :class:`PiiEngine`: the core of the column scrub.
 
-Texts go through spaCy in batches (presidio's ``BatchAnalyzerEngine``, which feeds ``nlp.pipe``), every text
-with every entity the policy lists. Overlapping findings are resolved by presidio's anonymizer with
+Texts go through spaCy in batches (``nlp.pipe``, as presidio's ``BatchAnalyzerEngine`` does, without the
+components no recognizer reads), every text with every entity the policy lists. Overlapping findings are resolved by presidio's anonymizer with
 ``REMOVE_INTERSECTIONS``: the lower-scored of two overlapping findings is trimmed to the part outside the other,
 so every character any finding covers is anonymized and no value is left half-replaced.
 """
@@ -98,12 +98,13 @@ SCRUB_PASSES = 3
 def scrub_and_rescan(texts: list[str], engine: PiiEngine) -> ScanOutcome:
     """Scrub the texts, re-scan what the scrub changed, and scrub again what the re-scan still finds.
 
-    NER is contextual: replacing one name can expose another (``<PERSON> Smith``), so a single pass can leave
+    NER is contextual: replacing one name can expose another (``<PERSON> Sung``), so a single pass can leave
     findings a second look sees. Up to ``SCRUB_PASSES`` passes run over the texts in which the previous pass
-    rewrote something the NER model found; the residual is what the last look still finds. A text rewritten
-    only for patterns or listed words (an @handle, an e-mail) is not analysed again: on BTC section H the
-    re-analysis of those found 0.7% more spans and cost up to 80% more model time on tweets. A text with no
-    findings comes out of a pass identical to what went in, so it is not analysed twice either.
+    rewrote a finding of the NER model that may expose something (:func:`_may_expose`: a masked value, or a
+    span with an uncovered capitalised word beside it); the residual is what the last look still finds. On BTC
+    section H re-analysing every text with a model finding (478 of 2,000) found 10 more spans (0.5% of 2,064)
+    for 24% more model time; the texts chosen this way (63) hold 1 of them. Texts rewritten only for patterns
+    or listed words are not analysed again. The independent re-scan reads every scrubbed text.
     """
     scrubbed, findings, rewritten = _scrub(texts, engine)
     for _ in range(SCRUB_PASSES - 1):
