@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 EngineChoice = Literal["auto", "local", "ray"]
 RAY_MIN_ROWS = 10_000
-"""Below this many rows ``auto`` scrubs in process even with several workers: the measured crossover of a local Ray
-with two workers was about 7,600 rows on two busy cores (``benchmarks/results/scale.json``), rounded up."""
+"""Below this many rows ``auto`` scrubs in process even with several workers: a local Ray with two workers overtook the
+in-process scrub at about 6,800 rows on two shared cores (fit over 2k, 8k and 20k real rows; ``benchmarks/results/
+scale.json``), rounded up."""
 RAY_WINDOW_ROWS = 50_000
 """Rows handed to the Ray actor pool at a time (one Ray Data dataset, one engine load per actor, per window)."""
 _STATS_COLUMN = "__govtrain_scrub_stats__"
