@@ -99,21 +99,25 @@ _STATE_CODE = re.compile(rf"[A-Za-z] ?, ?({_state_codes()})\b")
 
 
 def _listed_places(text: str, places: frozenset[str]) -> list[tuple[int, int]]:
-    words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
-    found: list[tuple[int, int]] = []
+    matches = list(_WORD.finditer(text))
+    keys = [match.group().lstrip("#").casefold() for match in matches]
     starts = _first_words(places)
+    if starts.isdisjoint(keys):  # most texts hold no word that starts a place: one set operation decides
+        return []
+    words = [(match.group(), match.start(), match.end()) for match in matches]
+    found: list[tuple[int, int]] = []
     index = 0
     while index < len(words):
-        if words[index][0].lstrip("#").casefold() not in starts:  # most words start no place: skip them fast
+        if keys[index] not in starts:
             index += 1
             continue
         for size in range(min(_MAX_WORDS, len(words) - index), 0, -1):
             group = words[index : index + size]
             if size > 1 and any(text[a[2] : b[1]] != " " for a, b in pairwise(group)):
                 continue
-            phrase = " ".join(word.lstrip("#") for word, _, _ in group)
+            phrase = " ".join(keys[index : index + size])
             after_preposition = index > 0 and words[index - 1][0].casefold() in _PREPOSITIONS
-            if phrase.casefold() in places and (after_preposition or all(_written_as_name(w) for w, _, _ in group)):
+            if phrase in places and (after_preposition or all(_written_as_name(w) for w, _, _ in group)):
                 found.append((group[0][1], group[-1][2]))
                 index += size
                 break
