@@ -20,6 +20,7 @@ from reports.document import Block, Heading, Paragraph, Table, fmt, to_markdown
 from reports.evaluation import EvaluationReport
 from reports.lineage import Lineage, lineage_blocks
 from reports.model import ReportModel
+from reports.privacy import PrivacyReport
 
 CARD_FORMAT: Final = "govtrain.model-card/v1"
 Cell = str | int | float | bool | None
@@ -146,6 +147,19 @@ def _sections(config: Mapping[str, Any], lineage: Lineage, evaluation: Evaluatio
     return sections
 
 
+def _privacy_section(privacy: PrivacyReport) -> CardSection:
+    """What the model may reveal about its training data (from the privacy report)."""
+    paragraphs = [privacy.verdict.summary()]
+    paragraphs.append(privacy.differential_privacy.reading() if privacy.differential_privacy is not None
+                      else "Trained without differential privacy: no bound on what one training example changes.")
+    m = privacy.membership
+    if m is not None and m.auc.value is not None:
+        interval = f" [{fmt(m.auc.interval.low)}, {fmt(m.auc.interval.high)}]" if m.auc.interval is not None else ""
+        paragraphs.append(f"A loss-threshold membership attack tells training from held-out examples with AUC "
+                          f"{fmt(m.auc.value)}{interval} (0.5: it cannot tell them apart).")
+    return CardSection(title="Privacy", paragraphs=paragraphs)
+
+
 def _mitigation(bias: BiasReport) -> CardSection:
     """Which mitigation was applied, its settings, and what it changed (from the bias report)."""
     m = bias.mitigation
@@ -248,12 +262,15 @@ def _caveats(evaluation: EvaluationReport, bias: BiasReport | None) -> CardSecti
 def build_model_card(
     *, run_id: str, model_name: str, license: str, run_config: Mapping[str, Any], lineage: Lineage,
     evaluation: EvaluationReport, bias: BiasReport | None, artifacts: Mapping[str, Sequence[str]],
-    tags: Sequence[str] = (),
+    tags: Sequence[str] = (), privacy: PrivacyReport | None = None,
 ) -> ModelCard:
     """The model card from the run's inputs; ``artifacts`` maps artifact kinds (``compliance.Artifact``) to
     the file names that hold them, for the compliance map."""
     meta = _metadata(model_name, license, run_config, lineage, evaluation, tags)
-    return ModelCard(run_id=run_id, metadata=meta, sections=_sections(run_config, lineage, evaluation, bias, meta),
+    sections = _sections(run_config, lineage, evaluation, bias, meta)
+    if privacy is not None:
+        sections.append(_privacy_section(privacy))
+    return ModelCard(run_id=run_id, metadata=meta, sections=sections,
                      lineage=lineage, compliance=compliance_map(artifacts),
                      releasable=bias.releasable if bias is not None else True)
 

@@ -202,6 +202,8 @@ def run_training(
                    "effective_batch_size": result.effective_batch_size, "world_size": result.world_size,
                    "samples_per_s": round(result.samples_per_s, 2), "train_time_s": round(result.train_time_s, 2),
                    "wall_time_s": round(time.perf_counter() - started, 2)}
+        if result.differential_privacy is not None:  # the accountant's (epsilon, delta): signed into the log
+            summary["differential_privacy"] = dataclasses.asdict(result.differential_privacy)
         # Post-processing thresholds are part of the model: exported, and bound to the run, with its files.
         model_digests = {**result.artifact_digests, **extra.pop("mitigation_artifacts", {})}
         artifacts = {name: {"sha256": digest, "ciphertext_sha256": store.ciphertext_digests.get(name)}

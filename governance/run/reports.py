@@ -8,6 +8,7 @@ checks later.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -177,7 +178,7 @@ def write_run_reports(
         reports.append(build_model_card(
             run_id=run_id, model_name=config.name or run_id, license=card.provenance.license.lower(),
             run_config=json.loads(config.model_dump_json()), lineage=lineage, evaluation=evaluation, bias=bias,
-            artifacts=artifacts, tags=["govtrain", config.task]))
+            privacy=privacy, artifacts=artifacts, tags=["govtrain", config.task]))
     if "provenance" in kinds:
         actor = session.actor
         assert actor is not None
@@ -294,7 +295,13 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
                     test_groups: dict[str, list[str]], store: EncryptedRunStore, canaries: Sequence[Any]) -> Any:
     """The membership-inference test: the final model's loss on a sample of training examples (members) against
     the held-out test split's (non-members), judged against the policy's bound."""
-    from reports.privacy import PrivacyReport, extraction_rate, judge_privacy, membership_inference
+    from reports.privacy import (
+        DifferentialPrivacy,
+        PrivacyReport,
+        extraction_rate,
+        judge_privacy,
+        membership_inference,
+    )
 
     members = list(result.member_losses)
     if config.task == "text-classification":
@@ -318,8 +325,10 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
     if config.task == "causal-lm" and result.extraction:
         extraction = [extraction_rate(list(result.extraction), k=config.privacy.extraction_prefix,
                                       m=config.privacy.extraction_suffix, confidence=rules.confidence)]
+    dp = (DifferentialPrivacy.model_validate(dataclasses.asdict(result.differential_privacy))
+          if result.differential_privacy is not None else None)
     verdict = judge_privacy(inference, max_auc=rules.max_membership_auc, confidence=rules.confidence,
-                            extraction=extraction,
+                            extraction=extraction, dp=dp, max_epsilon=rules.max_epsilon,
                             max_extraction_rate=rules.max_extraction_rate if config.task == "causal-lm" else None,
                             action=rules.action, unjudged=rules.unjudged)
     exposures = None
@@ -334,7 +343,7 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
             canaries, lambda texts: sequence_losses(model, tokenizer, texts, max_length=config.training.block_size,
                                                     batch_size=config.training.batch_size))]
     return PrivacyReport(run_id=run_id, membership=inference, extraction=extraction or None, canaries=exposures,
-                         verdict=verdict)
+                         differential_privacy=dp, verdict=verdict)
 
 
 def _last_val_loss(history: Any) -> float | None:

@@ -28,15 +28,15 @@ def tiny_config(tmp: Path, **training: object) -> Path:
     return path
 
 
-def run_under_policy(team: Any, folder: Path, data: Path, name: str, policy: Path) -> Any:
+def run_under_policy(team: Any, folder: Path, data: Path, name: str, policy: Path, **training: object) -> Any:
     """An admin registers ``policy``; erin ingests ``data`` as ``name`` under it; carol approves; erin runs the
-    tiny config on it. Returns the run's CLI result (JSON output)."""
+    tiny config (with ``training`` changes) on it. Returns the run's CLI result (JSON output)."""
     policy_name = yaml.safe_load(policy.read_text())["name"]
     assert team.as_("admin", "policy", "register", str(policy)).exit_code == 0
     assert team.as_("erin", "data", "ingest", str(data), "--name", name, "--spec", str(SPEC),
                     "--policy", policy_name).exit_code == 0
     assert team.as_("carol", "data", "approve", name).exit_code == 0
-    config = yaml.safe_load(tiny_config(folder).read_text())
+    config = yaml.safe_load(tiny_config(folder, **training).read_text())
     config.update(dataset=name, policy=policy_name)
     (folder / f"{name}-run.yaml").write_text(yaml.safe_dump(config))
     return team.as_("erin", "--json", "run", str(folder / f"{name}-run.yaml"))
@@ -291,3 +291,35 @@ def test_a_run_appended_by_hand_around_unapproved_data_is_not_releasable(trained
     refused = team.as_("erin", "runs", "export", fake, "--out", str(tmp_path / "out"))
     assert refused.exit_code == 4 and "without a standing approval" in refused.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_differentially_private_run_carries_its_epsilon_everywhere(trained, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                      shared_data: Path) -> None:
+    """training.differential_privacy: the accountant's epsilon is in the run record, the signed run.finished
+    entry, the privacy report (judged against the policy's max_epsilon) and the model card; an epsilon the
+    accountant cannot reach is refused before training."""
+    from tests.integration.test_insider import policy_file
+
+    team, _ = trained
+    policy = policy_file(tmp_path, "private", privacy__max_epsilon=10.0)
+    result = run_under_policy(team, tmp_path, reddit_subset(shared_data, tmp_path, rows=400), "private",
+                              policy, differential_privacy={"target_epsilon": 8.0})
+    assert result.exit_code in (0, 4), result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    finished = next(json.loads(line)["payload"] for line in (team.workspace / "audit/log.jsonl").read_text()
+                    .splitlines() if '"run.finished"' in line and run_id in line)
+    dp = finished["differential_privacy"]
+    assert 0 < dp["epsilon"] <= 8.0 and dp["noise_multiplier"] > 0 and dp["delta"] < 1 / 300
+    reports = team.workspace / "runs" / run_id / "reports"
+    privacy = json.loads((reports / "privacy.json").read_text())
+    assert privacy["differential_privacy"]["epsilon"] == pytest.approx(dp["epsilon"])
+    checks = {c["check"]: c["status"] for c in privacy["verdict"]["checks"]}
+    assert checks["dp_epsilon"] == "PASS"
+    card = json.loads((reports / "transparency.json").read_text())
+    section = next(s for s in card["sections"] if s["title"] == "Privacy")
+    assert "epsilon" in " ".join(section["paragraphs"]).lower() or "ε" in " ".join(section["paragraphs"])
+    impossible = yaml.safe_load((tmp_path / "private-run.yaml").read_text())
+    impossible["training"]["differential_privacy"] = {"target_epsilon": 0.001}
+    (tmp_path / "impossible.yaml").write_text(yaml.safe_dump(impossible))
+    refused = team.as_("erin", "run", str(tmp_path / "impossible.yaml"))
+    assert refused.exit_code == 2 and "epsilon" in refused.stderr
