@@ -372,7 +372,7 @@ def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: 
                            scrub_created_duplicates=created_total, action=rules.on_scrub_duplicates,
                            rows_dropped=dropped, report=report)
     schema = pa.unify_schemas(writer.schemas, promote_options="permissive")
-    size = sum((folder / e.file).stat().st_size for e in manifest.shards)
+    size = sum(e.plaintext_bytes for e in manifest.shards)
     return _Stored(manifest, schema, stats, pii, post, size, scrubber.name)
 
 

@@ -1,7 +1,8 @@
 """The sharded vault: a dataset version as encrypted Parquet shards listed, in order, in a manifest the card signs.
 
 ```
-vault/<name>/<version>/manifest.json            canonical JSON: every shard's file, rows, plaintext and ciphertext sha256
+vault/<name>/<version>/manifest.json            canonical JSON: each shard's file, rows, plaintext size and sha256,
+                                                and ciphertext sha256
 vault/<name>/<version>/shard-00000.parquet.enc  one Parquet file (zstd), its own AES-256-GCM stream and data key
 vault/<name>/<version>/shard-00001.parquet.enc  ...
 ```
@@ -68,6 +69,7 @@ class ShardEntry(BaseModel):
 
     file: str
     rows: int = Field(ge=0)
+    plaintext_bytes: int = Field(ge=0, description="Size of the shard's Parquet bytes (what decrypting it takes).")
     plaintext_sha256: str = Field(description="sha256 of the shard's Parquet bytes.")
     ciphertext_sha256: str = Field(description="sealed_sha256 of the encrypted shard (all but its key wrap).")
 
@@ -198,7 +200,8 @@ class ShardWriter:
         plaintext = self._sink.sha256.hexdigest()
         self._stack.close()  # the encrypted file is complete and renamed into place
         name = shard_file_name(len(self.entries))
-        self.entries.append(ShardEntry(file=name, rows=self._rows, plaintext_sha256=plaintext,
+        self.entries.append(ShardEntry(file=name, rows=self._rows, plaintext_bytes=self._sink.size,
+                                       plaintext_sha256=plaintext,
                                        ciphertext_sha256=sealed_sha256(self.folder / name)))
         self._stack = self._sink = self._parquet = None
         self._pending, self._pending_rows = [], 0
