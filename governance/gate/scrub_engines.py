@@ -190,13 +190,13 @@ def choose_engine(choice: EngineChoice, workers: int, rows: int, address: str | 
     """Which engine runs: as asked, or for ``auto`` by the measured crossover (see the module docstring)."""
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, not {workers}")
-    if address or choice == "ray":
-        return "ray"
-    if choice == "local":
+    if choice == "local":  # wins over an address (RAY_ADDRESS may be set for other work on a cluster node)
         if workers > 1:
             raise ConfigError(f"--engine local scrubs in this one process; {workers} workers need --engine ray "
                               "(or auto)")
         return "local"
+    if address or choice == "ray":
+        return "ray"
     return "ray" if workers > 1 and rows >= RAY_MIN_ROWS else "local"
 
 

@@ -18,6 +18,7 @@ def test_an_address_or_an_explicit_choice_wins() -> None:
     assert choose_engine("auto", 1, 10, "ray://head:10001") == "ray"
     assert choose_engine("ray", 1, 10, None) == "ray"
     assert choose_engine("local", 1, 10 * RAY_MIN_ROWS, None) == "local"
+    assert choose_engine("local", 1, 10 * RAY_MIN_ROWS, "ray://head:10001") == "local"  # RAY_ADDRESS set elsewhere
 
 
 @pytest.mark.parametrize(("choice", "workers"), [("local", 2), ("auto", 0)])
