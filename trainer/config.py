@@ -153,10 +153,10 @@ class MemoryProbes(Frozen):
     """What the trainer measures after training about the model's memory of its training data (0: off)."""
 
     membership_sample: int = Field(
-        0, ge=0, le=100_000, description="Training examples whose loss is compared with the held-out test split's "
+        500, ge=0, le=100_000, description="Training examples whose loss is compared with the held-out test split's "
                                          "in a membership-inference test (0: no test).")
     extraction_sample: int = Field(
-        0, ge=0, le=10_000, description="causal-lm: training texts probed for verbatim extraction (0: none).")
+        100, ge=0, le=10_000, description="causal-lm: training texts probed for verbatim extraction (0: none).")
     extraction_prefix: int = Field(32, ge=1, le=4096, description="Prompt tokens of each probe (k).")
     extraction_suffix: int = Field(32, ge=1, le=4096, description="Tokens that must come back exactly (m).")
 

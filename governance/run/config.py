@@ -66,13 +66,9 @@ class Probes(Frozen):
 
 
 class Privacy(MemoryProbes):
-    """What the privacy report measures about the trained model's memory of its training data."""
+    """What the privacy report measures about the trained model's memory of its training data: the trainer's
+    probes, and canaries."""
 
-    membership_sample: int = Field(
-        500, ge=0, le=100_000, description="Training examples whose loss is compared with the held-out test "
-                                           "split's in a membership-inference test (0: no test).")
-    extraction_sample: int = Field(
-        100, ge=0, le=10_000, description="causal-lm: training texts probed for verbatim extraction (0: none).")
     canaries: bool = Field(
         False, description="causal-lm: plant random secrets (SSN-like, phone, e-mail; 1, 4 and 16 times) in the "
                            "training stream, in memory only, and report each one's exposure. Makes the run an audit "

@@ -45,12 +45,12 @@ def test_fp32_turns_tf32_off() -> None:
 
 
 def test_lora_on_a_llama_base_trains_only_adapters_on_cuda(tmp_path: Path) -> None:
-    from tests.trainer.setups import NEUTRAL, tiny_llama_base
+    from tests.trainer.setups import NEUTRAL, NO_PROBES, tiny_llama_base
     from trainer import LoraAdapter, PretrainedSource, TrainConfig, TrainingConfig, train
     from trainer.stores import MemoryArtifactStore, RecordingEventSink
 
     base = tiny_llama_base(tmp_path / "llama", TEXTS)
-    config = TrainConfig(task="causal-lm",
+    config = TrainConfig(task="causal-lm", probes=NO_PROBES,
                          model=PretrainedSource(path=str(base), adapter=LoraAdapter(r=4, alpha=8, dropout=0.0)),
                          training=TrainingConfig(**{**NEUTRAL, "max_steps": 8, "batch_size": 8, "block_size": 32,
                                                     "eval_every": 8, "checkpoint_every": 8, "precision": "bf16"}))

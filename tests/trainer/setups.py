@@ -50,9 +50,15 @@ NEUTRAL: dict[str, Any] = {
 """Training settings that leave the loop plain (no early stop, alarm, warm-up or decay) unless a test asks."""
 
 
+NO_PROBES = MemoryProbes(membership_sample=0, extraction_sample=0)
+"""No membership or extraction probe after training (the product runs them by default)."""
+
+
 def _probes(overrides: dict[str, Any]) -> MemoryProbes:
-    """Take the memory-probe settings out of ``overrides`` (the rest are training settings)."""
-    return MemoryProbes(**{k: overrides.pop(k) for k in list(overrides) if k in MemoryProbes.model_fields})
+    """Take the memory-probe settings out of ``overrides`` (the rest are training settings); probes are off
+    unless a test asks."""
+    chosen = {k: overrides.pop(k) for k in list(overrides) if k in MemoryProbes.model_fields}
+    return NO_PROBES.model_copy(update=chosen)
 
 
 def tiny_classifier(**training: Any) -> TrainConfig:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
-from tests.trainer.setups import NEUTRAL, shakespeare_splits, tiny_llama_base
+from tests.trainer.setups import NEUTRAL, NO_PROBES, shakespeare_splits, tiny_llama_base
 from trainer import train
 from trainer.checkpoint import deserialise
 from trainer.config import LoraAdapter, PretrainedSource, TrainConfig, TrainingConfig
@@ -37,7 +37,8 @@ def base(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lora_config(base: Path, **training: Any) -> TrainConfig:
     defaults: dict[str, Any] = {"max_steps": 6, "batch_size": 4, "learning_rate": 5e-3, "eval_every": 3,
                                 "checkpoint_every": 3, "block_size": 32, "seed": 0}
-    return TrainConfig(task="causal-lm", model=PretrainedSource(path=str(base), adapter=LoraAdapter(r=4, alpha=8, dropout=0.0)),
+    return TrainConfig(task="causal-lm", probes=NO_PROBES,
+                       model=PretrainedSource(path=str(base), adapter=LoraAdapter(r=4, alpha=8, dropout=0.0)),
                        training=TrainingConfig(**{**NEUTRAL, **defaults, **training}))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.setups import redditbias_splits
+from tests.trainer.setups import NO_PROBES, redditbias_splits
 from trainer import PretrainedSource, TrainConfig, TrainingConfig, train
 from trainer.modeling import override_dropout
 from trainer.stores import MemoryArtifactStore, RecordingEventSink
@@ -25,7 +25,7 @@ def test_fine_tunes_minilm_for_a_few_steps(shared_data: Path) -> None:
 
     path = minilm_path()
     config = TrainConfig(
-        task="text-classification", model=PretrainedSource(path=path), num_labels=2,
+        task="text-classification", model=PretrainedSource(path=path), num_labels=2, probes=NO_PROBES,
         training=TrainingConfig(max_steps=6, batch_size=8, learning_rate=5e-5, eval_every=3, checkpoint_every=3,
                                 max_length=48, dropout=0.05),
     )
