@@ -16,6 +16,7 @@ from trainer.config import (
     TrainingConfig,
 )
 from trainer.interface import TextSplits
+from trainer.stores import RecordingEventSink
 
 
 def redditbias_splits(data_dir: Path, rows: int = 600, seed: int = 0) -> TextSplits:
@@ -41,6 +42,15 @@ def shakespeare_splits(data_dir: Path, paragraphs: int = 300) -> TextSplits:
     parts = [p.strip() for p in text.split("\n\n") if p.strip()][:paragraphs]
     a, b = int(len(parts) * 0.8), int(len(parts) * 0.9)
     return TextSplits(parts[:a], parts[a:b], parts[b:])
+
+
+class CrashAfterCheckpoint(RecordingEventSink):
+    """Raises right after the first checkpoint was written, as a crashed process would stop."""
+
+    def event(self, name: str, payload: dict[str, Any]) -> None:
+        super().event(name, payload)
+        if name == "checkpoint.saved":
+            raise KeyboardInterrupt
 
 
 NEUTRAL: dict[str, Any] = {

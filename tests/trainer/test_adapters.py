@@ -10,22 +10,13 @@ import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
-from tests.trainer.setups import NEUTRAL, NO_PROBES, shakespeare_splits, tiny_llama_base
+from tests.trainer.setups import NEUTRAL, NO_PROBES, CrashAfterCheckpoint, shakespeare_splits, tiny_llama_base
 from trainer import train
 from trainer.checkpoint import deserialise
 from trainer.config import LoraAdapter, PretrainedSource, TrainConfig, TrainingConfig
 from trainer.errors import TrainerConfigError
 from trainer.interface import CHECKPOINT_NAME
 from trainer.stores import PlaintextFolderStore, RecordingEventSink
-
-
-class CrashAfterCheckpoint(RecordingEventSink):
-    """Raises right after the first checkpoint was written, as a crashed process would stop."""
-
-    def event(self, name: str, payload: dict[str, Any]) -> None:
-        super().event(name, payload)
-        if name == "checkpoint.saved":
-            raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="module")

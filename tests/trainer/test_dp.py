@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from reports.privacy import DifferentialPrivacy
-from tests.trainer.setups import redditbias_splits, tiny_bert_base, tiny_classifier
+from tests.trainer.setups import CrashAfterCheckpoint, redditbias_splits, tiny_bert_base, tiny_classifier
 from trainer import train
 from trainer.checkpoint import deserialise
 from trainer.config import DifferentialPrivacyConfig, LoraAdapter, PretrainedSource, TrainConfig
@@ -23,15 +23,6 @@ from trainer.interface import CHECKPOINT_NAME, TextSplits
 from trainer.stores import PlaintextFolderStore, RecordingEventSink
 
 DP = DifferentialPrivacyConfig(target_epsilon=4.0, max_grad_norm=1.0)
-
-
-class CrashAfterCheckpoint(RecordingEventSink):
-    """Raises right after the first checkpoint was written, as a crashed process would stop."""
-
-    def event(self, name: str, payload: dict[str, Any]) -> None:
-        super().event(name, payload)
-        if name == "checkpoint.saved":
-            raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="module")
