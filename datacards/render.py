@@ -115,7 +115,9 @@ def render_markdown(card: DatasetCard, decisions: Sequence[CardDecision] = ()) -
               f"(sha256:{card.policy.digest[:12]})."), ""]
     parts += ["Digests (sha256):", "", f"- raw input: `{card.digests.raw_file}`",
               f"- scrubbed Parquet: `{card.digests.scrubbed_parquet}`",
-              f"- ciphertext: `{card.digests.ciphertext}`", f"- this card: `{card.digest()}`", ""]
+              (f"- vault manifest ({card.digests.shards} encrypted shards): `{card.digests.ciphertext}`"
+               if card.digests.shards else f"- ciphertext: `{card.digests.ciphertext}`"),
+              f"- this card: `{card.digest()}`", ""]
     if decisions:
         parts += ["### Decisions", ""] + [
             f"- {d.decision} by {d.by_name} ({d.role}) on {d.time}" + (f": {d.note}" if d.note else "")

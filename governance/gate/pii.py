@@ -4,8 +4,9 @@
 rewrote with the same detector, looks at every scrubbed text again with an independent detector (no NER model),
 and returns the new table with counts per entity type (:class:`PiiStats`) for the dataset card.
 ``check_residual`` then refuses (exit 4) when the same-detector re-scan still finds more than the policy
-tolerates; the independent re-scan's counts go to the card beside it (they measure, they do not gate: its name
-lists are built for recall, so they also count capitalised words that are not names).
+tolerates, or the independent re-scan more than :mod:`governance.gate.pii_second_look` allows (a rate, measured
+on clean scrubbed text: its name lists are built for recall, so a few findings on ordinary text are expected);
+both counts go to the card.
 Texts and values stay in memory: they are never logged, written to disk, put in stats or in error messages.
 """
 
@@ -192,8 +193,12 @@ def combine_stats(first: PiiStats, second: PiiStats, rules: PiiRules) -> PiiStat
 
 
 def check_residual(stats: PiiStats, rules: PiiRules) -> None:
-    """Refuse (exit 4) when the re-scan found more PII than ``rules.residual_tolerance`` allows."""
+    """Refuse (exit 4) when the same-detector re-scan found more PII than ``rules.residual_tolerance`` allows, or
+    the independent re-scan more than the second look's rate allows."""
+    from governance.gate.pii_second_look import check_second_look
+
     if stats.residual_total <= rules.residual_tolerance:
+        check_second_look(stats.independent_residual, stats.texts_scanned, rules)
         return
     counts = ", ".join(f"{entity} {count}" for entity, count in sorted(stats.residual.items()) if count)
     raise PolicyRefusal(

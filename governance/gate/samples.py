@@ -7,14 +7,14 @@ text the model would see; nothing raw is ever shown.
 
 from __future__ import annotations
 
-import io
 import secrets
 from typing import Any
 
-from governance.crypto import MasterKey, read_encrypted_file
+from governance.crypto import MasterKey
 from governance.errors import ConfigError
 from governance.gate.approvals import card_status, check_vault
 from governance.gate.catalog import DatasetCatalog
+from governance.gate.shards import read_vault_table
 from governance.session import Session
 
 MAX_SAMPLES = 50
@@ -22,15 +22,13 @@ MAX_SAMPLES = 50
 
 def sample_scrubbed_rows(session: Session, ref: str, count: int, kek: MasterKey) -> tuple[str, list[dict[str, Any]]]:
     """``count`` rows of the stored (scrubbed) table, chosen at random; logs ``data.sampled``."""
-    import pyarrow.parquet as pq
-
     if not 1 <= count <= MAX_SAMPLES:
         raise ConfigError(f"--samples takes 1 to {MAX_SAMPLES} rows, not {count}")
     catalog = DatasetCatalog(session.workspace)
     name, version = catalog.resolve(ref)
     card = catalog.read_card(name, version)
     card_status(session.workspace, card)  # the card must be the one the log recorded
-    table = pq.read_table(io.BytesIO(read_encrypted_file(check_vault(session.workspace, card), kek)))
+    table = read_vault_table(check_vault(session.workspace, card), card, kek)
     picked = sorted(secrets.SystemRandom().sample(range(table.num_rows), min(count, table.num_rows)))
     rows = table.take(picked).to_pylist()
     session.record("data.sampled", {"dataset": card.ref, "card_digest": card.digest(), "rows": len(rows)})

@@ -101,18 +101,16 @@ def test_reports_written_logged_and_verified(trained) -> None:  # type: ignore[n
 
 def test_bias_group_counts_equal_pandas(trained) -> None:  # type: ignore[no-untyped-def]
     """The per-group counts of the model-bias report are pandas' own counts over the stored test split."""
-    import io
-
-    import pyarrow.parquet as pq
-
+    from datacards.card import DatasetCard
     from governance.crypto import load_master_key, read_encrypted_file
+    from governance.gate.shards import read_vault_table
 
     team, out = trained
     run_dir = team.workspace / "runs" / out["run_id"]
     kek = load_master_key()
     test_indices = json.loads(read_encrypted_file(run_dir / "predictions.json.enc", kek))["test_indices"]
-    frame = pq.read_table(io.BytesIO(read_encrypted_file(team.workspace / "vault/reddit/1/data.parquet.enc",
-                                                         kek))).to_pandas()
+    card = DatasetCard.model_validate(json.loads((team.workspace / "cards/reddit/1/card.json").read_text()))
+    frame = read_vault_table(team.workspace / card.vault_object, card, kek).to_pandas()
     expected = frame.iloc[test_indices]["target_group"].value_counts().to_dict()
     [column] = json.loads((run_dir / "reports/bias.json").read_text())["model_bias"]
     reported = {g["group"]: g["count"] for g in column["groups"] + column["insufficient"]}
