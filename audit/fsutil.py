@@ -5,7 +5,7 @@ a mix, and a failed write leaves no temporary file behind. Files are created own
 0700: everything govtrain writes into a workspace or the user's config folder is private to its owner.
 
 The one implementation of these primitives, in the lowest package so that the log, the trainer and the
-governance layer all use it (``governance.fsutil`` adds only the translation of errors to exit codes).
+governance layer all use it (``governance.workspace.fsutil`` adds only the translation of errors to exit codes).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A message always names the file, the field path and the reason, e.g.
 ``run config run.yaml: training.learning_rat: unknown field (did you mean 'learning_rate'?)``.
 
 It lives here, in the lowest package that loads such files (policies), so that ``policies`` imports nothing from
-``governance``; ``governance.loading`` re-exports it with the error as a ``ConfigError`` (exit 2).
+``governance``; ``governance.workspace.loading`` re-exports it with the error as a ``ConfigError`` (exit 2).
 """
 
 from __future__ import annotations

@@ -84,8 +84,8 @@ def audit_checkpoint(app: AppContext, out: Path | None) -> None:
     Keep it somewhere the workspace's owners cannot change; later, 'audit verify --checkpoint FILE'
     proves the log was only appended to since.
     """
-    from governance.fsutil import write_private_file
     from governance.trust.auditing import latest_checkpoint_text
+    from governance.workspace.fsutil import write_private_file
 
     text, checkpoint = latest_checkpoint_text(app.find_workspace())
     if out is not None:

@@ -51,8 +51,8 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
     from governance.gate.catalog import check_dataset_name
     from governance.gate.ingest import ingest_dataset
     from governance.gate.spec import load_dataset_spec
-    from governance.session import open_session
     from governance.trust.policy_registry import resolve_policy
+    from governance.trust.session import open_session
 
     check_dataset_name(name)
     dataset_spec = load_dataset_spec(spec)
@@ -160,7 +160,7 @@ def data_reject(app: AppContext, ref: str, reason: str) -> None:
 def _decide(app: AppContext, ref: str, decision: str, note: str) -> None:
     from governance.gate.approvals import decide
     from governance.gate.catalog import DatasetCatalog
-    from governance.session import open_session
+    from governance.trust.session import open_session
 
     workspace = app.find_workspace()
     name, version = DatasetCatalog(workspace).resolve(ref)
@@ -178,7 +178,7 @@ def _decide(app: AppContext, ref: str, decision: str, note: str) -> None:
 def _show_samples(app: AppContext, ref: str, count: int) -> None:
     from governance.crypto.keyring import workspace_master_key
     from governance.gate.samples import sample_scrubbed_rows
-    from governance.session import open_session
+    from governance.trust.session import open_session
 
     workspace = app.find_workspace()
     kek = workspace_master_key(workspace)

@@ -45,9 +45,9 @@ def identity_new(app: AppContext, name: str, out: Path | None) -> None:
 @pass_app
 def identity_grant(app: AppContext, name: str, role: str, pubkey: str) -> None:
     """Grant ROLE to NAME's public key (admin only; signed and logged)."""
-    from governance.session import open_session
     from governance.trust.identity import check_identity_name
     from governance.trust.roles import grant_role
+    from governance.trust.session import open_session
 
     workspace = app.find_workspace()
     check_identity_name(name)
@@ -66,8 +66,8 @@ def identity_revoke(app: AppContext, name: str, compromised: bool) -> None:
 
     Their earlier entries stay valid (and their approvals keep counting) unless --compromised.
     """
-    from governance.session import open_session
     from governance.trust.roles import revoke_role
+    from governance.trust.session import open_session
 
     workspace = app.find_workspace()
     with open_session(workspace, app.identity, ["admin"], "identity revoke") as session:

@@ -20,7 +20,7 @@ def keys_init(app: AppContext) -> None:
     Refuses to overwrite an existing key. ('govtrain init' creates one too when you have none.)
     """
     from governance.crypto import generate_master_key, write_master_key
-    from governance.userconfig import default_master_key_path
+    from governance.workspace.userconfig import default_master_key_path
 
     key = write_master_key(default_master_key_path(), generate_master_key())
     app.emit(
@@ -38,7 +38,7 @@ def keys_rotate(app: AppContext) -> None:
     again. The old key file is kept as master.key.retired-<id>.
     """
     from governance.crypto.keyring import rotate_master_key
-    from governance.session import open_session
+    from governance.trust.session import open_session
 
     workspace = app.find_workspace()
     with open_session(workspace, app.identity, ["admin"], "keys rotate") as session:

@@ -29,7 +29,7 @@ def policy_list(app: AppContext) -> None:
     try:
         workspace = app.find_workspace()
     except ConfigError:
-        from governance.loading import load_policy
+        from governance.workspace.loading import load_policy
         from policies import policy_digest, shipped_policy_names
 
         shipped = [{"name": n, "digest": policy_digest(load_policy(n)), "description": load_policy(n).description}
@@ -56,8 +56,8 @@ def policy_list(app: AppContext) -> None:
 @pass_app
 def policy_register(app: AppContext, file: Path, allow_self_approval: bool) -> None:
     """Register a policy file by its digest so ingests, approvals and runs may use it (admin; logged)."""
-    from governance.session import open_session
     from governance.trust.policy_registry import register_policy
+    from governance.trust.session import open_session
 
     workspace = app.find_workspace()
     with open_session(workspace, app.identity, ["admin"], "policy register") as session:
@@ -76,8 +76,8 @@ def policy_show(app: AppContext, ref: str) -> None:
     import yaml
 
     from governance.errors import ConfigError
-    from governance.loading import load_policy
     from governance.workspace import find_workspace
+    from governance.workspace.loading import load_policy
     from policies import policy_digest
 
     try:
@@ -102,7 +102,7 @@ def policy_show(app: AppContext, ref: str) -> None:
 @pass_app
 def policy_validate(app: AppContext, file: Path) -> None:
     """Check a policy file; exit 2 naming the first bad field."""
-    from governance.loading import load_policy
+    from governance.workspace.loading import load_policy
     from policies import policy_digest
 
     loaded = load_policy(file)

@@ -100,7 +100,7 @@ def runs_approve(app: AppContext, run_id: str) -> None:
     under a policy with release.require_approval: always). A run blocked by its policy cannot be approved.
     """
     from governance.run.release import approve_release
-    from governance.session import open_session
+    from governance.trust.session import open_session
 
     workspace = app.find_workspace()
     with open_session(workspace, app.identity, ["compliance", "admin"], "runs approve") as session:
@@ -124,7 +124,7 @@ def runs_export(app: AppContext, run_id: str, out: Path, merged: bool) -> None:
     compliance release approval ('govtrain runs approve'). Files appear in OUT only once all were verified.
     """
     from governance.run.export import export_model
-    from governance.session import open_session
+    from governance.trust.session import open_session
 
     workspace = app.find_workspace()
     with open_session(workspace, app.identity, ["engineer"], "runs export") as session:

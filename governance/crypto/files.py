@@ -17,7 +17,7 @@ from governance.crypto.header import read_header
 from governance.crypto.keys import MasterKey
 from governance.crypto.stream import DEFAULT_CHUNK_SIZE, ByteSink, EncryptingWriter, iter_decrypted_chunks
 from governance.errors import UnexpectedError
-from governance.fsutil import atomic_write, make_private_dir
+from governance.workspace.fsutil import atomic_write, make_private_dir
 
 _READ_BLOCK = 1 << 20
 

@@ -24,8 +24,8 @@ from governance.crypto import (
     write_master_key,
 )
 from governance.errors import ConfigError, IntegrityError
-from governance.userconfig import default_master_key_path
 from governance.workspace import Workspace
+from governance.workspace.userconfig import default_master_key_path
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from governance.errors import ConfigError
-from governance.fsutil import atomic_write, make_private_dir
-from governance.userconfig import default_master_key_path
+from governance.workspace.fsutil import atomic_write, make_private_dir
+from governance.workspace.userconfig import default_master_key_path
 
 ENV_VAR = "GOVTRAIN_MASTER_KEY"
 KEY_SIZE = 32

@@ -13,7 +13,7 @@ from pathlib import Path
 from governance.crypto.header import read_header, unwrap_data_key, wrap_data_key
 from governance.crypto.keys import MasterKey
 from governance.errors import ConfigError, UnexpectedError
-from governance.fsutil import atomic_write
+from governance.workspace.fsutil import atomic_write
 
 ENCRYPTED_SUFFIX = ".enc"
 _COPY_BLOCK = 1 << 20

@@ -19,10 +19,10 @@ from datacards.card import DatasetCard
 from governance.crypto import sha256_file
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal, UnexpectedError
 from governance.gate.catalog import DatasetCatalog
-from governance.session import Session
 from governance.trust import ledger as lg
 from governance.trust.policy_registry import RegisteredPolicy, registered_policy
 from governance.trust.replay import load_ledger
+from governance.trust.session import Session
 from governance.workspace import Workspace
 
 

@@ -28,8 +28,8 @@ from datacards.approval import CardDecision
 from datacards.card import DatasetCard
 from datacards.render import render_markdown
 from governance.errors import ConfigError, IntegrityError, UnexpectedError
-from governance.fsutil import fsync_dir, make_private_dir, write_private_file
 from governance.workspace import Workspace
+from governance.workspace.fsutil import fsync_dir, make_private_dir, write_private_file
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 REF = re.compile(r"^(?P<name>[^@]+)(@(?P<version>[0-9]+))?$")

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from governance.gate.validation import ValidationReport
     from governance.gate.validation_scrub import PostScrubCheck as PostScrub
 from governance.gate.spec import DatasetSpec
-from governance.session import Session
+from governance.trust.session import Session
 from policies import Policy, policy_digest
 
 Progress = Callable[[str], None]

@@ -15,7 +15,7 @@ from governance.errors import ConfigError
 from governance.gate.approvals import card_status, check_vault
 from governance.gate.catalog import DatasetCatalog
 from governance.gate.shards import read_vault_table
-from governance.session import Session
+from governance.trust.session import Session
 
 MAX_SAMPLES = 50
 

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from datacards.card import DatasetCard
 from governance.crypto import MasterKey, encrypted_file_writer, open_decrypted, sealed_sha256
 from governance.errors import ConfigError, IntegrityError
-from governance.fsutil import write_private_file
+from governance.workspace.fsutil import write_private_file
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from governance.loading import load_model_file
+from governance.workspace.loading import load_model_file
 
 LabelValue = str | int | bool
 SPDX_ID = re.compile(r"^(LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.+-]*)( (AND|OR|WITH) [A-Za-z0-9.+-]+)*$")

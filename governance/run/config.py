@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from governance.loading import load_model_file
+from governance.workspace.loading import load_model_file
 from trainer.config import Frozen, MemoryProbes, ModelSource, Task, TrainingConfig, task_problems
 
 __all__ = ["DATASET_REF", "BalancedSampling", "Bias", "Columns", "Mitigation", "PostProcessing", "Privacy", "Probes",

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from governance.crypto.keyring import workspace_master_key
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
-from governance.fsutil import make_private_dir, write_private_file
 from governance.run.folder import EncryptedRunStore, RunFolder, find_run
 from governance.run.release import ReleaseState, release_state
-from governance.session import Session
 from governance.trust.auditing import latest_checkpoint_text, prove_entry
 from governance.trust.ledger import RunRecord
+from governance.trust.session import Session
+from governance.workspace.fsutil import make_private_dir, write_private_file
 
 
 def export_model(session: Session, run_id: str, out: Path, *, merged: bool = False) -> dict[str, str]:

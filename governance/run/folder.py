@@ -25,8 +25,8 @@ from typing import Any
 from audit.timestamps import now_timestamp
 from governance.crypto import MasterKey, read_encrypted_file, write_encrypted_file
 from governance.errors import ConfigError, IntegrityError
-from governance.fsutil import make_private_dir, write_private_file
 from governance.workspace import Workspace
+from governance.workspace.fsutil import make_private_dir, write_private_file
 
 RUN_ID = re.compile(r"^run-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 

@@ -35,7 +35,7 @@ from governance.run.data import PreparedData, prepare_data
 from governance.run.folder import EncryptedRunStore, RunFolder
 from governance.run.reports import write_run_reports
 from governance.run.sources import environment, resolve_model_path
-from governance.session import Session
+from governance.trust.session import Session
 from policies import Policy, policy_digest
 
 if TYPE_CHECKING:
@@ -248,9 +248,9 @@ def run_command(
     from governance.gate.approvals import check_dataset_gate
     from governance.run.config import load_run_config
     from governance.run.folder import find_run, new_run_id
-    from governance.session import open_session
     from governance.trust.policy_registry import resolve_policy
     from governance.trust.roles import require_role
+    from governance.trust.session import open_session
 
     config = load_run_config(config_path)  # a bad config is exit 2 before anything else is looked at
     workspace = find_workspace()

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.run.folder import find_run
-from governance.session import Session
 from governance.trust.ledger import Decision, Ledger, RunRecord
 from governance.trust.policy_registry import RegisteredPolicy, registered_policy
 from governance.trust.replay import load_ledger
+from governance.trust.session import Session
 from governance.workspace import Workspace
 
 if TYPE_CHECKING:

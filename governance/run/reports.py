@@ -21,7 +21,7 @@ from governance.run.data import PreparedData
 from governance.run.folder import EncryptedRunStore, RunFolder
 from governance.run.release import judge_release
 from governance.run.sources import environment, model_folder_digest, resolve_model_path
-from governance.session import Session
+from governance.trust.session import Session
 from policies import Policy, policy_digest
 from trainer.config import PretrainedSource
 

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit.keys import Ed25519Signer
 from governance.errors import ConfigError, NotAuthorizedError
-from governance.fsutil import make_private_dir, write_private_file
-from governance.userconfig import identities_dir
+from governance.workspace.fsutil import make_private_dir, write_private_file
+from governance.workspace.userconfig import identities_dir
 
 IDENTITY_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 PASSPHRASE_ENV = "GOVTRAIN_PASSPHRASE"

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from audit.timestamps import now_timestamp
 from governance.errors import ConfigError, IntegrityError
-from governance.fsutil import write_private_file
-from governance.userconfig import config_dir
+from governance.workspace.fsutil import write_private_file
+from governance.workspace.userconfig import config_dir
 
 ROOT_EXTENSION = "govtrain-root "  # the signed extension line every checkpoint carries: "govtrain-root <key id>"
 

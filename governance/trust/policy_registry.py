@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
-from governance.fsutil import make_private_dir, write_private_file
-from governance.loading import load_policy, validate_model
 from governance.trust.ledger import Ledger, PolicyRegistration
 from governance.trust.replay import load_ledger, read_cache_json
 from governance.workspace import Workspace
+from governance.workspace.fsutil import make_private_dir, write_private_file
+from governance.workspace.loading import load_policy, validate_model
 from policies import Policy, policy_digest, shipped_policy_names
 
 if TYPE_CHECKING:
-    from governance.session import Session
+    from governance.trust.session import Session
 
 
 @dataclass(frozen=True)

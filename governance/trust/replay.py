@@ -26,11 +26,11 @@ from audit.errors import AuditError, AuditIntegrityError
 from audit.log import AuditLog
 from audit.verify import VerifyReport, Witness, verify_log
 from governance.errors import IntegrityError
-from governance.fsutil import make_private_dir, write_private_file
 from governance.trust.ledger import EVENT_ROLES, Ledger, Member
 from governance.trust.pins import ROOT_EXTENSION, check_pin, checkpoint_root
-from governance.userconfig import config_dir
 from governance.workspace import Workspace
+from governance.workspace.fsutil import make_private_dir, write_private_file
+from governance.workspace.userconfig import config_dir
 
 _MEMO: dict[str, tuple[tuple[int, int, int, int], Ledger]] = {}
 

@@ -18,11 +18,11 @@ from governance.errors import ConfigError, GovtrainError, NotAuthorizedError
 from governance.trust.identity import load_identity
 from governance.trust.ledger import PUBLIC_KEY_PREFIX, Member, Role
 from governance.trust.replay import load_ledger, replay_log, write_identity_cache
-from governance.userconfig import identities_dir
 from governance.workspace import Workspace
+from governance.workspace.userconfig import identities_dir
 
 if TYPE_CHECKING:
-    from governance.session import Session
+    from governance.trust.session import Session
 
 
 def format_public_key(public: Ed25519PublicKey) -> str:

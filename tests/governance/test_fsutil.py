@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from governance.errors import ConfigError
-from governance.fsutil import atomic_write, make_private_dir, make_tree_private
+from governance.workspace.fsutil import atomic_write, make_private_dir, make_tree_private
 
 
 def test_replaces_content_with_mode_0600(tmp_path: Path) -> None:

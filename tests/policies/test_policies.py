@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance.errors import ConfigError
-from governance.loading import parse_yaml_mapping, validate_model
+from governance.workspace.loading import parse_yaml_mapping, validate_model
 from policies import ModelFileError, Policy, load_policy, policy_digest, shipped_policy_names
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"

@@ -24,7 +24,7 @@ from governance.crypto.keys import (
     write_master_key,
 )
 from governance.errors import ConfigError
-from governance.userconfig import default_master_key_path
+from governance.workspace.userconfig import default_master_key_path
 
 
 def _secret_forms(key: bytes) -> list[str]:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance.errors import ConfigError
-from governance.loading import parse_yaml_mapping, validate_model
 from governance.run.config import RunConfig, load_run_config
+from governance.workspace.loading import parse_yaml_mapping, validate_model
 
 REPO = Path(__file__).resolve().parents[3]
 VALID = {

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 
 from audit.timestamps import now_timestamp
 from governance.errors import ConfigError
-from governance.fsutil import make_private_dir, write_private_file
-from governance.loading import load_model_file
+from governance.workspace.fsutil import make_private_dir, write_private_file
+from governance.workspace.loading import load_model_file
 
 WORKSPACE_DIRNAME = ".govtrain"
 SUBDIRS = ("vault", "cards", "runs", "policies", "audit", "audit/checkpoints")

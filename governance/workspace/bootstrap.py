@@ -7,8 +7,6 @@ from pathlib import Path
 
 from governance.crypto import MasterKey
 from governance.crypto.keyring import load_or_create_master_key
-from governance.loading import load_policy
-from governance.session import Session
 from governance.trust.identity import (
     check_identity_name,
     create_identity,
@@ -19,7 +17,9 @@ from governance.trust.identity import (
 from governance.trust.pins import pin_workspace
 from governance.trust.replay import replay_log, write_identity_cache
 from governance.trust.roles import format_public_key
+from governance.trust.session import Session
 from governance.workspace import Workspace, create_workspace
+from governance.workspace.loading import load_policy
 from policies import policy_digest, shipped_policy_names
 
 

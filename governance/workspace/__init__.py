@@ -1,0 +1,9 @@
+"""The workspace: its folder layout and manifest (``layout``), creating one with its genesis entry
+(``bootstrap``), a person's own folder outside it (``userconfig``), private atomic files (``fsutil``) and the
+YAML loader mapping a bad file to exit 2 (``loading``)."""
+
+from __future__ import annotations
+
+from governance.workspace.layout import Workspace, create_workspace, find_workspace, workspace_target
+
+__all__ = ["Workspace", "create_workspace", "find_workspace", "workspace_target"]
