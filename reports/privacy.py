@@ -149,6 +149,9 @@ class GeneratedPii(ReportModel):
 
     samples: int = Field(ge=0)
     findings: dict[str, int] = Field(description="Entity type -> findings.")
+    samples_with_findings: int | None = Field(None, ge=0, description="Samples holding at least one finding.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Most tokens generated per sample.")
+    detector: str | None = Field(None, description="The detector configuration's digest (as on dataset cards).")
 
 
 class DifferentialPrivacy(ReportModel):

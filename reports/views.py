@@ -325,8 +325,14 @@ def privacy_blocks(report: PrivacyReport) -> list[Block]:
                 (e.k, e.m, e.sequences, e.extracted, _rate(e.rate)) for e in report.extraction))]
     if report.generated_pii is not None:
         g = report.generated_pii
+        with_findings = "" if g.samples_with_findings is None else \
+            f"; {g.samples_with_findings} of them hold at least one finding"
+        length = "" if g.max_new_tokens is None else f" of up to {g.max_new_tokens} tokens"
         blocks += [Heading("PII in generated text"), Paragraph(
-            f"Findings of the project's PII detector in {g.samples} unconditioned samples (counts only)."),
+            f"Findings of the policy's PII detector (the one that scrubs datasets) in {g.samples} unconditioned "
+            f"samples{length} from the model, sampled at temperature 1 from the start token{with_findings}. Counts "
+            "only: the samples are never stored. Names the model invents count too, so read this beside the "
+            "extraction and canary results, not as proof of memorisation."),
             Table(("entity type", "findings"), tuple(sorted(g.findings.items())))]
     if report.canaries is not None:
         blocks += [Heading("Canary exposure"), Paragraph(

@@ -158,3 +158,40 @@ def extraction_matches(
         out.append(generated[0, prefix:prefix + suffix].tolist() == ids[prefix:prefix + suffix])
     model.train(was_training)
     return out
+
+
+def sample_texts(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    count: int,
+    *,
+    max_new_tokens: int,
+    seed: int,
+    batch_size: int = 16,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[str]:
+    """``count`` unconditioned samples (ancestral sampling at temperature 1 from the start token), decoded without
+    special tokens: what the model emits when nobody prompts it. Seeded, without touching the global generators'
+    state for the caller. The texts are for a detector to count findings in, never to be stored or shown."""
+    limit = _position_limit(model, tokenizer, None)
+    if count < 1 or limit < 2:
+        return []
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else separator_id(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else start
+    device = _device(model)
+    was_training = model.training
+    model.eval()
+    texts: list[str] = []
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for first in range(0, count, batch_size):
+            n = min(batch_size, count - first)
+            prompt = torch.full((n, 1), start, dtype=torch.long, device=device)
+            with _autocast(device, autocast_dtype), torch.no_grad():
+                out = model.generate(  # type: ignore[operator]
+                    input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0, top_p=1.0,
+                    temperature=1.0, max_new_tokens=min(max_new_tokens, limit - 1), pad_token_id=pad)
+            texts += tokenizer.batch_decode(out[:, 1:], skip_special_tokens=True)
+    model.train(was_training)
+    return texts

@@ -69,6 +69,10 @@ class Privacy(MemoryProbes):
     """What the privacy report measures about the trained model's memory of its training data: the trainer's
     probes, and canaries."""
 
+    generated_samples: int = Field(
+        50, ge=0, le=2000, description="causal-lm: unconditioned samples generated after training, in which the PII "
+                                       "detector of the policy counts findings by type (never stored; 0: none).")
+    generated_tokens: int = Field(64, ge=1, le=2048, description="Most new tokens per generated sample.")
     canaries: bool = Field(
         False, description="causal-lm: plant random secrets (SSN-like, phone, e-mail; 1, 4 and 16 times) in the "
                            "training stream, in memory only, and report each one's exposure. Makes the run an audit "
@@ -76,7 +80,7 @@ class Privacy(MemoryProbes):
 
     def probes(self) -> MemoryProbes:
         """The trainer's part of this section."""
-        return MemoryProbes(**self.model_dump(exclude={"canaries"}))
+        return MemoryProbes(**self.model_dump(include=set(MemoryProbes.model_fields)))
 
 
 class BalancedSampling(Frozen):

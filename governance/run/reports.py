@@ -331,6 +331,7 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
                             extraction=extraction, dp=dp, max_epsilon=rules.max_epsilon,
                             max_extraction_rate=rules.max_extraction_rate if config.task == "causal-lm" else None,
                             action=rules.action, unjudged=rules.unjudged)
+    generated = _generated_pii(config, policy, store) if config.task == "causal-lm" else None
     exposures = None
     if canaries:
         from governance.run.canaries import CANDIDATES
@@ -343,7 +344,32 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
             canaries, lambda texts: sequence_losses(model, tokenizer, texts, max_length=config.training.block_size,
                                                     batch_size=config.training.batch_size))]
     return PrivacyReport(run_id=run_id, membership=inference, extraction=extraction or None, canaries=exposures,
-                         differential_privacy=dp, verdict=verdict)
+                         generated_pii=generated, differential_privacy=dp, verdict=verdict)
+
+
+def _generated_pii(config: RunConfig, policy: Policy, store: EncryptedRunStore) -> Any:
+    """How many PII findings the policy's own detector makes in unconditioned samples from the trained model, by
+    entity type; the samples live in memory only."""
+    if config.privacy.generated_samples == 0:
+        return None
+    from collections import Counter
+
+    from governance.gate.pii import load_pii_engine
+    from governance.gate.pii_recall import detector_digest
+    from governance.gate.pii_scan import find_pii
+    from reports.privacy import GeneratedPii
+    from trainer.inference import sample_texts
+
+    model, tokenizer = load_trained_model(store, config)
+    texts = sample_texts(model, tokenizer, config.privacy.generated_samples,
+                         max_new_tokens=config.privacy.generated_tokens, seed=config.training.seed)
+    engine = load_pii_engine(policy.pii)
+    found = find_pii(texts, engine)
+    counts = Counter(result.entity_type for results in found for result in results)
+    return GeneratedPii(samples=len(texts), findings={e: counts.get(e, 0) for e in policy.pii.entities},
+                        samples_with_findings=sum(1 for results in found if results),
+                        max_new_tokens=config.privacy.generated_tokens,
+                        detector=detector_digest(policy.pii, engine.info))
 
 
 def _last_val_loss(history: Any) -> float | None:

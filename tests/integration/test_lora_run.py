@@ -119,6 +119,11 @@ def test_canaries_measure_exposure_and_make_an_audit_run(team: Team, tmp_path: P
         (f, r) for f in ("ssn", "phone", "email") for r in (1, 4, 16))
     assert all(c["candidates"] == 1000 for c in privacy["canaries"])  # how the rank was estimated is stated
     assert all(0 <= c["exposure"] <= 11 for c in privacy["canaries"])  # at most log2(1001) from 1,000 candidates
+    generated = privacy["generated_pii"]  # the policy's detector over 50 unconditioned samples: counts only
+    assert generated["samples"] == 50 and generated["max_new_tokens"] == 64
+    assert set(generated["findings"]) == set(yaml.safe_load((REPO / "policies/default.yaml").read_text())
+                                             ["pii"]["entities"])
+    assert 0 <= generated["samples_with_findings"] <= 50
     for path in team.workspace.rglob("*"):
         if path.is_file() and not path.name.endswith(".enc"):
             assert b"social security number is" not in path.read_bytes(), path

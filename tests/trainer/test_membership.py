@@ -40,3 +40,27 @@ def test_extraction_probe_finds_a_memorised_text(shared_data: Path) -> None:
 def _same_splits(texts: list[str]) -> TextSplits:
     """Train on ``texts``; validate and test on the first (memorisation is the point here)."""
     return TextSplits(texts, texts[:1], texts[:1])
+
+
+def test_unconditioned_samples_are_seeded_and_leave_the_global_generator_alone(shared_data: Path) -> None:
+    """What the privacy report's PII count reads: seeded samples (same seed, same texts), as many as asked, and
+    the caller's random state is as it was (a later resume or dropout draw does not shift)."""
+    import torch
+
+    from trainer.inference import sample_texts
+    from trainer.modeling import load_saved_model
+    from trainer.tokenization import tokenizer_from_files
+
+    store = MemoryArtifactStore()
+    train(tiny_lm(max_steps=20, eval_every=20, learning_rate=1e-2), shakespeare_splits(shared_data, 60),
+          store=store, events=RecordingEventSink(), quiet=True)
+    model = load_saved_model({n: store.read(f"model/{n}") for n in ("config.json", "model.safetensors")},
+                             "causal-lm", None)
+    tokenizer = tokenizer_from_files({n: store.read(f"model/{n}") for n in ("tokenizer.json", "tokenizer_config.json")})
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = sample_texts(model, tokenizer, 5, max_new_tokens=24, seed=7, batch_size=2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert len(first) == 5 and any(text.strip() for text in first)
+    assert sample_texts(model, tokenizer, 5, max_new_tokens=24, seed=7, batch_size=2) == first
+    assert sample_texts(model, tokenizer, 5, max_new_tokens=24, seed=8, batch_size=2) != first
