@@ -134,9 +134,10 @@ def extraction_matches(
     prefix: int,
     suffix: int,
     autocast_dtype: torch.dtype | None = None,
-) -> list[bool]:
-    """For each text at least ``prefix + suffix`` tokens long: does greedy decoding from its first ``prefix``
-    tokens reproduce its next ``suffix`` tokens exactly? (The extraction test of "Quantifying Memorization".)
+) -> list[int]:
+    """For each text at least ``prefix + suffix`` tokens long: how many of its next ``suffix`` tokens greedy
+    decoding from its first ``prefix`` tokens reproduces before the first miss (``suffix``: all of them, the
+    extraction test of "Quantifying Memorization"; ``>= m`` answers the test for any shorter ``m`` at once).
     Shorter texts are left out, so the list may be shorter than ``texts``; a model whose context is shorter than
     ``prefix + suffix`` cannot be probed (empty list)."""
     if prefix + suffix > _position_limit(model, tokenizer, None):
@@ -145,7 +146,7 @@ def extraction_matches(
     was_training = model.training
     model.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else separator_id(tokenizer)
-    out: list[bool] = []
+    out: list[int] = []
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) < prefix + suffix:
@@ -155,7 +156,8 @@ def extraction_matches(
             generated = model.generate(  # type: ignore[operator]
                 input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=suffix, min_new_tokens=suffix,
                 do_sample=False, pad_token_id=pad)
-        out.append(generated[0, prefix:prefix + suffix].tolist() == ids[prefix:prefix + suffix])
+        produced, wanted = generated[0, prefix:prefix + suffix].tolist(), ids[prefix:prefix + suffix]
+        out.append(next((i for i, (a, b) in enumerate(zip(produced, wanted, strict=True)) if a != b), suffix))
     model.train(was_training)
     return out
 

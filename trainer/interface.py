@@ -154,8 +154,9 @@ class TrainResult:
     artifact_digests: dict[str, str]
     """Digest the store returned for each final model file (``model/...``)."""
     resumed_from_step: int | None = None
-    extraction: tuple[bool, ...] = ()
-    """Causal LM: per probed training text (long enough), whether greedy decoding reproduced its continuation."""
+    extraction: tuple[int, ...] = ()
+    """Causal LM: per probed training text (long enough), how many tokens of its continuation greedy decoding
+    reproduced before the first miss (``extraction_suffix``: all)."""
     member_losses: tuple[float, ...] = ()
     """Per-example loss of the first ``membership_sample`` training examples (for the membership-inference
     test; empty when it is off). Non-members are the test split (``test_predictions``/``test_example_losses``)."""

@@ -222,7 +222,7 @@ def _train(
     predictions: tuple[ClassPrediction, ...] = ()
     example_losses: tuple[float, ...] = ()
     members: tuple[float, ...] = ()
-    extraction: tuple[bool, ...] = ()
+    extraction: tuple[int, ...] = ()
     digests: dict[str, str] = {}
     if dist.is_main:
         if classification and splits.test:

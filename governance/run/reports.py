@@ -323,12 +323,17 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
             nonmember_groups={c: [g[i] for i in keep] for c, g in test_groups.items()} or None)
     extraction = []
     if config.task == "causal-lm" and result.extraction:
-        extraction = [extraction_rate(list(result.extraction), k=config.privacy.extraction_prefix,
-                                      m=config.privacy.extraction_suffix, confidence=rules.confidence)]
+        # One greedy continuation per text answers every m up to the configured one: the report lists m/4, m/2
+        # and m; the policy judges the configured (k, m).
+        k, m = config.privacy.extraction_prefix, config.privacy.extraction_suffix
+        extraction = [extraction_rate([matched >= length for matched in result.extraction], k=k, m=length,
+                                      confidence=rules.confidence)
+                      for length in sorted({max(1, m // 4), max(1, m // 2), m})]
     dp = (DifferentialPrivacy.model_validate(dataclasses.asdict(result.differential_privacy))
           if result.differential_privacy is not None else None)
     verdict = judge_privacy(inference, max_auc=rules.max_membership_auc, confidence=rules.confidence,
-                            extraction=extraction, dp=dp, max_epsilon=rules.max_epsilon,
+                            extraction=[e for e in extraction if e.m == config.privacy.extraction_suffix],
+                            dp=dp, max_epsilon=rules.max_epsilon,
                             max_extraction_rate=rules.max_extraction_rate if config.task == "causal-lm" else None,
                             action=rules.action, unjudged=rules.unjudged)
     generated = _generated_pii(config, policy, store) if config.task == "causal-lm" else None

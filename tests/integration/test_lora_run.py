@@ -36,6 +36,7 @@ def test_lora_run_exports_adapters_and_the_merged_model(team: Team, tmp_path: Pa
     config.update(dataset="plays", model={"kind": "pretrained", "path": str(base),
                                           "adapter": {"kind": "lora", "r": 4, "alpha": 8}})
     config["training"].update(epochs=1, max_steps=4, batch_size=4, block_size=32, eval_every=2)
+    config["privacy"] = {"extraction_prefix": 8, "extraction_suffix": 8}  # within the 32-token context
     (tmp_path / "lora.yaml").write_text(yaml.safe_dump(config))
     result = team.as_("erin", "--json", "run", str(tmp_path / "lora.yaml"))
     assert result.exit_code == 0, result.stderr
@@ -46,6 +47,11 @@ def test_lora_run_exports_adapters_and_the_merged_model(team: Team, tmp_path: Pa
     assert "model/model.safetensors" not in finished["model_digests"]  # only the adapters were trained and kept
     card = json.loads((team.workspace / "runs" / run_id / "reports/transparency.json").read_text())
     assert '"adapter"' in json.dumps(card) and "lora" in json.dumps(card)
+    privacy = json.loads((team.workspace / "runs" / run_id / "reports/privacy.json").read_text())
+    # One greedy continuation per probed text answers m = 2, 4 and 8 at k = 8 (privacy.extraction_*).
+    assert [(e["k"], e["m"]) for e in privacy["extraction"]] == [(8, 2), (8, 4), (8, 8)]
+    rates = [e["extracted"] / e["sequences"] for e in privacy["extraction"]]
+    assert rates == sorted(rates, reverse=True)  # reproducing fewer tokens is never rarer
 
     out = tmp_path / "release"
     refused = team.as_("erin", "runs", "export", run_id, "--out", str(out), "--merged")
