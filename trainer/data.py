@@ -64,9 +64,10 @@ def encode_instructions(
     """Prompt/response pairs as single examples whose loss counts only the response (and its end token).
 
     The prompt is laid out with the tokenizer's chat template when it has one (a user turn and the generation
-    prompt), else as the prompt text and a newline. A pair truncated to ``max_length`` keeps its prompt's start;
-    one whose response is cut away entirely keeps its place (so examples stay aligned with their rows) but
-    counts for nothing: no token of it is a target.
+    prompt), else as the prompt text and a newline. A pair longer than ``max_length`` keeps as much of its response as
+    fits after the whole prompt, but never less than half of ``max_length`` (the prompt's start fills the rest), so
+    every example has targets: cutting the response away instead would leave examples that teach nothing and a
+    test split whose loss is taken over no tokens.
     """
     end = separator_id(tokenizer)
     ids: list[list[int]] = []
@@ -78,8 +79,11 @@ def encode_instructions(
         else:
             prompt_ids = tokenizer(prompt + "\n", add_special_tokens=False)["input_ids"]
         response_ids = [*tokenizer(response, add_special_tokens=False)["input_ids"], end]
-        row = (prompt_ids + response_ids)[:max_length]
-        mask = ([0] * len(prompt_ids) + [1] * len(response_ids))[:max_length]
+        if len(prompt_ids) + len(response_ids) > max_length:
+            response_ids = response_ids[:max(max_length - len(prompt_ids), min(len(response_ids), max_length // 2))]
+            prompt_ids = prompt_ids[:max_length - len(response_ids)]
+        row = prompt_ids + response_ids
+        mask = [0] * len(prompt_ids) + [1] * len(response_ids)
         ids.append(row)
         masks.append(mask)
     return Encoded(ids, None, masks)

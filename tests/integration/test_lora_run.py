@@ -139,3 +139,31 @@ def test_canaries_measure_exposure_and_make_an_audit_run(team: Team, tmp_path: P
     refused = team.as_("erin", "runs", "export", run_id, "--out", str(tmp_path / "out"))
     assert refused.exit_code == 4 and "audit run" in refused.stderr
     assert team.as_("carol", "runs", "approve", run_id).exit_code == 4
+
+
+def test_the_example_fine_tunes_a_llama_with_lora_on_instruction_data(team: Team, tmp_path: Path,
+                                                                      shared_data: Path) -> None:
+    """examples/llama-lora-instructions.yaml, governed like every run: real e-mails (subject lines as responses)
+    through the gate, then LoRA on a local Llama base (a tiny one built here: none can be downloaded)."""
+    lines = (shared_data / "aeslc-enron-dev/aeslc_enron_dev.jsonl").read_text().splitlines()[:160]
+    (tmp_path / "enron.jsonl").write_text("\n".join(lines) + "\n")
+    ingest = team.as_("erin", "data", "ingest", str(tmp_path / "enron.jsonl"), "--name", "enron-subjects",
+                      "--spec", str(REPO / "examples/enron-subjects-spec.yaml"))
+    assert ingest.exit_code == 0, ingest.stderr
+    assert team.as_("carol", "data", "approve", "enron-subjects").exit_code == 0
+    bodies = [json.loads(line)["body"] for line in lines]
+    base = tiny_llama_base(tmp_path / "llama", bodies)
+    config = yaml.safe_load((REPO / "examples/llama-lora-instructions.yaml").read_text())
+    config["model"]["path"] = str(base)
+    config["training"].update(max_steps=4, batch_size=4, block_size=96, eval_every=2, checkpoint_every=2)
+    config["privacy"] = {"membership_sample": 40, "extraction_prefix": 8, "extraction_suffix": 8,
+                         "generated_samples": 8}
+    (tmp_path / "sft.yaml").write_text(yaml.safe_dump(config))
+    result = team.as_("erin", "--json", "run", str(tmp_path / "sft.yaml"))
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["steps"] == 4 and out["test_metrics"]["perplexity"] > 1.0
+    finished = next(json.loads(line)["payload"] for line in (team.workspace / "audit/log.jsonl").read_text()
+                    .splitlines() if '"run.finished"' in line and out["run_id"] in line)
+    assert "model/adapter_model.safetensors" in finished["model_digests"]
+    assert team.as_("carol", "report", "verify", out["run_id"]).exit_code == 0

@@ -31,9 +31,15 @@ def test_only_response_tokens_are_targets(shared_data: Path) -> None:
     response = tokenizer("First Citizen", add_special_tokens=False)["input_ids"]
     assert encoded.input_ids[0] == [*prompt, *response, tokenizer.eos_token_id]
     assert encoded.loss_mask == [[0] * len(prompt) + [1] * (len(response) + 1)]
-    # Truncation keeps the example (aligned with its row) but a response cut away counts for nothing.
+    # A long prompt is cut, never the response: every example keeps its targets.
     cut = encode_instructions(tokenizer, ["Who speaks? " * 40], ["First Citizen"], max_length=16)
-    assert len(cut.input_ids[0]) == 16 and sum(cut.loss_mask[0]) == 0  # type: ignore[index]
+    assert len(cut.input_ids[0]) == 16 and cut.input_ids[0][-len(response) - 1:] == [*response, tokenizer.eos_token_id]
+    assert sum(cut.loss_mask[0]) == len(response) + 1  # type: ignore[index]
+    # A response longer than the block keeps what fits after the prompt, never less than half the block.
+    long = encode_instructions(tokenizer, ["Who speaks?"], ["First Citizen " * 40], max_length=16)
+    assert len(long.input_ids[0]) == 16 and sum(long.loss_mask[0]) == max(16 - len(prompt), 8)  # type: ignore[index]
+    both = encode_instructions(tokenizer, ["Who speaks? " * 40], ["First Citizen " * 40], max_length=16)
+    assert sum(both.loss_mask[0]) == 8 and both.loss_mask[0][:8] == [0] * 8  # type: ignore[index]
 
 
 def test_chat_template_lays_out_the_prompt(shared_data: Path) -> None:
