@@ -70,10 +70,12 @@ def cell_targets(groups: Sequence[str], labels: Sequence[str]) -> dict[tuple[str
         n_g[g] = n_g.get(g, 0) + 1
         n_y[y] = n_y.get(y, 0) + 1
         n_gy[(g, y)] = n_gy.get((g, y), 0) + 1
-    exact = {(g, y): n_g[g] * n_y[y] / n for g in sorted(n_g) for y in sorted(n_y) if n_gy.get((g, y), 0) > 0}
-    targets = {cell: int(np.floor(value)) for cell, value in exact.items()}
-    short = round(sum(exact.values())) - sum(targets.values())
-    for cell in sorted(exact, key=lambda c: (-(exact[c] - targets[c]), c))[:max(short, 0)]:
+    # Integer arithmetic (numerators over n), so the total and the remainders never depend on float summing order.
+    numerators = {(g, y): n_g[g] * n_y[y] for g in sorted(n_g) for y in sorted(n_y) if n_gy.get((g, y), 0) > 0}
+    targets = {cell: value // n for cell, value in numerators.items()}
+    total = (2 * sum(numerators.values()) + n) // (2 * n)  # the exact total, rounded half up
+    short = total - sum(targets.values())
+    for cell in sorted(numerators, key=lambda c: (-(numerators[c] % n), c))[:max(short, 0)]:
         targets[cell] += 1
     return targets
 
