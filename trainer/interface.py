@@ -147,7 +147,9 @@ class TrainResult:
     train_time_s: float
     """Seconds inside the optimisation loop in this process (excluding set-up and testing)."""
     samples_per_s: float
-    """Training examples (or blocks), summed over processes, per second of ``train_time_s``."""
+    """Training examples (or blocks), summed over processes, per second of optimisation: ``train_time_s`` less the
+    time spent evaluating and checkpointing inside the loop (what a Hugging Face Trainer's
+    ``train_samples_per_second`` measures without evaluation or saving)."""
     overfitting_alarm: bool
     overfitting_alarm_step: int | None
     parameter_count: int

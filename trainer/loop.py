@@ -184,6 +184,7 @@ def _train(
     # --- the loop: step, evaluate every eval_every steps, checkpoint every checkpoint_every ---------------
     progress = state.progress
     loop_start, samples, window_start = time.perf_counter(), 0, (time.perf_counter(), 0)
+    pauses = 0.0  # seconds spent evaluating and checkpointing: not optimisation, left out of samples_per_s
     while progress.step < total_steps and not progress.stopped_early:
         # The epoch's batches from the next window on: rebuilt from seed and epoch, so a resume continues exactly.
         batches.set_epoch(progress.epoch, progress.window * t.gradient_accumulation)
@@ -204,8 +205,11 @@ def _train(
                 window_start = (now, samples)
                 evaluate_and_track(state, run, lr=lr, epoch=progress.epoch + progress.window / steps_per_epoch,
                                    throughput=throughput)
+                pauses += time.perf_counter() - now
             if progress.step % t.checkpoint_every == 0 or progress.step == total_steps or progress.stopped_early:
+                paused = time.perf_counter()
                 save_checkpoint(state, run)
+                pauses += time.perf_counter() - paused
             if progress.stopped_early or progress.step >= total_steps:
                 break
     train_time = time.perf_counter() - loop_start
@@ -254,7 +258,7 @@ def _train(
         test_example_losses=example_losses, device=runtime.name, world_size=dist.world_size,
         effective_batch_size=t.batch_size * t.gradient_accumulation * dist.world_size,
         wall_time_s=time.perf_counter() - wall_start, train_time_s=train_time,
-        samples_per_s=samples * dist.world_size / train_time if train_time > 0 and samples else 0.0,
+        samples_per_s=samples * dist.world_size / (train_time - pauses) if train_time > pauses and samples else 0.0,
         overfitting_alarm=state.alarm.fired, overfitting_alarm_step=state.alarm.fired_step,
         parameter_count=count_parameters(model), artifact_digests=digests, resumed_from_step=resumed_from,
         member_losses=members, extraction=extraction,
@@ -428,11 +432,15 @@ def _encode(config: TrainConfig, tokenizer: PreTrainedTokenizerBase, splits: Tex
 
 
 def _optimizer(model: torch.nn.Module, t: TrainingConfig) -> torch.optim.Optimizer:
-    """AdamW; weight decay on matrices only, since decaying biases and norm gains only hurts (as in nanoGPT)."""
+    """AdamW; weight decay on matrices only, since decaying biases and norm gains only hurts (as in nanoGPT). The
+    fused kernel (one pass over every parameter, on CPU and CUDA) where this torch has it for these parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=t.learning_rate)
+    try:
+        return torch.optim.AdamW(groups, lr=t.learning_rate, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device or dtype the fused kernel does not support
+        return torch.optim.AdamW(groups, lr=t.learning_rate)
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, t: TrainingConfig, total_steps: int) -> Any:
