@@ -45,8 +45,8 @@ def identity_new(app: AppContext, name: str, out: Path | None) -> None:
 @pass_app
 def identity_grant(app: AppContext, name: str, role: str, pubkey: str) -> None:
     """Grant ROLE to NAME's public key (admin only; signed and logged)."""
+    from governance.trust.grants import grant_role
     from governance.trust.identity import check_identity_name
-    from governance.trust.roles import grant_role
     from governance.trust.session import open_session
 
     workspace = app.find_workspace()
@@ -66,7 +66,7 @@ def identity_revoke(app: AppContext, name: str, compromised: bool) -> None:
 
     Their earlier entries stay valid (and their approvals keep counting) unless --compromised.
     """
-    from governance.trust.roles import revoke_role
+    from governance.trust.grants import revoke_role
     from governance.trust.session import open_session
 
     workspace = app.find_workspace()
