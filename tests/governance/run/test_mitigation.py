@@ -325,3 +325,28 @@ def test_dry_run_states_the_mitigation_and_export_ships_the_thresholds(runs: Any
     thresholds = mit.GroupThresholds.from_json((tmp_path / "release" / "group_thresholds.json").read_bytes())
     assert thresholds.column == "target_group" and len(thresholds.rules) == 5
     assert "needs the sensitive attribute target_group" in (tmp_path / "release" / "MODEL_CARD.md").read_text()
+
+
+def test_swapped_thresholds_are_caught_before_anyone_relies_on_them(runs: Any, tmp_path: Path) -> None:
+    """Insider: after the run, the engineer replaces the stored per-group thresholds (which decide what the released
+    model predicts) with another file encrypted under the same key. The digest logged with the model files catches
+    it: report verify and export both refuse (exit 5), and the export leaves nothing behind."""
+    from governance.crypto import load_master_key, read_encrypted_file, write_encrypted_file
+
+    team, outs = runs
+    run_id = outs["post"]["run_id"]
+    if json.loads(team.as_("carol", "--json", "runs", "show", run_id).stdout)["run"]["release"]["releasable"] is not True:
+        assert team.as_("carol", "runs", "approve", run_id).exit_code == 0  # released as it was judged
+    path = team.workspace / "runs" / run_id / f"{mit.THRESHOLDS_FILE}.enc"
+    original = path.read_bytes()
+    stored = json.loads(read_encrypted_file(path, load_master_key()))
+    forged = json.dumps({**stored, "rules": {group: stored["rules"][group] for group in sorted(stored["rules"])[:1]}})
+    try:
+        write_encrypted_file(path, forged.encode(), load_master_key())
+        verified = team.as_("carol", "report", "verify", run_id)
+        assert verified.exit_code == 5 and mit.THRESHOLDS_FILE in verified.stderr
+        exported = team.as_("erin", "runs", "export", run_id, "--out", str(tmp_path / "forged"))
+        assert exported.exit_code == 5 and not (tmp_path / "forged").exists()
+    finally:
+        path.write_bytes(original)
+    assert team.as_("carol", "report", "verify", run_id).exit_code == 0
