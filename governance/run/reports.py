@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,9 +33,21 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+_LOADED: weakref.WeakKeyDictionary[EncryptedRunStore, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+
+
 def load_trained_model(store: EncryptedRunStore, config: RunConfig) -> tuple[Any, Any]:
     """The final model and tokenizer, decrypted into memory from the run's ``model/`` files and rebuilt strictly
-    (a missing weight is an error, never silently left at its initial value)."""
+    (a missing weight is an error, never silently left at its initial value). Built once per run store: the report
+    steps that score with the model (mitigation, CrowS-Pairs, canaries, generated text) share it, and it is freed
+    with the store."""
+    if store in _LOADED:
+        return _LOADED[store]
+    _LOADED[store] = loaded = _rebuild(store, config)
+    return loaded
+
+
+def _rebuild(store: EncryptedRunStore, config: RunConfig) -> tuple[Any, Any]:
     from trainer.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
     from trainer.modeling import load_saved_model
     from trainer.tokenization import tokenizer_from_files
