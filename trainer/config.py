@@ -42,6 +42,10 @@ class LoraAdapter(Frozen):
     target_modules: tuple[str, ...] | None = Field(
         None, min_length=1, description="Modules to adapt (e.g. [q_proj, v_proj]); omitted: every linear layer but "
                                         "the output head.")
+    quantize: Literal["4bit", "8bit"] | None = Field(
+        None, description="QLoRA: load the frozen base quantized by bitsandbytes (4bit: NF4 with double quantization "
+                          "and bf16 compute; 8bit: LLM.int8). Needs a CUDA device and the 'qlora' extra; refused "
+                          "elsewhere. Null: the base in full precision.")
 
 
 class PretrainedSource(Frozen):
@@ -147,6 +151,15 @@ class TrainingConfig(Frozen):
                                     "only take cores from the model on a CPU-only machine. Raise it on a GPU machine.")
     differential_privacy: DifferentialPrivacyConfig | None = Field(
         None, description="Train with DP-SGD to a target (epsilon, delta); null: ordinary training.")
+    parallelism: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="Under torchrun: ddp replicates the model on every process (small models); fsdp shards "
+                           "parameters, gradients and optimizer state over the processes (PyTorch's fully_shard, one "
+                           "unit per transformer block) for models that do not fit one device, with sharded encrypted "
+                           "checkpoints. Ignored in a single process.")
+    deterministic: bool = Field(
+        True, description="On CUDA: deterministic algorithms (torch.use_deterministic_algorithms, cuBLAS workspace "
+                          "config, no cuDNN benchmarking), so a resumed run repeats an uninterrupted one; false trades "
+                          "that for speed. CPU training is deterministic either way.")
 
 
 class MemoryProbes(Frozen):
@@ -170,6 +183,9 @@ def task_problems(task: str, model: PretrainedSource | FromConfigSource, trainin
     if training.early_stopping.metric not in allowed:
         problems.append(f"training.early_stopping.metric: {training.early_stopping.metric!r} is not one of "
                         f"{sorted(allowed)} for task {task}")
+    if training.parallelism == "fsdp" and isinstance(model, PretrainedSource) and model.adapter is not None \
+            and model.adapter.quantize is not None:
+        problems.append("model.adapter.quantize: QLoRA runs with parallelism ddp (quantized weights are not sharded)")
     return problems + dp_problems(training)
 
 

@@ -33,7 +33,7 @@ class Runtime:
         return "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
 
 
-def resolve_runtime(precision: str, local_rank: int = 0) -> Runtime:
+def resolve_runtime(precision: str, local_rank: int = 0, *, deterministic: bool = True) -> Runtime:
     """CUDA (this process's local GPU) when available, else CPU; ``auto`` means bf16 on CUDA, fp32 on CPU."""
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank)

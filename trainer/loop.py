@@ -129,15 +129,14 @@ def _train(
     wall_start = time.perf_counter()
     t, probes = config.training, config.probes
     classification = config.task == "text-classification"
-    runtime = resolve_runtime(t.precision, dist.local_rank)
+    runtime = resolve_runtime(t.precision, dist.local_rank, deterministic=t.deterministic)
     splits.check(classification=classification, num_labels=config.num_labels)
     checkpoint = load_for_resume(store, config, dist.world_size) if resume else None
 
     # --- set-up: tokenizer, model, data, optimizer ---------------------------------------------------
     seed_everything(t.seed)
     tokenizer = _tokenizer(config, splits, checkpoint)
-    model = build_model(config, tokenizer)
-    model.to(runtime.device)  # type: ignore[arg-type]  # transformers types .to() for dtype casts only
+    model = build_model(config, tokenizer, runtime.device)
     if t.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
     train_data, val_data, test_data = _encode(config, tokenizer, splits)

@@ -19,11 +19,20 @@ def max_positions(config: TrainConfig) -> int:
     return t.max_length if config.task == "text-classification" else t.block_size
 
 
-def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    """The model to train: a fresh architecture sized by ``config.model``, or a pretrained folder's weights.
+def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase,
+                device: torch.device | None = None) -> PreTrainedModel:
+    """The model to train, on ``device`` (the CPU when ``None``): a fresh architecture sized by ``config.model``, or
+    a pretrained folder's weights.
 
     Random initialisation draws from torch's global RNG, so the caller seeds it first.
     """
+    model = _build(config, tokenizer)
+    if device is not None:
+        model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtype casts only
+    return model
+
+
+def _build(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     classification = config.task == "text-classification"
