@@ -3,6 +3,9 @@
 With an adapter the base model's weights stay frozen and untouched, so a checkpoint or a saved model holds only
 what was trained: the adapter matrices (and, for classification, the new head that peft marks as trainable).
 Everything is serialised in memory (the caller's store encrypts it); nothing is written to disk here.
+
+QLoRA (``quantize``) loads the frozen base quantized by bitsandbytes on a CUDA device; the adapters stay in full
+precision and are saved exactly as without quantization, so a saved run applies to the full-precision base.
 """
 
 from __future__ import annotations
@@ -34,6 +37,52 @@ def attach_adapter(model: PreTrainedModel, adapter: LoraAdapter, task: str) -> A
         return get_peft_model(model, lora)
     except ValueError as exc:  # e.g. target modules that the model does not have
         raise TrainerConfigError(f"cannot attach the LoRA adapter: {exc}") from exc
+
+
+QLORA_EXTRA = "pip install 'govtrain[qlora]'"
+"""How to install what QLoRA needs (the optional ``qlora`` extra: bitsandbytes)."""
+
+
+def check_quantization_supported(device: torch.device) -> None:
+    """Refuse QLoRA where bitsandbytes cannot run it: a device other than a CUDA GPU, or no importable bitsandbytes.
+    The device comes first: installing bitsandbytes would not help a machine without a GPU."""
+    if device.type != "cuda":
+        raise TrainerConfigError("model.adapter.quantize: QLoRA needs a CUDA GPU (bitsandbytes); this machine has "
+                                 "none - drop quantize to train LoRA in full precision")
+    import importlib
+
+    try:
+        importlib.import_module("bitsandbytes")
+    except (ImportError, OSError, RuntimeError) as exc:  # absent, or present without a loadable native library
+        raise TrainerConfigError(f"model.adapter.quantize: QLoRA needs bitsandbytes, which cannot be imported "
+                                 f"({type(exc).__name__}: {exc}); install the qlora extra: {QLORA_EXTRA}") from exc
+
+
+def quantization_config(adapter: LoraAdapter) -> Any:
+    """transformers' ``BitsAndBytesConfig`` for ``adapter.quantize``: 4bit is QLoRA's recipe (NF4 weights, double
+    quantization of the scales, bf16 compute); 8bit is LLM.int8."""
+    from transformers import BitsAndBytesConfig
+
+    if adapter.quantize == "4bit":
+        return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16)
+    if adapter.quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)  # type: ignore[no-untyped-call]
+    raise TrainerConfigError(f"model.adapter.quantize: unknown quantization {adapter.quantize!r}")
+
+
+def prepare_quantized(model: PreTrainedModel, *, gradient_checkpointing: bool) -> PreTrainedModel:
+    """peft's preparation of a quantized base for training: every base weight frozen, the unquantized ones (norms,
+    embeddings, head) upcast to fp32 for stable gradients, and gradient checkpointing on when the run asks."""
+    from peft import prepare_model_for_kbit_training
+
+    prepared: PreTrainedModel = prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
+        model, use_gradient_checkpointing=gradient_checkpointing,
+        # the loop checkpoints non-reentrantly too; that also spares peft's input-grad hook on the embeddings
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+    )
+    return prepared
 
 
 def is_adapted(model: torch.nn.Module) -> bool:

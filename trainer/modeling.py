@@ -22,43 +22,83 @@ def max_positions(config: TrainConfig) -> int:
 def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase,
                 device: torch.device | None = None) -> PreTrainedModel:
     """The model to train, on ``device`` (the CPU when ``None``): a fresh architecture sized by ``config.model``, or
-    a pretrained folder's weights.
+    a pretrained folder's weights; with ``model.adapter.quantize`` (QLoRA) the base is loaded quantized by
+    bitsandbytes straight onto ``device`` (a CUDA device; refused elsewhere) and only the adapters are trainable.
 
     Random initialisation draws from torch's global RNG, so the caller seeds it first.
     """
+    if isinstance(config.model, PretrainedSource) and config.model.adapter is not None \
+            and config.model.adapter.quantize is not None:
+        # bitsandbytes places the quantized weights itself (device_map) and refuses a later .to(device).
+        return _build(config, tokenizer, quantize_on=_qlora_device(device))
     model = _build(config, tokenizer)
     if device is not None:
         model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtype casts only
     return model
 
 
-def _build(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+def _qlora_device(device: torch.device | None) -> torch.device:
+    """The CUDA device a QLoRA base is loaded onto (this process's current one when ``None``), once QLoRA's
+    requirements are met."""
+    from trainer.adapters import check_quantization_supported
 
-    classification = config.task == "text-classification"
-    auto = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
+    if device is None:
+        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
+            else torch.device("cpu")
+    check_quantization_supported(device)
+    return device
+
+
+def _build(config: TrainConfig, tokenizer: PreTrainedTokenizerBase,
+           quantize_on: torch.device | None = None) -> PreTrainedModel:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    auto = AutoModelForSequenceClassification if config.task == "text-classification" else AutoModelForCausalLM
     if isinstance(config.model, PretrainedSource):
-        try:
-            hf_config = AutoConfig.from_pretrained(config.model.path, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise TrainerConfigError(f"cannot load the model config in {config.model.path}: {exc}") from exc
-        _prepare_config(hf_config, config, tokenizer)
-        try:
-            model: PreTrainedModel = auto.from_pretrained(
-                config.model.path, config=hf_config, local_files_only=True,
-                ignore_mismatched_sizes=classification,
-            )
-        except (OSError, ValueError) as exc:
-            raise TrainerConfigError(f"cannot load the model in {config.model.path}: {exc}") from exc
-        if config.model.adapter is not None:
-            from trainer.adapters import attach_adapter
+        model = _load_pretrained(config, config.model, tokenizer, auto, quantize_on)
+        adapter = config.model.adapter
+        if adapter is None:
+            return model
+        from trainer.adapters import attach_adapter, prepare_quantized
 
-            adapted: PreTrainedModel = attach_adapter(model, config.model.adapter, config.task)
-            return adapted
-        return model
+        if quantize_on is not None:  # frozen base, fp32 norms, checkpointing as asked, before the adapters
+            model = prepare_quantized(model, gradient_checkpointing=config.training.gradient_checkpointing)
+        adapted: PreTrainedModel = attach_adapter(model, adapter, config.task)
+        return adapted
     hf_config = architecture_config(config.model, config, tokenizer)
     _prepare_config(hf_config, config, tokenizer)
     return auto.from_config(hf_config)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def _load_pretrained(config: TrainConfig, source: PretrainedSource, tokenizer: PreTrainedTokenizerBase, auto: Any,
+                     quantize_on: torch.device | None) -> PreTrainedModel:
+    """The local folder's weights with this run's config; quantized by bitsandbytes onto ``quantize_on`` (QLoRA)."""
+    from transformers import AutoConfig
+
+    try:
+        hf_config = AutoConfig.from_pretrained(source.path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise TrainerConfigError(f"cannot load the model config in {source.path}: {exc}") from exc
+    _prepare_config(hf_config, config, tokenizer)
+    placement: dict[str, Any] = {}
+    if quantize_on is not None and source.adapter is not None:
+        from trainer.adapters import quantization_config
+
+        index = quantize_on.index if quantize_on.index is not None else torch.cuda.current_device()
+        placement = {"quantization_config": quantization_config(source.adapter), "device_map": {"": index}}
+    try:
+        model: PreTrainedModel = auto.from_pretrained(
+            source.path, config=hf_config, local_files_only=True,
+            ignore_mismatched_sizes=config.task == "text-classification", **placement,
+        )
+    except (OSError, ValueError) as exc:
+        raise TrainerConfigError(f"cannot load the model in {source.path}: {exc}") from exc
+    except (ImportError, RuntimeError) as exc:  # bitsandbytes without a usable backend for this device
+        if not placement:
+            raise
+        raise TrainerConfigError(f"model.adapter.quantize: bitsandbytes cannot load {source.path} quantized: "
+                                 f"{exc}") from exc
+    return model
 
 
 def architecture_config(
@@ -146,7 +186,11 @@ def model_files(model: PreTrainedModel) -> dict[str, bytes]:
 
     if is_adapted(model):  # the adapters, and the base's config as prepared for this run (labels, dropout)
         base: Any = model.get_base_model()  # type: ignore[operator]  # peft's method, not a module
-        base_config = json.dumps(json.loads(base.config.to_json_string()), indent=2, sort_keys=True)
+        prepared = json.loads(base.config.to_json_string())
+        # A QLoRA base was loaded quantized for training only: the adapters apply to the full-precision base
+        # folder, which is what load_saved_model, the reports and the export rebuild.
+        prepared.pop("quantization_config", None)
+        base_config = json.dumps(prepared, indent=2, sort_keys=True)
         return {**adapter_files(model), "config.json": base_config.encode("utf-8")}
 
     model.config.architectures = [type(model).__name__]
