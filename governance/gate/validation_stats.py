@@ -3,14 +3,18 @@
 Every rule of the policy's ``validation`` section is a function of a few sums over rows, so each record batch is
 reduced to a :class:`DatasetStats` (row and null counts, values outside the text length bounds, values that are
 not text, canonical label counts, per-group row counts joint with the label) and the partial statistics are merged
-by addition. Duplicates are the one rule that is not a plain sum: a row repeats an earlier row when the 64-bit
-hash of its text columns (``pandas.util.hash_pandas_object``, nulls included) is already in :class:`HashIndex`, a
-sorted ``uint64`` array. That is **exact up to hash collisions** (probability about ``n^2 / 2^65``: 7e-7 at five
-million rows, and a collision can only make a row look like a duplicate) and costs 8 bytes per distinct row
-(twice that for a moment while it grows): 40 MB at five million rows, the one part of the gate's memory that
-grows with the data (measured in ``benchmarks/bench_scale.py``: 505, 565 and 645 MiB peak RSS at 100k, 1M and 5M
-rows). A HyperLogLog sketch would be constant but cannot say *which* row repeats, and the post-scrub check must
-drop exactly the rows the scrub made duplicates.
+by addition. Duplicates are the one rule that is not a plain sum: a row repeats an earlier row when the keyed
+64-bit hash of its text columns (BLAKE2b, nulls included: :func:`text_key_hashes`) is already in
+:class:`HashIndex`. That is **exact up to hash collisions** (probability about ``n^2 / 2^65``: 7e-7 at five
+million rows, and a collision can only make a row look like a duplicate) and it says *which* rows repeat, as the
+post-scrub check needs to drop exactly the rows the scrub made duplicates (a HyperLogLog sketch would be constant
+but could not). The index's memory is bounded: up to :data:`MEMORY_HASHES` distinct hashes (16 MiB) it is one
+sorted array, as before; past that it spills sorted runs to unnamed 0600 temporary files, looked up block by block
+for each later batch, so memory no longer grows with the rows (it grew 8 bytes per distinct row: 505, 565 and
+645 MiB peak RSS at 100k, 1M and 5M rows in ``benchmarks/bench_scale.py``) while the time per batch grows with
+the hashes on disk, as the sorted insert's did. The hashes are keyed with 32 random bytes that are never written
+anywhere (each index's own key through :meth:`HashIndex.repeated_rows`), so a spilled run reveals nothing about
+the texts: it cannot be checked against guessed texts.
 
 great-expectations then judges the **merged statistics**, not the rows: :func:`validate_stats` builds a one-row
 frame holding, per check, the aggregate that decides it (a null count, a share of distinct rows, the number of
@@ -23,14 +27,21 @@ the row-level meaning: ``element_count`` rows checked, ``unexpected_count`` rows
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import secrets
+import tempfile
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datacards.build import positive_label
 from datacards.card import GroupStats, Representation
 from datacards.labels import canonical_label, label_key
-from governance.errors import DataValidationError
+from governance.errors import ConfigError, DataValidationError, UnexpectedError
 from governance.gate.validation import ExpectationOutcome, ValidationReport
 from governance.gate.validation_suite import _complement, import_great_expectations
 
@@ -89,42 +100,218 @@ class DatasetStats:
             self.groups.setdefault(column, Counter()).update(counts)
 
 
-class HashIndex:
-    """The 64-bit hashes seen so far, sorted; says which new rows repeat an earlier one (exact up to collisions)."""
+MEMORY_HASHES = 1 << 21
+"""Hashes a :class:`HashIndex` holds in memory (16 MiB); past that it spills them to disk as a sorted run."""
+READ_HASHES = 1 << 16
+"""Hashes read from a spilled run at a time (512 KiB), into one buffer reused for every read."""
+_KEY_BYTES = 32
+_PROCESS_KEY = secrets.token_bytes(_KEY_BYTES)  # for callers that pass no key; never written anywhere
+_NULL, _TEXT, _OTHER = b"\x00", b"\x01", b"\x02"
 
-    def __init__(self) -> None:
+
+class _Run:
+    """A sorted run of hashes in an unnamed private temporary file, and the first hash of each block of it."""
+
+    def __init__(self, hashes: np.ndarray, folder: Path, block: int) -> None:
+        try:
+            # 0600 and without a name (O_TMPFILE, or unlinked at once): gone when closed or the process dies
+            self.file = tempfile.TemporaryFile(dir=folder)
+        except OSError as exc:
+            raise UnexpectedError(f"cannot create the duplicate index's temporary file in {folder} "
+                                  f"({exc.strerror or type(exc).__name__})") from None
+        try:
+            self.file.write(hashes.astype("<u8", copy=False).tobytes())
+            self.file.flush()
+        except BaseException as exc:
+            self.file.close()
+            if isinstance(exc, OSError):
+                raise UnexpectedError(f"cannot write the duplicate index's temporary file in {folder} "
+                                      f"({exc.strerror or type(exc).__name__})") from None
+            raise
+        self.size, self.block = int(hashes.size), block
+        self.fences = hashes[::block].copy()
+
+    def contains(self, queries: np.ndarray, buffer: bytearray) -> np.ndarray:
+        """For each of the sorted distinct ``queries``, whether the run holds it (reading only blocks in range)."""
         import numpy as np
 
+        found = np.zeros(queries.size, dtype=bool)
+        blocks = np.searchsorted(self.fences, queries, side="right") - 1  # queries are sorted: so are blocks
+        for block in np.unique(blocks[blocks >= 0]):
+            low, high = np.searchsorted(blocks, [block, block + 1])
+            count = min(self.block, self.size - int(block) * self.block)
+            stored = self._read(int(block) * self.block, count, buffer)
+            wanted = queries[low:high]
+            where = np.minimum(np.searchsorted(stored, wanted), count - 1)
+            found[low:high] = stored[where] == wanted
+        return found
+
+    def _read(self, first: int, count: int, buffer: bytearray) -> np.ndarray:
+        import numpy as np
+
+        view, done = memoryview(buffer)[:count * 8], 0
+        while done < count * 8:
+            got = os.preadv(self.file.fileno(), [view[done:]], first * 8 + done)
+            if got <= 0:
+                raise UnexpectedError("the duplicate index's temporary file is shorter than what was written")
+            done += got
+        stored: np.ndarray = np.frombuffer(buffer, dtype="<u8", count=count)
+        return stored
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _close_runs(runs: list[_Run]) -> None:
+    for run in runs:
+        run.close()
+    runs.clear()
+
+
+class HashIndex:
+    """The keyed 64-bit hashes of the rows seen so far; says which new rows repeat an earlier one.
+
+    Exact up to hash collisions, in bounded memory: at most ``memory_hashes`` hashes (plus one batch's) are held
+    in a sorted array; when it is full it is written as a sorted run to an unnamed 0600 temporary file in
+    ``spill_dir`` (the system's temporary folder if None), and every later batch is looked up in the array and
+    in each run, reading a run ``read_hashes`` at a time. The runs hold disjoint sets (a hash is added only when
+    neither the array nor a run has it), so a hash is known iff one of them holds it. Below ``memory_hashes``
+    distinct rows nothing touches the disk. The files are closed (and so removed) by :meth:`close`, on leaving a
+    ``with`` block, when the index is garbage-collected, and by the kernel if the process dies.
+
+    Spilled runs reveal nothing about the texts: hash the rows with :meth:`repeated_rows` (or
+    :func:`text_key_hashes` with :attr:`key`), keyed BLAKE2b under :attr:`key`, 32 random bytes drawn for this
+    index and never written anywhere, so a run cannot be checked against guessed texts.
+    """
+
+    def __init__(self, spill_dir: Path | None = None, *, memory_hashes: int = MEMORY_HASHES,
+                 read_hashes: int = READ_HASHES) -> None:
+        import numpy as np
+
+        if memory_hashes < 1 or read_hashes < 1:
+            raise ConfigError(f"the duplicate index needs room for at least one hash, not {memory_hashes} in "
+                              f"memory and {read_hashes} per read")
+        self.key = secrets.token_bytes(_KEY_BYTES)
         self._seen = np.empty(0, dtype=np.uint64)
+        self._runs: list[_Run] = []
+        self._folder, self._limit, self._block = spill_dir, memory_hashes, read_hashes
+        self._buffer: bytearray | None = None
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _close_runs, self._runs)
 
     def __len__(self) -> int:
-        return int(self._seen.size)
+        return int(self._seen.size) + sum(run.size for run in self._runs)
+
+    def __enter__(self) -> HashIndex:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def spilled_runs(self) -> int:
+        """How many sorted runs were written to disk."""
+        return len(self._runs)
+
+    def close(self) -> None:
+        """Remove the spilled runs and forget every hash; the index cannot be used afterwards."""
+        import numpy as np
+
+        self._closed = True
+        self._finalizer()
+        self._seen, self._buffer = np.empty(0, dtype=np.uint64), None
+
+    def repeated_rows(self, batch: pa.Table, columns: list[str]) -> np.ndarray:
+        """:meth:`repeated` for the rows of ``batch``, hashed over ``columns`` under this index's key."""
+        return self.repeated(text_key_hashes(batch, columns, self.key))
 
     def repeated(self, hashes: np.ndarray) -> np.ndarray:
         """For each hash in order, whether an earlier one (in this call or before) was equal; then remember them."""
         import numpy as np
 
+        if self._closed:
+            raise UnexpectedError("the duplicate index was used after it was closed")
         if hashes.size == 0:
             return np.zeros(0, dtype=bool)
-        distinct, first = np.unique(hashes, return_index=True)
+        distinct, first = np.unique(hashes.astype(np.uint64, copy=False), return_index=True)
         repeated = np.ones(hashes.size, dtype=bool)
         repeated[first] = False  # first occurrence within this batch
         position = np.searchsorted(self._seen, distinct)
-        known = (position < self._seen.size) & (self._seen[np.minimum(position, self._seen.size - 1)] == distinct) \
-            if self._seen.size else np.zeros(distinct.size, dtype=bool)
+        known = (self._seen[np.minimum(position, self._seen.size - 1)] == distinct) if self._seen.size \
+            else np.zeros(distinct.size, dtype=bool)
+        for run in self._runs:
+            if not known.all():
+                unknown = np.flatnonzero(~known)
+                known[unknown] = run.contains(distinct[unknown], self._read_buffer())
         repeated[first[known]] = True  # seen in an earlier batch
         fresh = ~known
-        self._seen = np.insert(self._seen, position[fresh], distinct[fresh])  # stays sorted, O(n) per batch
+        self._seen = np.insert(self._seen, position[fresh], distinct[fresh])  # stays sorted, O(memory) per batch
+        if self._seen.size >= self._limit:
+            self._spill()
         return repeated
 
+    def _read_buffer(self) -> bytearray:
+        if self._buffer is None:
+            self._buffer = bytearray(self._block * 8)
+        return self._buffer
 
-def text_key_hashes(batch: pa.Table, columns: list[str]) -> np.ndarray:
-    """One 64-bit hash per row of the combination of ``columns`` (nulls hash alike, and unlike any text)."""
+    def _spill(self) -> None:
+        import numpy as np
+
+        folder = self._folder if self._folder is not None else Path(tempfile.gettempdir())
+        self._runs.append(_Run(self._seen, folder, self._block))
+        self._seen = np.empty(0, dtype=np.uint64)
+
+
+def text_key_hashes(batch: pa.Table, columns: list[str], key: bytes | None = None) -> np.ndarray:
+    """One keyed 64-bit hash per row of the combination of ``columns`` (nulls hash alike, and unlike any text).
+
+    BLAKE2b under ``key`` (this process's random key if None; give a :class:`HashIndex` its own :attr:`~HashIndex.
+    key`). Rows are equal exactly when the unkeyed pandas row hash this replaced made them equal: texts by their
+    UTF-8 bytes, a null unlike any text ("None" included), values of other types by pandas' hash of the column.
+    """
+    import numpy as np
+
+    base = hashlib.blake2b(key=_PROCESS_KEY if key is None else key, digest_size=8)
+    tokens = [_tokens(batch.column(c), last=i == len(columns) - 1) for i, c in enumerate(columns)]
+    rows = tokens[0] if len(tokens) == 1 else [b"".join(parts) for parts in zip(*tokens)] if tokens \
+        else [b""] * batch.num_rows
+    copy = base.copy
+
+    def digest(message: bytes) -> bytes:
+        one = copy()
+        one.update(message)
+        return one.digest()
+
+    hashes: np.ndarray = np.frombuffer(b"".join([digest(row) for row in rows]), dtype="<u8").astype(np.uint64)
+    return hashes
+
+
+def _tokens(values: pa.ChunkedArray, *, last: bool) -> list[bytes]:
+    """Each value as a tag and its bytes; all but the last column's carry their length, so rows parse one way."""
+    import pandas as pd
+    import pyarrow as pa
+
+    kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind) or \
+            pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        raw: list[bytes | None] = values.cast(pa.large_binary()).to_pylist()
+        if last:
+            return [_NULL if v is None else _TEXT + v for v in raw]
+        return [_NULL if v is None else _TEXT + len(v).to_bytes(8, "little") + v for v in raw]
+    # Other types (a text column that is not text fails validation, but its duplicates are still counted): as
+    # before, by pandas' hash of the column as objects, whose null hash covers NaN too.
+    hashed = pd.util.hash_pandas_object(pd.Series(values.to_numpy(zero_copy_only=False)).astype(object),
+                                        index=False).to_numpy()
+    null = _pandas_null_hash()
+    return [_NULL if h == null else _OTHER + int(h).to_bytes(8, "little") for h in hashed.tolist()]
+
+
+@functools.cache
+def _pandas_null_hash() -> int:
     import pandas as pd
 
-    frame = pd.DataFrame({str(i): batch.column(c).to_numpy(zero_copy_only=False) for i, c in enumerate(columns)})
-    hashes: np.ndarray = pd.util.hash_pandas_object(frame.astype(object), index=False).to_numpy()
-    return hashes
+    return int(pd.util.hash_pandas_object(pd.Series([None], dtype=object), index=False).iloc[0])
 
 
 def collect_stats(batch: pa.Table, spec: DatasetSpec, rules: ValidationRules, index: HashIndex | None,
@@ -149,7 +336,7 @@ def collect_stats(batch: pa.Table, spec: DatasetSpec, rules: ValidationRules, in
         stats.text[column] = tally
     if all(c in present for c in spec.text_columns):
         if repeated is None and index is not None:
-            repeated = index.repeated(text_key_hashes(batch, spec.text_columns))
+            repeated = index.repeated_rows(batch, spec.text_columns)
         stats.duplicates = int(repeated.sum()) if repeated is not None else 0
     label = spec.label_column if spec.label_column in present else None
     if label is not None:
