@@ -113,6 +113,8 @@ class _Run:
     """A sorted run of hashes in an unnamed private temporary file, and the first hash of each block of it."""
 
     def __init__(self, hashes: np.ndarray, folder: Path, block: int) -> None:
+        import numpy as np
+
         try:
             # 0600 and without a name (O_TMPFILE, or unlinked at once): gone when closed or the process dies
             self.file = tempfile.TemporaryFile(dir=folder)
@@ -120,7 +122,7 @@ class _Run:
             raise UnexpectedError(f"cannot create the duplicate index's temporary file in {folder} "
                                   f"({exc.strerror or type(exc).__name__})") from None
         try:
-            self.file.write(hashes.astype("<u8", copy=False).tobytes())
+            self.file.write(np.ascontiguousarray(hashes, dtype="<u8").data.cast("B"))  # no copy
             self.file.flush()
         except BaseException as exc:
             self.file.close()
