@@ -173,10 +173,11 @@ def _close_runs(runs: list[_Run]) -> None:
 class HashIndex:
     """The keyed 64-bit hashes of the rows seen so far; says which new rows repeat an earlier one.
 
-    Exact up to hash collisions, in bounded memory: at most ``memory_hashes`` hashes (plus one batch's) are held
-    in a sorted array; when it is full it is written as a sorted run to an unnamed 0600 temporary file in
-    ``spill_dir`` (the system's temporary folder if None), and every later batch is looked up in the array and
-    in each run, reading a run ``read_hashes`` at a time. The runs hold disjoint sets (a hash is added only when
+    Exact up to hash collisions, in bounded memory: at most ``memory_hashes`` (default :data:`MEMORY_HASHES`)
+    hashes, plus one batch's, are held in a sorted array (twice that for a moment while a batch is inserted);
+    when it is full it is written as a sorted run to an unnamed 0600 temporary file in ``spill_dir`` (the
+    system's temporary folder if None), and every later batch is looked up in the array and in each run, reading
+    a run ``read_hashes`` (default :data:`READ_HASHES`) at a time. The runs hold disjoint sets (a hash is added only when
     neither the array nor a run has it), so a hash is known iff one of them holds it. Below ``memory_hashes``
     distinct rows nothing touches the disk. The files are closed (and so removed) by :meth:`close`, on leaving a
     ``with`` block, when the index is garbage-collected, and by the kernel if the process dies.
@@ -186,10 +187,12 @@ class HashIndex:
     index and never written anywhere, so a run cannot be checked against guessed texts.
     """
 
-    def __init__(self, spill_dir: Path | None = None, *, memory_hashes: int = MEMORY_HASHES,
-                 read_hashes: int = READ_HASHES) -> None:
+    def __init__(self, spill_dir: Path | None = None, *, memory_hashes: int | None = None,
+                 read_hashes: int | None = None) -> None:
         import numpy as np
 
+        memory_hashes = MEMORY_HASHES if memory_hashes is None else memory_hashes
+        read_hashes = READ_HASHES if read_hashes is None else read_hashes
         if memory_hashes < 1 or read_hashes < 1:
             raise ConfigError(f"the duplicate index needs room for at least one hash, not {memory_hashes} in "
                               f"memory and {read_hashes} per read")
