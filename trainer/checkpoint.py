@@ -2,10 +2,16 @@
 
 Nothing is written to disk here: ``torch.save`` goes into a ``BytesIO`` and the orchestrator's store encrypts
 the bytes. The resolved config rides along (as in nanoGPT) and a resume under a different config is refused.
+
+A sharded (FSDP) run writes one more object per process first, its slices of the weights and optimizer state
+(``checkpoints/shards/<slot>/rank-R-of-N.pt``), and then ``last.pt`` naming every shard with its sha256. The two
+slots alternate, so a process killed while shards are written leaves the previous ``last.pt`` and its shards
+intact; a shard that does not match ``last.pt`` (a mix of two saves, or an edited file) is refused on resume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +49,7 @@ def serialise(
     rng: list[dict[str, Any]],
     tokenizer: dict[str, bytes],
     world_size: int,
+    shards: list[dict[str, Any]] | None = None,
 ) -> bytes:
     """One checkpoint as bytes: the train state (``TrainState.state_dict()``: weights and the best weights so
     far, optimizer, scheduler, loop position, monitor states), every process's RNG states, the config and the
@@ -55,10 +62,53 @@ def serialise(
         "tokenizer": {name: data.decode("utf-8") for name, data in tokenizer.items()},
         "world_size": world_size,
         "torch_version": str(torch.__version__),
+        **({"shards": shards} if shards is not None else {}),
     }
+    return _save(payload)
+
+
+def _save(payload: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return buffer.getvalue()
+
+
+def shard_name(slot: str, rank: int, world_size: int) -> str:
+    """Where process ``rank`` writes its slice of a sharded checkpoint in ``slot`` (``a`` or ``b``)."""
+    return f"checkpoints/shards/{slot}/rank-{rank:05d}-of-{world_size:05d}.pt"
+
+
+def checkpoint_slot(checkpoint: Checkpoint | None) -> str | None:
+    """The slot whose shards ``checkpoint`` names (``None``: no checkpoint, or not a sharded one); the next
+    sharded save writes the other slot."""
+    if checkpoint is None or not checkpoint.payload.get("shards"):
+        return None
+    return str(checkpoint.payload["shards"][0]["name"]).split("/")[2]
+
+
+def serialise_shard(parts: dict[str, Any], *, rank: int, world_size: int) -> bytes:
+    """One process's part of a sharded checkpoint (``TrainState.shard_state_dict()``)."""
+    return _save({"format": FORMAT_VERSION, "rank": rank, "world_size": world_size, **parts})
+
+
+def load_shard(store: ArtifactStore, checkpoint: Checkpoint, rank: int) -> dict[str, Any]:
+    """This process's shard of ``checkpoint``, checked against the digest ``last.pt`` records for it."""
+    shards = checkpoint.payload.get("shards")
+    if not shards or rank >= len(shards):
+        raise CheckpointError("the checkpoint was not written by a sharded (fsdp) run; resume with the parallelism "
+                              "it was written with")
+    entry = shards[rank]
+    try:
+        data = store.read(str(entry["name"]))
+    except (KeyError, FileNotFoundError):
+        raise CheckpointError(f"checkpoint shard {entry['name']} is missing") from None
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise CheckpointError(f"checkpoint shard {entry['name']} does not match last.pt (a different save, or "
+                              f"edited)")
+    shard = deserialise(data).payload
+    if shard.get("rank") != rank or shard.get("world_size") != checkpoint.payload["world_size"]:
+        raise CheckpointError(f"checkpoint shard {entry['name']} belongs to another process")
+    return shard
 
 
 def deserialise(data: bytes) -> Checkpoint:
@@ -72,8 +122,9 @@ def deserialise(data: bytes) -> Checkpoint:
     return Checkpoint(payload)
 
 
-def load_for_resume(store: ArtifactStore, config: TrainConfig, world_size: int) -> Checkpoint:
-    """The store's last checkpoint, checked to belong to ``config`` and to this many processes."""
+def load_for_resume(store: ArtifactStore, config: TrainConfig, world_size: int, *, sharded: bool = False) -> Checkpoint:
+    """The store's last checkpoint, checked to belong to ``config``, to this many processes and to this kind
+    of parallelism (``sharded``: FSDP with more than one process)."""
     if not store.exists(CHECKPOINT_NAME):
         raise CheckpointError(f"resume was asked for but the run has no {CHECKPOINT_NAME}")
     checkpoint = deserialise(store.read(CHECKPOINT_NAME))
@@ -81,6 +132,9 @@ def load_for_resume(store: ArtifactStore, config: TrainConfig, world_size: int) 
     if saved != config.to_dict():
         changed = sorted(_differences(saved, config.to_dict()))
         raise CheckpointError(f"the checkpoint was written under a different config (changed: {', '.join(changed)})")
+    if bool(checkpoint.payload.get("shards")) != sharded:
+        raise CheckpointError("the checkpoint was written with parallelism "
+                              f"{'fsdp' if checkpoint.payload.get('shards') else 'ddp'}; resume with the same")
     if checkpoint.payload["world_size"] != world_size:
         raise CheckpointError(
             f"the checkpoint was written by {checkpoint.payload['world_size']} processes; resume with as many "

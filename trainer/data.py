@@ -24,6 +24,12 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    def select(self, rows: Sequence[int]) -> Encoded:
+        """The examples at ``rows``, in that order."""
+        return Encoded([self.input_ids[i] for i in rows],
+                       None if self.labels is None else [self.labels[i] for i in rows],
+                       None if self.loss_mask is None else [self.loss_mask[i] for i in rows])
+
 
 def encode_classification(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], labels: Sequence[int] | None, max_length: int

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -95,12 +102,50 @@ def shutdown(context: DistContext, *, clean: bool = True) -> None:
         dist.destroy_process_group()
 
 
+def spread(context: DistContext, items: Sequence[T], work: Callable[[list[T]], list[R]]) -> list[R]:
+    """``work(items)`` with the items shared out: each process runs ``work`` on its contiguous share, and every
+    process gets all the results, in the items' order. ``work`` must return one result per item.
+
+    Every share is padded to the same length (with copies of the first item, whose results are dropped), so
+    every process makes the same number of forward passes in ``work``: a sharded model's forward is a collective.
+    """
+    if not context.active:
+        return work(list(items))
+    if not items:
+        return []
+    share = math.ceil(len(items) / context.world_size)
+    mine = list(items[context.rank * share:(context.rank + 1) * share])
+    real = len(mine)
+    results = work(mine + [items[0]] * (share - real))
+    if len(results) != share:
+        raise RuntimeError(f"spread: work returned {len(results)} results for {share} items")
+    return [r for part in context.all_gather_object(results[:real]) for r in part]
+
+
+def gradient_sync(model: Any, sync: bool) -> AbstractContextManager[object]:
+    """Whether this backward pass all-reduces (DDP) or reduce-scatters (FSDP) the gradients: off for every
+    micro-batch of an accumulation window but the last."""
+    if sync:
+        if hasattr(model, "set_requires_gradient_sync"):
+            model.set_requires_gradient_sync(True)
+        return contextlib.nullcontext()
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2: a flag, set until changed
+        model.set_requires_gradient_sync(False)
+        return contextlib.nullcontext()
+    if hasattr(model, "no_sync"):  # DDP
+        return model.no_sync()  # type: ignore[no-any-return]
+    return contextlib.nullcontext()
+
+
 def wrap_model(model: torch.nn.Module, context: DistContext, device: torch.device) -> torch.nn.Module:
-    """``DistributedDataParallel`` around ``model`` when there are several processes; ``model`` otherwise.
+    """``DistributedDataParallel`` around ``model`` when there are several processes; ``model`` otherwise
+    (also when ``model`` is already sharded by FSDP, which does its own gradient reduction).
 
     DDP broadcasts rank 0's parameters at construction, so every process starts from the same weights.
     """
-    if not context.active:
+    from trainer.sharding import is_sharded
+
+    if not context.active or is_sharded(model):
         return model
     from torch.nn.parallel import DistributedDataParallel
 

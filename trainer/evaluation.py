@@ -35,6 +35,27 @@ def lm_token_losses(
     return losses * mask, mask
 
 
+def lm_eval_sums(
+    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_smoothing: float = 0.0,
+    loss_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``[smoothed loss sum, plain NLL sum, target tokens]`` (float64) of a batch, from one fp32 log-softmax.
+
+    The smoothed loss is what ``F.cross_entropy(label_smoothing=eps)`` computes per token,
+    ``(1 - eps) * nll + eps * mean_k(-log p_k)``, so it equals the training objective without a second fp32
+    copy of the (batch x length x vocabulary) logits.
+    """
+    log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    targets = input_ids[:, 1:]
+    mask = attention_mask[:, 1:].bool()
+    if loss_mask is not None:
+        mask = mask & loss_mask[:, 1:].bool()
+    nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    smoothed = nll if label_smoothing == 0 else (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(-1)
+    weights = mask.to(log_probs.dtype)
+    return torch.stack([(smoothed * weights).sum(), (nll * weights).sum(), weights.sum()]).double()
+
+
 def lm_loss(
     logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_smoothing: float = 0.0,
     loss_mask: torch.Tensor | None = None,
@@ -111,25 +132,28 @@ def evaluate(
     model.eval()
     classification = task == "text-classification"
     size = num_labels * num_labels + 2 if classification else 3
-    sums = torch.zeros(size, dtype=torch.float64)
-    for indices in sequential_batches(len(encoded), batch_size, dist.rank, dist.world_size):
-        batch = {k: v.to(device) for k, v in collate(encoded, indices, pad_id).items()}
+    sums = torch.zeros(size, dtype=torch.float64, device=device)  # summed on the device: no sync per batch
+    batches: list[list[int] | None] = list(sequential_batches(len(encoded), batch_size, dist.rank, dist.world_size))
+    if dist.active and len(encoded):  # the same number of forward passes on every process (FSDP's collectives)
+        most = math.ceil(math.ceil(len(encoded) / dist.world_size) / batch_size)
+        batches += [None] * (most - len(batches))
+    for indices in batches:
+        batch = {k: v.to(device) for k, v in collate(encoded, indices or [0], pad_id).items()}
         with autocast():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        if indices is None:  # a padding pass: its result is not counted
+            continue
         if classification:
             labels = batch["labels"]
             loss = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=label_smoothing)
             cells = labels * num_labels + logits.argmax(dim=-1)
-            sums[: num_labels * num_labels] += torch.bincount(cells.cpu(), minlength=num_labels**2).double()
-            sums[-2] += loss.item()
+            sums[: num_labels * num_labels] += torch.bincount(cells, minlength=num_labels**2).double()
+            sums[-2] += loss.double()
             sums[-1] += len(indices)
         else:
-            loss_mask = batch.get("loss_mask")
-            smoothed, mask = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"], label_smoothing,
-                                             loss_mask)
-            nll, _ = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"], loss_mask=loss_mask)
-            sums += torch.tensor([smoothed.sum().item(), nll.sum().item(), mask.sum().item()], dtype=torch.float64)
-    sums = dist.all_reduce_sum(sums)
+            sums += lm_eval_sums(logits, batch["input_ids"], batch["attention_mask"], label_smoothing,
+                                 batch.get("loss_mask"))
+    sums = dist.all_reduce_sum(sums.cpu())
     model.train(was_training)
     if classification:
         matrix = sums[: num_labels * num_labels].long().view(num_labels, num_labels).tolist()

@@ -22,7 +22,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
     return torch.autocast(device_type=device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
-def _position_limit(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, max_length: int | None) -> int:
+def position_limit(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, max_length: int | None) -> int:
     """The longest input the model accepts, never more than asked for."""
     config = getattr(model, "config", None)
     limits = [getattr(config, "max_position_embeddings", None), getattr(config, "n_positions", None), max_length]
@@ -46,7 +46,7 @@ def predict_classification(
     was_training = model.training
     model.eval()
     device = _device(model)
-    encoded = encode_classification(tokenizer, texts, None, _position_limit(model, tokenizer, max_length))
+    encoded = encode_classification(tokenizer, texts, None, position_limit(model, tokenizer, max_length))
     pad_id = int(tokenizer.pad_token_id or 0)
     out: list[ClassPrediction] = []
     for start in range(0, len(encoded), batch_size):
@@ -79,7 +79,7 @@ def _loss_sums(
     was_training = model.training
     model.eval()
     device = _device(model)
-    limit = _position_limit(model, tokenizer, max_length)
+    limit = position_limit(model, tokenizer, max_length)
     sep = separator_id(tokenizer)
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
     encoded = Encoded([([sep] + list(row))[:limit] for row in ids])
@@ -140,7 +140,7 @@ def extraction_matches(
     extraction test of "Quantifying Memorization"; ``>= m`` answers the test for any shorter ``m`` at once).
     Shorter texts are left out, so the list may be shorter than ``texts``; a model whose context is shorter than
     ``prefix + suffix`` cannot be probed (empty list)."""
-    if prefix + suffix > _position_limit(model, tokenizer, None):
+    if prefix + suffix > position_limit(model, tokenizer, None):
         return []
     device = _device(model)
     was_training = model.training
@@ -175,7 +175,7 @@ def sample_texts(
     """``count`` unconditioned samples (ancestral sampling at temperature 1 from the start token), decoded without
     special tokens: what the model emits when nobody prompts it. Seeded, without touching the global generators'
     state for the caller. The texts are for a detector to count findings in, never to be stored or shown."""
-    limit = _position_limit(model, tokenizer, None)
+    limit = position_limit(model, tokenizer, None)
     if count < 1 or limit < 2:
         return []
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else separator_id(tokenizer)

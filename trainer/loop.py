@@ -8,7 +8,6 @@ RNG) go into each checkpoint, so ``resume=True`` continues exactly where the las
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
@@ -20,8 +19,15 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from trainer.adapters import load_trainable_state, trainable_state
-from trainer.checkpoint import Checkpoint, load_for_resume, serialise
+from trainer.checkpoint import (
+    Checkpoint,
+    checkpoint_slot,
+    load_for_resume,
+    load_shard,
+    serialise,
+    serialise_shard,
+    shard_name,
+)
 from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
 from trainer.data import (
     BatchOrder,
@@ -34,12 +40,12 @@ from trainer.data import (
     training_loader,
 )
 from trainer.device import resolve_runtime
-from trainer.distributed import DistContext, init_distributed, shutdown, wrap_model
+from trainer.distributed import DistContext, gradient_sync, init_distributed, shutdown, spread, wrap_model
 from trainer.dp import PrivacyLedger, empty_step_gradients, make_private, plan_dp, position_ids, sample_rate
 from trainer.errors import TrainerConfigError, TrainerDataError
 from trainer.evaluation import classification_loss, evaluate, lm_example_mean_loss, lm_loss
 from trainer.evaluation import example_losses as example_losses_of
-from trainer.inference import extraction_matches, predict_classification, sequence_losses
+from trainer.inference import extraction_matches, position_limit, predict_classification, sequence_losses
 from trainer.interface import (
     CHECKPOINT_NAME,
     MODEL_PREFIX,
@@ -52,6 +58,7 @@ from trainer.interface import (
 from trainer.modeling import build_model, count_parameters, max_positions, model_files
 from trainer.monitors import EarlyStopping, OverfittingAlarm
 from trainer.scalars import ScalarLog
+from trainer.sharding import full_weights, is_sharded, shard_model
 from trainer.state import TrainProgress, TrainState, capture_rng, restore_rng, seed_everything
 from trainer.tokenization import (
     ensure_pad_token,
@@ -105,6 +112,8 @@ class _Run:
     eval_args: dict[str, Any]
     tokenizer_files: dict[str, bytes]
     total_steps: int
+    slot: str | None = None
+    """FSDP: the checkpoint slot the last save wrote its shards to."""
 
 
 @dataclass(frozen=True)
@@ -127,11 +136,12 @@ def _train(
     dist: DistContext,
 ) -> TrainResult:
     wall_start = time.perf_counter()
-    t, probes = config.training, config.probes
+    t = config.training
     classification = config.task == "text-classification"
     runtime = resolve_runtime(t.precision, dist.local_rank, deterministic=t.deterministic)
     splits.check(classification=classification, num_labels=config.num_labels)
-    checkpoint = load_for_resume(store, config, dist.world_size) if resume else None
+    sharded = dist.active and t.parallelism == "fsdp"
+    checkpoint = load_for_resume(store, config, dist.world_size, sharded=sharded) if resume else None
 
     # --- set-up: tokenizer, model, data, optimizer ---------------------------------------------------
     seed_everything(t.seed)
@@ -139,6 +149,10 @@ def _train(
     model = build_model(config, tokenizer, runtime.device)
     if t.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
+    if sharded:  # before the optimizer: it must hold the sharded parameters
+        blocks = shard_model(model, runtime.autocast_dtype)
+        if dist.is_main:
+            events.event("fsdp.sharded", {"blocks": blocks, "world_size": dist.world_size})
     train_data, val_data, test_data = _encode(config, tokenizer, splits)
     if len(train_data) == 0 or len(val_data) == 0:
         raise TrainerDataError("after tokenisation the train or validation split holds no examples")
@@ -160,12 +174,15 @@ def _train(
         train_model, optimizer = make_private(model, optimizer, plan)
         ledger = PrivacyLedger(plan)
     state = TrainState(model, optimizer, scheduler, TrainProgress(), EarlyStopping(t.early_stopping),
-                       OverfittingAlarm(t.overfitting_alarm), ledger=ledger)
+                       OverfittingAlarm(t.overfitting_alarm), ledger=ledger, sharded=sharded)
     # Different dropout masks per process; the data shards already differ.
     torch.manual_seed(t.seed + dist.rank)
     if checkpoint is not None:
-        state.load_state_dict(checkpoint.payload)
+        state.load_state_dict(checkpoint.payload, load_shard(store, checkpoint, dist.rank) if sharded else None)
         restore_rng(checkpoint.payload["rng"][dist.rank])
+        # Each process's training losses since the last evaluation (the progress record holds rank 0's).
+        if "loss_windows" in checkpoint.payload:  # absent in checkpoints of earlier versions
+            state.progress.loss_sum, state.progress.loss_steps = checkpoint.payload["loss_windows"][dist.rank]
     resumed_from = state.progress.step if checkpoint is not None else None
 
     run = _Run(config=config, runtime=runtime, dist=dist, train_data=train_data, val_data=val_data, pad_id=pad_id,
@@ -174,7 +191,8 @@ def _train(
                eval_args={"task": config.task, "batch_size": t.batch_size, "pad_id": pad_id,
                           "device": runtime.device, "autocast": runtime.autocast, "dist": dist,
                           "num_labels": config.num_labels or 2, "label_smoothing": t.label_smoothing},
-               tokenizer_files=tokenizer_files(tokenizer, max_positions(config)), total_steps=total_steps)
+               tokenizer_files=tokenizer_files(tokenizer, max_positions(config)), total_steps=total_steps,
+               slot=checkpoint_slot(checkpoint))
     loader = training_loader(train_data, batches, pad_id, num_workers=t.num_workers,
                              pin_memory=runtime.device.type == "cuda")
     model.train()
@@ -218,38 +236,17 @@ def _train(
     run.scalars.close()
 
     # --- the result: best weights, test metrics, the saved model ---------------------------------------
+    # Every process takes part (a sharded model's forward is a collective) and does its share of the test
+    # inference; rank 0 alone serialises and writes the model.
     if state.best_weights is not None:
-        load_trainable_state(model, state.best_weights)
+        state.load_weights(state.best_weights)
     model.eval()  # type: ignore[no-untyped-call]
     test_metrics = evaluate(model, test_data, **run.eval_args) if len(test_data) else {}
-    predictions: tuple[ClassPrediction, ...] = ()
-    example_losses: tuple[float, ...] = ()
-    members: tuple[float, ...] = ()
-    extraction: tuple[int, ...] = ()
-    digests: dict[str, str] = {}
-    if dist.is_main:
-        if classification and splits.test:
-            predictions = tuple(predict_classification(model, tokenizer, splits.test, max_length=t.max_length,
-                                                       batch_size=t.batch_size,
-                                                       autocast_dtype=runtime.autocast_dtype))
-        elif splits.test and splits.instructions:
-            example_losses = tuple(example_losses_of(model, test_data, batch_size=t.batch_size, pad_id=pad_id,
-                                                     device=runtime.device, autocast=runtime.autocast))
-        elif splits.test:
-            example_losses = tuple(sequence_losses(model, tokenizer, splits.test, max_length=t.block_size,
-                                                   batch_size=t.batch_size, autocast_dtype=runtime.autocast_dtype))
-        members = _member_losses(model, tokenizer, config, splits, runtime.autocast_dtype) \
-            if not splits.instructions else tuple(example_losses_of(
-                model, Encoded(train_data.input_ids[:probes.membership_sample], None,
-                               (train_data.loss_mask or [])[:probes.membership_sample]),
-                batch_size=t.batch_size, pad_id=pad_id, device=runtime.device, autocast=runtime.autocast))
-        if not classification and probes.extraction_sample:
-            extraction = tuple(extraction_matches(model, tokenizer, list(splits.train[:probes.extraction_sample]),
-                                                  prefix=probes.extraction_prefix, suffix=probes.extraction_suffix,
-                                                  autocast_dtype=runtime.autocast_dtype))
-        files = {**model_files(model), **tokenizer_files(tokenizer, max_positions(config))}
-        digests = {MODEL_PREFIX + name: store.write(MODEL_PREFIX + name, data) for name, data in files.items()}
+    outputs = _final_inference(model, tokenizer, config, splits, train_data, test_data, run)
+    files = _saved_model_files(model, tokenizer, config, run)
+    digests = {MODEL_PREFIX + name: store.write(MODEL_PREFIX + name, data) for name, data in files.items()}
     dist.barrier()
+    predictions, example_losses, members, extraction = outputs if dist.is_main else ((), (), (), ())
     return TrainResult(
         best_step=state.stopper.best_step if t.early_stopping.enabled else None,
         stopped_early=progress.stopped_early, steps=progress.step, epochs_completed=progress.epochs_completed,
@@ -281,7 +278,7 @@ def train_step(state: TrainState, run: _Run, window: list[dict[str, torch.Tensor
             continue
         # Gradients are all-reduced only on the last micro-batch of the window.
         sync = i == len(window) - 1 or not run.dist.active
-        with contextlib.nullcontext() if sync else run.ddp_model.no_sync():
+        with gradient_sync(run.ddp_model, sync):
             extra = {"position_ids": position_ids(batch["input_ids"])} if private else {}
             with run.runtime.autocast():
                 logits = run.ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -303,6 +300,8 @@ def train_step(state: TrainState, run: _Run, window: list[dict[str, torch.Tensor
         grad_norm = torch.linalg.vector_norm(torch.stack(grads)) if grads else torch.zeros(())  # the noisy one
     else:
         grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip or math.inf)
+        if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor, the norm over every process's slices
+            grad_norm = grad_norm.full_tensor()
         state.optimizer.step()
     state.scheduler.step()
     state.optimizer.zero_grad(set_to_none=True)
@@ -350,7 +349,7 @@ def evaluate_and_track(state: TrainState, run: _Run, *, lr: float, epoch: float,
     if dist.is_main:
         run.events.event("evaluated", {"step": progress.step, "train_loss": train_loss, **metrics})
     if state.stopper.update(progress.step, metrics) and t.early_stopping.enabled:
-        state.best_weights = trainable_state(state.model)
+        state.best_weights = state.weights()
     if state.alarm.update(progress.step, train_loss, metrics["loss"]) and dist.is_main:
         run.events.event("overfitting_alarm", {"step": progress.step, "gap": metrics["loss"] - train_loss})
     if state.stopper.should_stop:
@@ -363,13 +362,74 @@ def evaluate_and_track(state: TrainState, run: _Run, *, lr: float, epoch: float,
 
 
 def save_checkpoint(state: TrainState, run: _Run) -> None:
-    """Write the whole train state, every process's RNG and the tokenizer through the store (rank 0)."""
-    rng = run.dist.all_gather_object(capture_rng())  # every process's generators, for an exact DDP resume
+    """Write the whole train state, every process's RNG and the tokenizer through the store (rank 0); under FSDP
+    each process first writes its own shard (weights and optimizer slices) to the slot not in use."""
+    mine = {"rng": capture_rng(), "loss_window": (state.progress.loss_sum, state.progress.loss_steps)}
+    gathered = run.dist.all_gather_object(mine)  # every process's generators and losses, for an exact resume
+    shards = None
+    if state.sharded:
+        run.slot = "b" if run.slot == "a" else "a"
+        name = shard_name(run.slot, run.dist.rank, run.dist.world_size)
+        data = serialise_shard(state.shard_state_dict(), rank=run.dist.rank, world_size=run.dist.world_size)
+        shards = run.dist.all_gather_object({"name": name, "sha256": run.store.write(name, data)})
     if run.dist.is_main:
-        data = serialise(config=run.config, state=state.state_dict(), rng=rng, tokenizer=run.tokenizer_files,
-                         world_size=run.dist.world_size)
+        data = serialise(config=run.config, state={**state.state_dict(),
+                                                   "loss_windows": [g["loss_window"] for g in gathered]},
+                         rng=[g["rng"] for g in gathered], tokenizer=run.tokenizer_files,
+                         world_size=run.dist.world_size, shards=shards)
         digest = run.store.write(CHECKPOINT_NAME, data)
-        run.events.event("checkpoint.saved", {"step": state.progress.step, "digest": digest, "bytes": len(data)})
+        run.events.event("checkpoint.saved", {"step": state.progress.step, "digest": digest, "bytes": len(data),
+                                              **({"shards": shards} if shards else {})})
+
+
+def _final_inference(model: Any, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, splits: TextSplits,
+                     train_data: Encoded, test_data: Encoded, run: _Run) -> tuple[tuple[Any, ...], ...]:
+    """Test predictions (classification) or per-example test losses (causal LM), the membership probe's training
+    losses and the extraction probe, each shared out over the processes (``spread``); the results on every one."""
+    t, probes, dist = config.training, config.probes, run.dist
+    dtype, device, autocast = run.runtime.autocast_dtype, run.runtime.device, run.runtime.autocast
+    classification = config.task == "text-classification"
+
+    def classify(texts: list[str]) -> list[ClassPrediction]:
+        return predict_classification(model, tokenizer, texts, max_length=t.max_length, batch_size=t.batch_size,
+                                      autocast_dtype=dtype)
+
+    def text_losses(texts: list[str]) -> list[float]:
+        return sequence_losses(model, tokenizer, texts, max_length=t.block_size, batch_size=t.batch_size,
+                               autocast_dtype=dtype)
+
+    def encoded_losses(encoded: Encoded) -> Any:
+        return lambda rows: example_losses_of(model, encoded.select(rows), batch_size=t.batch_size,
+                                              pad_id=run.pad_id, device=device, autocast=autocast)
+
+    predictions: tuple[Any, ...] = ()
+    example_losses: tuple[Any, ...] = ()
+    if classification and splits.test:
+        predictions = tuple(spread(dist, list(splits.test), classify))
+    elif splits.test and splits.instructions:
+        example_losses = tuple(spread(dist, list(range(len(test_data))), encoded_losses(test_data)))
+    elif splits.test:
+        example_losses = tuple(spread(dist, list(splits.test), text_losses))
+    n = min(probes.membership_sample, len(splits.train))
+    members: tuple[float, ...] = ()
+    if splits.instructions:
+        members = tuple(spread(dist, list(range(min(probes.membership_sample, len(train_data)))),
+                               encoded_losses(train_data)))
+    elif classification and n:
+        assert splits.train_labels is not None
+        members = tuple(-math.log(max(p.probabilities[label], 1e-12)) for p, label in
+                        zip(spread(dist, list(splits.train[:n]), classify), splits.train_labels[:n], strict=True))
+    elif n:
+        members = tuple(spread(dist, list(splits.train[:n]), text_losses))
+    extraction: tuple[int, ...] = ()
+    wanted = probes.extraction_prefix + probes.extraction_suffix
+    if not classification and probes.extraction_sample and wanted <= position_limit(model, tokenizer, None):
+        long_enough = [text for text in splits.train[:probes.extraction_sample]  # what the probe can test
+                       if len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= wanted]
+        extraction = tuple(spread(dist, long_enough, lambda texts: extraction_matches(
+            model, tokenizer, texts, prefix=probes.extraction_prefix, suffix=probes.extraction_suffix,
+            autocast_dtype=dtype)))
+    return predictions, example_losses, members, extraction
 
 
 def _enable_gradient_checkpointing(model: Any) -> None:
@@ -381,23 +441,19 @@ def _enable_gradient_checkpointing(model: Any) -> None:
         model.enable_input_require_grads()
 
 
-def _member_losses(model: Any, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, splits: TextSplits,
-                   autocast_dtype: Any) -> tuple[float, ...]:
-    """The final model's loss on the first ``membership_sample`` training examples, in split order: what a
-    loss-threshold membership attack compares with the held-out test split's losses."""
-    t = config.training
-    n = min(config.probes.membership_sample, len(splits.train))
-    if n == 0:
-        return ()
-    texts = list(splits.train[:n])
-    if config.task != "text-classification":
-        return tuple(sequence_losses(model, tokenizer, texts, max_length=t.block_size, batch_size=t.batch_size,
-                                     autocast_dtype=autocast_dtype))
-    assert splits.train_labels is not None
-    predictions = predict_classification(model, tokenizer, texts, max_length=t.max_length, batch_size=t.batch_size,
-                                         autocast_dtype=autocast_dtype)
-    return tuple(-math.log(max(p.probabilities[label], 1e-12))
-                 for p, label in zip(predictions, splits.train_labels[:n], strict=True))
+def _saved_model_files(model: Any, tokenizer: PreTrainedTokenizerBase, config: TrainConfig,
+                       run: _Run) -> dict[str, bytes]:
+    """The model's and tokenizer's files on rank 0 (nothing elsewhere). A sharded model is gathered whole onto
+    rank 0's CPU (a collective) and loaded, strictly, into an unsharded copy built the same way."""
+    if is_sharded(model):
+        weights = full_weights(model, run.dist.is_main)
+        if not run.dist.is_main:
+            return {}
+        model = build_model(config, tokenizer)
+        model.load_state_dict(weights, strict=True)
+    elif not run.dist.is_main:
+        return {}
+    return {**model_files(model), **tokenizer_files(tokenizer, max_positions(config))}
 
 
 def _tokenizer(config: TrainConfig, splits: TextSplits, checkpoint: Checkpoint | None) -> PreTrainedTokenizerBase:

@@ -107,15 +107,29 @@ class TrainState:
     """The weights at the best validation point so far (early stopping restores them at the end)."""
     ledger: Any = None
     """DP-SGD runs: the privacy accountant (``trainer.dp.PrivacyLedger``), so a resume reports the same epsilon."""
+    sharded: bool = False
+    """FSDP: weights, best weights and optimizer moments are per-process slices, saved by each process in its own
+    checkpoint shard (``shard_state_dict``) instead of in the shared payload."""
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of what training changes (with LoRA the adapters; under FSDP this process's slices)."""
+        from trainer.adapters import trainable_state
+        from trainer.sharding import local_weights
+
+        return local_weights(self.model) if self.sharded else trainable_state(self.model)
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Put back what :meth:`weights` returned (strictly)."""
+        from trainer.adapters import load_trainable_state
+        from trainer.sharding import load_local_weights
+
+        (load_local_weights if self.sharded else load_trainable_state)(self.model, weights)
 
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint payload's component states (weights on the CPU)."""
-        from trainer.adapters import trainable_state
-
+        """The checkpoint payload's component states (weights on the CPU; under FSDP without the per-process
+        weights and optimizer moments, which are in :meth:`shard_state_dict`)."""
         return {
-            "model": trainable_state(self.model),  # with LoRA, the adapter weights only
-            "best_model": self.best_weights,
-            "optimizer": self.optimizer.state_dict(),
+            **({} if self.sharded else self.shard_state_dict()),
             "scheduler": self.scheduler.state_dict(),
             "progress": self.progress.state_dict(),
             "early_stopping": self.stopper.state_dict(),
@@ -123,13 +137,28 @@ class TrainState:
             **({"privacy_accountant": self.ledger.state_dict()} if self.ledger is not None else {}),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what ``state_dict`` returned (strictly: a missing or unexpected weight is an error)."""
-        from trainer.adapters import load_trainable_state
+    def shard_state_dict(self) -> dict[str, Any]:
+        """The weights, the best weights so far and the optimizer state (this process's slices under FSDP)."""
+        from trainer.sharding import local_optimizer_state
 
-        load_trainable_state(self.model, state["model"])
-        self.best_weights = state["best_model"]
-        self.optimizer.load_state_dict(state["optimizer"])
+        return {
+            "model": self.weights(),  # with LoRA, the adapter weights only
+            "best_model": self.best_weights,
+            "optimizer": local_optimizer_state(self.optimizer) if self.sharded else self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], shard: dict[str, Any] | None = None) -> None:
+        """Restore what ``state_dict`` returned (strictly: a missing or unexpected weight is an error); under FSDP
+        also this process's ``shard``."""
+        from trainer.sharding import load_local_optimizer_state
+
+        parts = state if shard is None else shard
+        self.load_weights(parts["model"])
+        self.best_weights = parts["best_model"]
+        if self.sharded:
+            load_local_optimizer_state(self.optimizer, parts["optimizer"])
+        else:
+            self.optimizer.load_state_dict(parts["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.progress.load_state_dict(state["progress"])
         self.stopper.load_state_dict(state["early_stopping"])

@@ -1,12 +1,13 @@
 """Train a tiny RedditBias classifier in its own process, for the resume (SIGKILL) and torchrun tests.
 
     python tests/trainer/train_script.py --data DIR --store DIR --events FILE --config JSON
-        [--resume] [--hang-after-checkpoint] [--fail-at-evaluation] [--result FILE]
+        [--resume] [--hang-after-checkpoint] [--fail-at-evaluation] [--result FILE] [--lm]
 
 ``--events`` and ``--result`` may contain ``{rank}``. ``--hang-after-checkpoint`` makes the event sink sleep
 after the first ``checkpoint.saved``, so the test can kill the process at a known point mid-run.
 ``--fail-at-evaluation`` makes the sink raise at the first evaluation (only rank 0 emits events), so one rank
-fails while the others carry on into their next collective.
+fails while the others carry on into their next collective. ``--lm`` trains on Tiny Shakespeare paragraphs
+(``--rows`` of them) instead, for a causal-LM config.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", 
                       "HF_HUB_DISABLE_PROGRESS_BARS": "1"}.items():
     os.environ.setdefault(_name, _value)
 
-from tests.trainer.setups import redditbias_splits
+from tests.trainer.setups import redditbias_splits, shakespeare_splits
 from trainer import TrainConfig, train
 from trainer.stores import PlaintextFolderStore, RecordingEventSink
 
@@ -58,11 +59,13 @@ def main() -> None:
     parser.add_argument("--hang-after-checkpoint", action="store_true")
     parser.add_argument("--fail-at-evaluation", action="store_true")
     parser.add_argument("--result")
+    parser.add_argument("--lm", action="store_true")
     args = parser.parse_args()
     rank = os.environ.get("RANK", "0")
     config = TrainConfig.from_dict(json.loads(args.config))
     sink = HangingSink(Path(args.events.format(rank=rank)), args.hang_after_checkpoint, args.fail_at_evaluation)
-    result = train(config, redditbias_splits(args.data, rows=args.rows), store=PlaintextFolderStore(args.store),
+    splits = shakespeare_splits(args.data, args.rows) if args.lm else redditbias_splits(args.data, rows=args.rows)
+    result = train(config, splits, store=PlaintextFolderStore(args.store),
                    events=sink, tensorboard_dir=None, quiet=True, resume=args.resume)
     if args.result:
         Path(args.result.format(rank=rank)).write_text(json.dumps(result.to_dict()))
