@@ -12,7 +12,8 @@ start=$(date +%s)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu-device.txt"
 # torch==2.13.0 from constraints.txt: on a Linux x86_64 machine with CUDA, PyPI's wheel is the CUDA build.
 python3 -m venv .venv-gpu
-.venv-gpu/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,models]'
+.venv-gpu/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,models,qlora]'
+.venv-gpu/bin/python -c "import bitsandbytes; print('bitsandbytes', bitsandbytes.__version__)"
 .venv-gpu/bin/python -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; \
 print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
 echo "installed in $(( $(date +%s) - start )) s"
