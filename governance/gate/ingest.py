@@ -14,20 +14,40 @@ anything is read. Everything is written into hidden staging folders and publishe
 at the very end (:meth:`DatasetCatalog.claim_next_version`), so a version folder is visible only complete.
 Each step appends an audit event holding digests and counts only; the version number is known only at the end,
 so the step events name the dataset and this ingest's ``ingest`` id, and ``data.ingested`` names the version.
-A failure at any step (Ctrl-C included) removes the staging folders, so nothing half-written remains and no
-version number is used up; the failure itself is recorded by the session as ``command.failed``.
+A failure at any step removes the staging folders, so nothing half-written remains and no version number is used
+up; the failure itself is recorded by the session as ``command.failed``.
+
+**Interrupted and killed ingests.** SIGINT (Ctrl-C) and SIGTERM (a scheduler or ``kill``) stop the ingest with
+:class:`IngestInterrupted` (exit 128 + the signal's number: 130, 143): the staging folders are removed, a local
+Ray is shut down with its processes and folder (:class:`~governance.gate.scrub_engines.LocalRayNode`), and the
+log records ``command.failed``; no ``data.ingested`` is written. Audit appends and the publishing of the version
+are not cut in half: a signal arriving during one takes effect right after it, and one arriving while the version
+is being published lets it finish (the ingest then succeeds). A SIGKILL runs no handler: the staging folders stay,
+and the next ingest in the workspace removes them (:func:`remove_stale_staging`). Each staging vault folder holds
+an owner marker (``.owner``: host, pid and the process's start time, nothing about the data), so a folder is
+removed only when its owner process is gone from this host; folders from older versions of govtrain, or from an
+ingest killed in the instant before it wrote its marker, have none and are removed once a day old. A local Ray
+dies with the SIGKILLed command (its reaper).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
+import json
+import os
+import shutil
+import signal
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from datacards.card import (
@@ -46,8 +66,8 @@ from datacards.card import (
 )
 from datacards.labels import label_key
 from governance.crypto import MasterKey, write_encrypted_file
-from governance.errors import ConfigError, DataValidationError, IntegrityError
-from governance.gate.catalog import DatasetCatalog, StagedVersion, check_dataset_name
+from governance.errors import ConfigError, DataValidationError, GovtrainError, IntegrityError
+from governance.gate.catalog import STAGING_PREFIX, DatasetCatalog, StagedVersion, check_dataset_name
 from governance.gate.loading import BatchReader, check_input_file, hash_and_check_file
 from governance.gate.shards import MANIFEST_NAME, SHARD_ROWS, ShardWriter, VaultManifest
 from governance.gate.validation_stats import DatasetStats, HashIndex, collect_stats, text_key_hashes
@@ -118,12 +138,165 @@ def ingest_dataset(
     check_dataset_name(name)
     source = check_input_file(path, max_mib=policy.validation.max_input_mib)
     catalog = DatasetCatalog(session.workspace)
-    staged = catalog.stage(name)
+    with _Interruptions() as interrupts:
+        try:
+            removed = remove_stale_staging(catalog)
+            if removed:
+                progress(f"removed {removed} staging folder(s) left by ingests that did not finish")
+            staged = catalog.stage(name)
+            try:
+                _write_owner(staged)
+                return _ingest(session, catalog, staged, path, source, spec, policy, kek, options, progress, force,
+                               interrupts)
+            except BaseException:
+                with interrupts.held():
+                    catalog.release(staged)
+                raise
+        except (KeyboardInterrupt, SystemExit) as stop:  # SystemExit: Ray's own SIGTERM handler, while Ray starts
+            number = interrupts.received or (signal.SIGTERM if isinstance(stop, SystemExit) else signal.SIGINT)
+            raise IngestInterrupted(number) from None
+
+
+class IngestInterrupted(GovtrainError):
+    """The ingest was stopped by SIGINT or SIGTERM; nothing was stored (exit 128 + the signal's number)."""
+
+    kind = "interrupted"
+
+    def __init__(self, number: int) -> None:
+        name = signal.Signals(number).name
+        super().__init__(f"the ingest was interrupted ({name}); nothing was stored",
+                         hint="run the same command again to ingest the file")
+        self.exit_code = 128 + number
+
+
+class _Interruptions:
+    """While active (main thread only), SIGINT and SIGTERM raise ``KeyboardInterrupt`` once, and remember which.
+
+    ``KeyboardInterrupt`` is what every library on the way (Ray's ``get`` loop, pyarrow) already unwinds on. After
+    the first signal the handler only records (so the clean-up cannot be cut short by a second Ctrl-C), and
+    inside :meth:`held` a signal is deferred to the block's end.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._raised = False
+        self._holding = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interruptions:
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = number
+        if not self._raised and not self._holding:
+            self._raised = True
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self, *, then_raise: bool = True) -> Iterator[None]:
+        """Defer signals to the end of the block (an audit append, publishing); with ``then_raise=False`` a signal
+        that came meanwhile is dropped (the work it would have stopped is complete)."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+        if then_raise and self.received is not None and not self._raised and not self._holding:
+            self._raised = True
+            raise KeyboardInterrupt
+
+
+OWNER_MARKER = ".owner"
+"""In a staging vault folder: which process stages it (host, pid, start), so that a later ingest can tell it is
+abandoned. Removed before the folder is published."""
+STALE_UNOWNED_S = 24 * 3600
+"""A staging folder without an owner marker (older govtrain, or killed before writing it) is removed when this old."""
+STALE_CARDS_S = 600
+"""A card staging folder without its vault twin is removed when this old (younger, it may be one being published:
+the vault folder is renamed into place a moment before the card folder)."""
+
+
+def _owner() -> dict[str, Any]:
+    from governance.gate.scrub_engines import process_start
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
+
+
+def _write_owner(staged: StagedVersion) -> None:
+    from governance.workspace.fsutil import write_private_file
+
+    write_private_file(staged.vault / OWNER_MARKER, json.dumps(_owner(), sort_keys=True).encode())
+
+
+def _owner_gone(marker: Path) -> bool | None:
+    """Whether the process named in ``marker`` has ended (None: no readable marker; False: alive, or another host's,
+    or unknown)."""
+    from governance.gate.scrub_engines import process_start
+
     try:
-        return _ingest(session, catalog, staged, path, source, spec, policy, kek, options, progress, force)
-    except BaseException:
-        catalog.release(staged)
-        raise
+        owner = json.loads(marker.read_bytes())
+        host, pid, start = owner["host"], int(owner["pid"]), owner["start"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if host != socket.gethostname():
+        return False  # another machine sharing the workspace: its processes cannot be seen from here
+    if start is not None:
+        return process_start(pid) != str(start)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def remove_stale_staging(catalog: DatasetCatalog) -> int:
+    """Remove staging folders whose ingest is gone (SIGKILLed, or the machine went down); returns how many.
+
+    An ingest's vault and card staging folders share a name. Both go when the vault one's marker names a process
+    of this host that no longer runs (pid and start time), or, without a marker, once :data:`STALE_UNOWNED_S`
+    old. A card staging folder without its vault twin (killed while removing them: the vault one goes first) goes
+    once :data:`STALE_CARDS_S` old.
+    """
+    now = time.time()
+    workspace = catalog.workspace
+    staging: dict[tuple[str, str], list[Path]] = {}
+    for area in (workspace.vault, workspace.cards):
+        for folder in area.glob(f"*/{STAGING_PREFIX}*") if area.is_dir() else ():
+            staging.setdefault((folder.parent.name, folder.name), []).append(folder)
+    removed = 0
+    for (name, token), folders in staging.items():
+        vault = workspace.vault / name / token
+        if vault.is_dir():
+            gone = _owner_gone(vault / OWNER_MARKER)
+            if gone is None:
+                gone = _older_than(vault, STALE_UNOWNED_S, now)
+        else:
+            gone = all(_older_than(folder, STALE_CARDS_S, now) for folder in folders)
+        if gone:
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+                with contextlib.suppress(OSError):  # not empty: versions, or other staging
+                    folder.parent.rmdir()
+    return removed
+
+
+def _older_than(folder: Path, seconds: float, now: float) -> bool:
+    try:
+        return now - folder.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _refuse_identical(catalog: DatasetCatalog, name: str, raw_sha256: str, policy: str, path: Path) -> None:
@@ -158,7 +331,8 @@ class _Stored:
 
 def _ingest(
     session: Session, catalog: DatasetCatalog, staged: StagedVersion, path: Path, source: Path, spec: DatasetSpec,
-    policy: Policy, kek: MasterKey, options: _Options, progress: Progress, force: bool = False,
+    policy: Policy, kek: MasterKey, options: _Options, progress: Progress, force: bool,
+    interrupts: _Interruptions,
 ) -> IngestResult:
     from governance.gate.pii import check_residual, load_pii_engine
     from governance.gate.pii_recall import check_recall_floor, detector_digest, measured_recall
@@ -167,6 +341,11 @@ def _ingest(
 
     name = staged.name
     step = {"dataset": name, "ingest": staged.token}
+
+    def record(event: str, payload: dict[str, Any]) -> None:
+        with interrupts.held():  # an append is never cut in half
+            session.record(event, payload)
+
     progress(f"[1/5] loading {path.name} as {spec.format} (streamed in record batches)")
     raw_sha256, raw_bytes = hash_and_check_file(source, text=spec.format != "parquet",
                                                 max_mib=policy.validation.max_input_mib)
@@ -179,13 +358,13 @@ def _ingest(
     raw_stats = first.stats
     if reader.rows == 0:
         raise DataValidationError(f"{source}: no rows")
-    session.record("data.ingest.loaded", {**step, "raw_sha256": raw_sha256, "bytes": raw_bytes, "rows": reader.rows})
+    record("data.ingest.loaded", {**step, "raw_sha256": raw_sha256, "bytes": raw_bytes, "rows": reader.rows})
     progress(f"      {reader.rows:,} rows; kept columns {', '.join(raw_stats.columns)}")
 
     progress("[2/5] validating with great-expectations (on statistics merged over the batches)")
     report = validate_stats(raw_stats, spec, policy.validation)
     failed = len(report.failed)
-    session.record("data.ingest.validated", {**step, "expectations": len(report.outcomes), "failed": failed})
+    record("data.ingest.validated", {**step, "expectations": len(report.outcomes), "failed": failed})
     check_validation(report)
     progress(f"      {len(report.outcomes)} expectations passed")
 
@@ -211,7 +390,7 @@ def _ingest(
                            max_mib=policy.validation.max_input_mib)[0] != raw_sha256:
         raise IntegrityError(f"{path}: the file changed while it was being ingested", hint="ingest it again")
     stats = stored.pii
-    session.record("data.ingest.scrubbed", {
+    record("data.ingest.scrubbed", {
         **step, "texts": stats.texts_scanned, "findings": dict(stats.findings), "residual": dict(stats.residual),
         "independent_residual": dict(stats.independent_residual), "detector_digest": digest,
         "engine": stored.engine})
@@ -221,7 +400,7 @@ def _ingest(
              f"independent re-scan {stats.independent_residual_total}")
 
     post = stored.post
-    session.record("data.ingest.rechecked", {
+    record("data.ingest.rechecked", {
         **step, "scrub_created_duplicates": post.scrub_created_duplicates, "rows_dropped": post.rows_dropped,
         "expectations": len(post.report.outcomes), "failed": len(post.report.failed)})
     progress(f"      validating the scrubbed rows again: {post.scrub_created_duplicates} rows made duplicates by "
@@ -234,7 +413,7 @@ def _ingest(
     chunk = policy.encryption.chunk_size_kib * 1024
     raw_ciphertext = (_keep_raw(source, path.suffix, staged.vault, kek, chunk, raw_bytes)
                       if policy.pii.keep_raw else None)
-    session.record("data.ingest.encrypted", {**step, "scrubbed_sha256": manifest.plaintext_digest,
+    record("data.ingest.encrypted", {**step, "scrubbed_sha256": manifest.plaintext_digest,
                                              "ciphertext_sha256": manifest.digest(), "bytes": stored.plaintext_bytes,
                                              "shards": len(manifest.shards), "kek_id": kek.key_id})
 
@@ -250,14 +429,16 @@ def _ingest(
         return _build_card(session, name, version, spec, policy, source_info, report, pii, stored, digests,
                            vault_object)
 
-    card = catalog.claim_next_version(staged, card_for)
-    try:
-        session.record("data.ingested", {**step, "dataset": card.ref, "card_digest": card.digest(),
-                                         "rows": card.rows.stored, "policy": policy.name,
-                                         "policy_digest": card.policy.digest})
-    except BaseException:
-        catalog.release(staged, published=card.version)  # a version the log does not know must not stay
-        raise
+    with interrupts.held(then_raise=False):  # publishing runs to its end once begun
+        (staged.vault / OWNER_MARKER).unlink()
+        card = catalog.claim_next_version(staged, card_for)
+        try:
+            session.record("data.ingested", {**step, "dataset": card.ref, "card_digest": card.digest(),
+                                             "rows": card.rows.stored, "policy": policy.name,
+                                             "policy_digest": card.policy.digest})
+        except BaseException:
+            catalog.release(staged, published=card.version)  # a version the log does not know must not stay
+            raise
     return IngestResult(card, catalog.card_dir(name, card.version) / "card.json",
                         catalog.vault_dir(name, card.version) / MANIFEST_NAME)
 

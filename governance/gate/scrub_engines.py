@@ -14,6 +14,20 @@ batches travel through Ray's object store (shared memory), which Ray may spill t
 full; the driver hands over one window (:data:`RAY_WINDOW_ROWS` rows) at a time so that this stays small.
 Workers need govtrain and the spaCy model installed (on a cluster: in every node's environment).
 
+**A local Ray leaves nothing behind.** The local Ray a command starts (:class:`LocalRayNode`) keeps every file it
+writes (sockets, logs, and the object store's spills and fallback allocations, which hold raw batches) in a
+private 0700 folder of its own, not the shared ``/tmp/ray`` that Ray makes world-writable. Spilling stays on:
+turning it off only moves an overflowing object store to Ray's fallback allocation (files in the same folder) or
+fails the ingest, while a private folder that is always removed keeps raw text out of every place another user or
+a later command could read. Ray's own clean-up is not enough: ``ray.shutdown()`` stops the node, but when the
+driver is SIGKILLed the GCS and raylet die with it (Ray starts them with ``PR_SET_PDEATHSIG``) while the raylet's
+dashboard and runtime-env agents outlive it (measured with Ray 2.60: one to three minutes, idle), as do workers
+still starting (up to a minute), and the folder stays. So the node is started beside a reaper
+(:func:`reap_local_ray`), a small process in its own session that follows the node's processes and, the moment
+the driver ends (its pipe closes), SIGKILLs every one still alive (same pid and start time) and removes the
+folder. A cluster given by ``ray_address`` is not this command's: it is only disconnected from, and its own
+configuration decides where it spills.
+
 **Choosing.** ``engine="auto"`` (the default) scrubs in this process unless ``workers`` > 1 and the input has at
 least :data:`RAY_MIN_ROWS` rows, then starts a local Ray with ``workers`` CPUs and stops it at the end. Starting
 Ray and loading one engine per worker costs seconds that only pay off on enough rows (the crossover is measured in
@@ -22,10 +36,21 @@ Ray and loading one engine per worker costs seconds that only pay off on enough 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import pickle
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from governance.errors import ConfigError, UnexpectedError
@@ -118,18 +143,19 @@ class RayScrub:
         self.engine, self.columns, self.workers, self.progress = engine, list(columns), workers, progress
         self.window_rows = window_rows
         self.address = address
-        self._started = False
-        try:
-            if address:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-            else:
-                ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
-                self._started = True
-        except Exception as exc:  # connection refused, a bad address: name the address, not a stack trace
-            where = f"the Ray cluster at {address}" if address else "a local Ray"
-            raise ConfigError(f"cannot start or reach {where} ({type(exc).__name__})",
-                              hint="check --ray-address / RAY_ADDRESS, or scrub in process with --engine local") \
-                from None
+        self.node: LocalRayNode | None = None
+        with _keeping_signal_handlers():  # ray.init installs its own SIGTERM handlers (they call sys.exit)
+            try:
+                if address:
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                             configure_logging=False)
+                else:
+                    self.node = LocalRayNode(workers)
+            except Exception as exc:  # connection refused, a bad address: name the address, not a stack trace
+                where = f"the Ray cluster at {address}" if address else "a local Ray"
+                raise ConfigError(f"cannot start or reach {where} ({type(exc).__name__})",
+                                  hint="check --ray-address / RAY_ADDRESS, or scrub in process with --engine "
+                                       "local") from None
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
@@ -182,8 +208,218 @@ class RayScrub:
     def close(self) -> None:
         import ray
 
-        if ray.is_initialized():
+        if self.node is not None:
+            self.node.stop()
+        elif ray.is_initialized():
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _keeping_signal_handlers() -> Iterator[None]:
+    """Put back the SIGTERM and SIGINT handlers that were in place (the caller's clean-up) after Ray set its own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in kept.items():
+            if handler is not None:
+                signal.signal(number, handler)
+
+
+class LocalRayNode:
+    """A local Ray started for one command: files in a private folder, processes followed by a reaper.
+
+    ``stop`` shuts Ray down, then closes the reaper's pipe; the reaper SIGKILLs whatever of the node still runs
+    and removes the folder, and is waited for. If the driver dies without ``stop`` (SIGKILL), the pipe closes all
+    the same and the reaper does the same at once.
+    """
+
+    def __init__(self, workers: int) -> None:
+        import ray
+
+        # Short (the node's socket paths must stay under 108 bytes), 0700, and unique to this command. Ray makes
+        # its temporary folder world-writable (0777), so it gets one inside ours, which others cannot enter.
+        self.folder = Path(tempfile.mkdtemp(prefix="govtrain-ray-"))
+        self.reaper: subprocess.Popen[bytes] | None = None
+        try:
+            # Its own session: a Ctrl-C or a kill of the command's process group does not stop the reaper.
+            self.reaper = subprocess.Popen(
+                [sys.executable, "-c", "from governance.gate.scrub_engines import reap_local_ray; reap_local_ray()",
+                 str(self.folder)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False, _temp_dir=str(self.folder / "ray"))
+            self._tell_reaper()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _tell_reaper(self) -> None:
+        """Name the node's processes (GCS, raylet, monitors) to the reaper: from now on it follows them and their
+        descendants only, not every new child of this process (a host process may have children of its own)."""
+        import ray
+
+        node = getattr(ray._private.worker, "_global_node", None)  # no public API lists a node's processes
+        pids = [info.process.pid for infos in getattr(node, "all_processes", {}).values() for info in infos
+                if getattr(info, "process", None) is not None]
+        roots = {pid: start for pid in pids if (start := process_start(pid)) is not None}
+        if roots and self.reaper is not None and self.reaper.stdin is not None:
+            self.reaper.stdin.write("".join(f"{pid} {start}\n" for pid, start in roots.items()).encode())
+            self.reaper.stdin.flush()
+
+    def stop(self) -> None:
+        """Shut Ray down, let the reaper kill what remains of the node and remove its folder; waits for both."""
+        import ray
+
+        try:
+            if ray.is_initialized():
+                ray.shutdown()
+        finally:
+            if self.reaper is not None and self.reaper.stdin is not None:
+                self.reaper.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.reaper.wait(timeout=30)
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+REAPER_POLL_S = (0.5, 5.0)
+"""How often the reaper records processes: while Ray starts, then once the node is named. A process younger than
+that when the driver is SIGKILLed is missed; the agents start with the node, and Ray's workers die with the raylet
+anyway. (A scan of ``/proc`` costs ~10 ms of CPU on a loaded machine, so the node's lifetime costs ~0.2%.)"""
+
+
+def reap_local_ray() -> None:
+    """The reaper process (``sys.argv[1]`` is the node's folder): see :class:`LocalRayNode`.
+
+    Until its stdin closes (the driver called ``stop``, or died), it records processes with their start times:
+    while Ray starts, every descendant of the driver started after the reaper; once the driver has named the
+    node's processes (lines ``pid start`` on stdin), those and their descendants. Then it adds what a last scan
+    finds of the node (:func:`_node_processes`), SIGKILLs each process that still runs with the recorded start
+    time, waits up to five seconds for them to go, and removes the folder. It ignores SIGINT, SIGHUP and SIGTERM so that it outlives the driver's group; it exits on its own
+    within a second of the driver.
+    """
+    folder = Path(sys.argv[1])
+    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    driver, me = os.getppid(), os.getpid()
+    born = _proc_stat(me)
+    known: dict[int, str] = {}
+    roots: dict[int, str] = {}
+    received = b""
+    while os.getppid() == driver:
+        if roots:
+            for root, start in roots.items():
+                if process_start(root) == start:
+                    known[root] = start
+                known.update(descendants(root))
+        elif born is not None:
+            known.update({pid: start for pid, start in descendants(driver).items()
+                          if pid != me and int(start.rsplit(":", 1)[1]) >= int(born[2])})
+        readable, _, _ = select.select([sys.stdin.fileno()], [], [], REAPER_POLL_S[bool(roots)])
+        if readable:
+            chunk = os.read(sys.stdin.fileno(), 4096)
+            if not chunk:
+                break
+            received += chunk
+            *lines, rest = received.split(b"\n")
+            received = rest
+            if lines and not roots:
+                known = {}  # the node is named: forget what else the driver started meanwhile
+            for line in lines:
+                pid, start = line.decode().split()
+                roots[int(pid)] = start
+    known.update(_node_processes(folder, roots, skip=me))
+    kill_processes(known)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _node_processes(folder: Path, roots: dict[int, str], *, skip: int) -> dict[int, str]:
+    """Processes of the node that the last scan may have missed (a worker starting as the driver died): those
+    whose command line names the node's folder, and those whose environment names one of ``roots`` as their
+    raylet (``RAY_RAYLET_PID``, which Ray gives every worker and agent; they rename their command line)."""
+    marker = str(folder).encode()
+    raylets = {f"RAY_RAYLET_PID={pid}".encode(): int(start.rsplit(":", 1)[1]) for pid, start in roots.items()}
+    found: dict[int, str] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit() or int(entry.name) == skip:
+                continue
+            pid = int(entry.name)
+            stat = _proc_stat(pid)
+            try:
+                if stat is None or stat[0] == "Z":
+                    continue
+                if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found[pid] = f"{_boot_id()}:{stat[2]}"
+                    continue
+                environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:  # gone, or another user's
+                continue
+            if any(raylets.get(variable, 1 << 62) <= int(stat[2]) for variable in environment):
+                found[pid] = f"{_boot_id()}:{stat[2]}"
+    return found
+
+
+def process_start(pid: int) -> str | None:
+    """An identity of process ``pid`` that a reused pid does not share (boot id and start time), or None if no
+    such process runs (a zombie counts as ended). Linux only (``/proc``); elsewhere None."""
+    stat = _proc_stat(pid)
+    return None if stat is None or stat[0] == "Z" else f"{_boot_id()}:{stat[2]}"
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every running descendant of ``root`` with its :func:`process_start` (empty without ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    starts: dict[int, str] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None and stat[0] != "Z":
+                children.setdefault(stat[1], []).append(int(entry.name))
+                starts[int(entry.name)] = f"{_boot_id()}:{stat[2]}"
+    found: dict[int, str] = {}
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found[pid] = starts[pid]
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def kill_processes(processes: dict[int, str], *, wait_s: float = 5.0) -> list[int]:
+    """SIGKILL each process still running with the recorded start; wait up to ``wait_s`` for them to end.
+
+    Returns the pids still running after that (normally none)."""
+    alive = [pid for pid, start in processes.items() if process_start(pid) == start]
+    for pid in alive:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait_s
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [pid for pid in alive if process_start(pid) == processes[pid]]
+    return alive
+
+
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time in clock ticks since boot) from ``/proc/<pid>/stat``, or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()  # the command name in parentheses may hold spaces
+    return fields[0], int(fields[1]), fields[19]
+
+
+@functools.cache
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown-boot"
 
 
 def choose_engine(choice: EngineChoice, workers: int, rows: int, address: str | None) -> Literal["local", "ray"]:
