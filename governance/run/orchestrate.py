@@ -32,7 +32,7 @@ from governance.gate.approvals import ApprovedDataset
 from governance.run.canaries import Canary, make_canaries, plant
 from governance.run.config import RunConfig, config_digest
 from governance.run.data import PreparedData, prepare_data
-from governance.run.folder import EncryptedRunStore, RunFolder
+from governance.run.folder import RUN_ID, EncryptedRunStore, RunFolder
 from governance.run.reports import write_run_reports
 from governance.run.sources import environment, resolve_model_path
 from governance.trust.session import Session
@@ -45,6 +45,23 @@ if TYPE_CHECKING:
 def rank() -> int:
     """This process's rank under torchrun (0 otherwise)."""
     return int(os.environ.get("RANK", "0"))
+
+
+def _shared_run_id(run_id: str | None) -> str:
+    """Under torchrun: rank 0's new run id (``run_id`` there, ``None`` elsewhere), sent to every rank, so that every
+    process writes into the same run folder (FSDP checkpoint shards are written by each process). Starts the
+    process group, which the trainer then joins. If rank 0 fails before it sends, torchrun stops the others."""
+    import torch
+    import torch.distributed as dist
+
+    from trainer.distributed import init_distributed
+
+    init_distributed("cuda" if torch.cuda.is_available() else "cpu")
+    box = [run_id]
+    dist.broadcast_object_list(box, src=0)
+    if not isinstance(box[0], str) or not RUN_ID.match(box[0]):
+        raise ConfigError("torchrun: rank 0 sent no valid run id")
+    return box[0]
 
 
 def check_training_limits(config: RunConfig, policy: Policy) -> None:
@@ -264,7 +281,7 @@ def run_command(
         approved = check_dataset_gate(workspace, _dataset_ref(workspace, config, resume), registered)
         if dry_run:
             return CommandOutcome({"dry_run": True, "rank": rank()}, "")
-        folder = find_run(workspace, resume) if resume else RunFolder(workspace, "rank-local")
+        folder = find_run(workspace, resume) if resume else RunFolder(workspace, _shared_run_id(None))
         outcome = run_training(None, folder, config, policy, approved, workspace_master_key(workspace),
                                resume=bool(resume), quiet=True, progress=lambda _: None)
         return CommandOutcome({"run_id": outcome.run_id, "rank": rank()}, "")
@@ -287,6 +304,8 @@ def run_command(
         else:
             folder = RunFolder(workspace, new_run_id())
             folder.create(resolved_yaml(config))
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                _shared_run_id(folder.run_id)
         if "@" not in config.dataset and not resume:
             progress(f"dataset '{config.dataset}' resolved to {approved.card.ref}, its newest approved version")
         progress(f"run {folder.run_id}: {config.task} on {approved.card.ref} "

@@ -155,7 +155,8 @@ def test_policy_limits_refuse_before_building(trained, tmp_path: Path) -> None: 
 
 
 def test_torchrun_two_processes_log_once(trained, tmp_path: Path, module_home: Path) -> None:  # type: ignore[no-untyped-def]
-    """DDP on CPU through the real CLI: both ranks train, rank 0 alone writes one set of audit events."""
+    """FSDP on CPU through the real CLI: both ranks train a sharded model, each writes its own encrypted
+    checkpoint shard, rank 0 alone writes one set of audit events (DDP: tests/trainer/test_distributed.py)."""
     import os
     import subprocess
     import sys
@@ -167,7 +168,7 @@ def test_torchrun_two_processes_log_once(trained, tmp_path: Path, module_home: P
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "governance.cli", "--workspace", str(team.workspace), "--as", "erin", "run",
-               str(tiny_config(tmp_path))]
+               str(tiny_config(tmp_path, parallelism="fsdp"))]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     added = [json.loads(line) for line in log.read_text().splitlines()[before:]]
@@ -176,6 +177,16 @@ def test_torchrun_two_processes_log_once(trained, tmp_path: Path, module_home: P
     assert names.count("report.written") == 1
     finished = next(e for e in added if e["event"] == "run.finished")["payload"]
     assert finished["world_size"] == 2 and finished["effective_batch_size"] == 32
+    # Each checkpoint names its two shards (alternating slots), and the shards on disk are ciphertexts.
+    checkpoints = [e["payload"] for e in added if e["event"] == "run.checkpoint"]
+    assert [c["step"] for c in checkpoints] == [8, 16]
+    assert [s["name"] for s in checkpoints[-1]["shards"]] == [f"checkpoints/shards/b/rank-0000{r}-of-00002.pt"
+                                                              for r in (0, 1)]
+    run_folder = team.workspace / "runs" / finished["run_id"]
+    shards = sorted((run_folder / "checkpoints/shards").rglob("*.enc"))
+    assert len(shards) == 4 and not list((run_folder / "checkpoints/shards").rglob("*.pt"))
+    assert sorted(p.name for p in (team.workspace / "runs").iterdir() if not p.name.startswith("run-")) == []
+    assert all(b"PK\x03\x04" not in shard.read_bytes()[:4096] for shard in shards)  # not a torch zip in clear
     assert team.as_("carol", "audit", "verify").exit_code == 0
 
 
