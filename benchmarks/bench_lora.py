@@ -33,15 +33,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from trainer.throughput import peak_flops
+
 SIZES: dict[str, dict[str, int]] = {
     "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
              "vocab": 1000},
     "100m": {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 12,
              "vocab": 8000},
-}
-PEAK_BF16_FLOPS: dict[str, float] = {  # dense, without sparsity, from the vendors' datasheets
-    "H200": 989.4e12, "H100 SXM": 989.4e12, "H100 PCIe": 756.5e12, "H100": 989.4e12, "A100": 312e12,
-    "L40S": 362e12, "L4": 121e12, "A10G": 70e12, "A10": 125e12,
 }
 WORDS = ("the model data policy audit record training review approve release metric group report signed "
          "evidence officer engineer compliance dataset version vault key shard token batch epoch loss "
@@ -78,14 +77,6 @@ def device_name(device: str) -> str:
     import torch
 
     return torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
-
-
-def peak_flops(name: str) -> float | None:
-    """The device's peak dense bf16 FLOP/s, if it is in the table (longest matching name first)."""
-    for key in sorted(PEAK_BF16_FLOPS, key=len, reverse=True):
-        if key in name:
-            return PEAK_BF16_FLOPS[key]
-    return None
 
 
 def one_variant(args: argparse.Namespace) -> dict[str, Any]:

@@ -164,6 +164,10 @@ class TrainResult:
     test; empty when it is off). Non-members are the test split (``test_predictions``/``test_example_losses``)."""
     differential_privacy: DPAccounting | None = None
     """DP-SGD runs: the privacy spent; ``None`` when trained without differential privacy."""
+    tokens_per_s: float = 0.0
+    """Tokens (padding left out), summed over processes, per second of optimisation (as ``samples_per_s``)."""
+    mfu: float | None = None
+    """Model FLOPs utilisation (``trainer.throughput``): bf16 on a CUDA device whose peak is known; else ``None``."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""

@@ -60,6 +60,7 @@ from trainer.monitors import EarlyStopping, OverfittingAlarm
 from trainer.scalars import ScalarLog
 from trainer.sharding import full_weights, is_sharded, shard_model
 from trainer.state import TrainProgress, TrainState, capture_rng, restore_rng, seed_everything
+from trainer.throughput import flops_per_token, mfu, peak_flops
 from trainer.tokenization import (
     ensure_pad_token,
     load_pretrained_tokenizer,
@@ -114,6 +115,9 @@ class _Run:
     total_steps: int
     slot: str | None = None
     """FSDP: the checkpoint slot the last save wrote its shards to."""
+    flops_per_token: float = 0.0
+    peak_flops: float | None = None
+    """The device's peak bf16 FLOP/s when training in bf16 on a known CUDA device (else no MFU)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class StepResult:
     loss: float
     grad_norm: float
     samples: int
+    tokens: int
+    """Tokens (not padding) in the step's micro-batches on this process."""
 
 
 def _train(
@@ -192,7 +198,9 @@ def _train(
                           "device": runtime.device, "autocast": runtime.autocast, "dist": dist,
                           "num_labels": config.num_labels or 2, "label_smoothing": t.label_smoothing},
                tokenizer_files=tokenizer_files(tokenizer, max_positions(config)), total_steps=total_steps,
-               slot=checkpoint_slot(checkpoint))
+               slot=checkpoint_slot(checkpoint), flops_per_token=flops_per_token(model, max_positions(config)),
+               peak_flops=peak_flops(runtime.name) if runtime.device.type == "cuda" and runtime.precision == "bf16"
+               else None)
     loader = training_loader(train_data, batches, pad_id, num_workers=t.num_workers,
                              pin_memory=runtime.device.type == "cuda")
     model.train()
@@ -200,14 +208,15 @@ def _train(
 
     # --- the loop: step, evaluate every eval_every steps, checkpoint every checkpoint_every ---------------
     progress = state.progress
-    loop_start, samples, window_start = time.perf_counter(), 0, (time.perf_counter(), 0)
+    loop_start, samples, tokens = time.perf_counter(), 0, 0
+    mark = (loop_start, 0, 0, 0.0)  # (time, samples, tokens, pauses) when the current throughput window began
     pauses = 0.0  # seconds spent evaluating and checkpointing: not optimisation, left out of samples_per_s
     while progress.step < total_steps and not progress.stopped_early:
         # The epoch's batches from the next window on: rebuilt from seed and epoch, so a resume continues exactly.
         batches.set_epoch(progress.epoch, progress.window * t.gradient_accumulation)
         for window in _windows(loader, t.gradient_accumulation):
             step = train_step(state, run, window)
-            samples += step.samples
+            samples, tokens = samples + step.samples, tokens + step.tokens
             progress.window += 1
             if progress.window == steps_per_epoch:  # epoch done: the next checkpoint must resume in the next one
                 progress.epoch, progress.window = progress.epoch + 1, 0
@@ -218,11 +227,12 @@ def _train(
             bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
             if progress.step % t.eval_every == 0 or progress.step == total_steps:
                 now = time.perf_counter()
-                throughput = (samples - window_start[1]) * dist.world_size / max(now - window_start[0], 1e-9)
-                window_start = (now, samples)
+                seconds = max(now - mark[0] - (pauses - mark[3]), 1e-9) / dist.world_size  # summed over ranks
                 evaluate_and_track(state, run, lr=lr, epoch=progress.epoch + progress.window / steps_per_epoch,
-                                   throughput=throughput)
+                                   samples_per_s=(samples - mark[1]) / seconds,
+                                   tokens_per_s=(tokens - mark[2]) / seconds)
                 pauses += time.perf_counter() - now
+                mark = (time.perf_counter(), samples, tokens, pauses)
             if progress.step % t.checkpoint_every == 0 or progress.step == total_steps or progress.stopped_early:
                 paused = time.perf_counter()
                 save_checkpoint(state, run)
@@ -230,6 +240,7 @@ def _train(
             if progress.stopped_early or progress.step >= total_steps:
                 break
     train_time = time.perf_counter() - loop_start
+    tokens_per_s = tokens * dist.world_size / (train_time - pauses) if train_time > pauses and tokens else 0.0
     if train_model is not model:
         train_model.remove_hooks()  # Opacus's per-example hooks are for training only
     bar.close()
@@ -255,6 +266,8 @@ def _train(
         effective_batch_size=t.batch_size * t.gradient_accumulation * dist.world_size,
         wall_time_s=time.perf_counter() - wall_start, train_time_s=train_time,
         samples_per_s=samples * dist.world_size / (train_time - pauses) if train_time > pauses and samples else 0.0,
+        tokens_per_s=tokens_per_s,
+        mfu=mfu(tokens_per_s / dist.world_size, run.flops_per_token, run.peak_flops),
         overfitting_alarm=state.alarm.fired, overfitting_alarm_step=state.alarm.fired_step,
         parameter_count=count_parameters(model), artifact_digests=digests, resumed_from_step=resumed_from,
         member_losses=members, extraction=extraction,
@@ -268,8 +281,9 @@ def train_step(state: TrainState, run: _Run, window: list[dict[str, torch.Tensor
     t = run.config.training
     classification = run.config.task == "text-classification"
     private = state.ledger is not None
-    step_loss, samples = torch.zeros((), device=run.runtime.device), 0
+    step_loss, samples, tokens = torch.zeros((), device=run.runtime.device), 0, 0
     for i, cpu_batch in enumerate(window):
+        tokens += int(cpu_batch["attention_mask"].sum())  # on the host copy: no device sync
         batch = {k: v.to(run.runtime.device, non_blocking=True) for k, v in cpu_batch.items()}
         size = int(batch["input_ids"].shape[0])  # shape metadata: no device sync
         samples += size
@@ -308,7 +322,7 @@ def train_step(state: TrainState, run: _Run, window: list[dict[str, torch.Tensor
     state.progress.step += 1
     loss_value = float(step_loss.item())
     state.progress.add_step_loss(loss_value)
-    return StepResult(loss_value, float(grad_norm), samples)
+    return StepResult(loss_value, float(grad_norm), samples, tokens)
 
 
 def _windows(loader: Any, size: int) -> Iterator[list[dict[str, torch.Tensor]]]:
@@ -335,8 +349,10 @@ def _check_dp_fits(config: TrainConfig, splits: TextSplits, dist: DistContext) -
                                  "(one example per row) or classification")
 
 
-def evaluate_and_track(state: TrainState, run: _Run, *, lr: float, epoch: float, throughput: float) -> None:
-    """Validate, log the scalars, and feed early stopping (keeping the best weights) and the overfitting alarm."""
+def evaluate_and_track(state: TrainState, run: _Run, *, lr: float, epoch: float, samples_per_s: float,
+                       tokens_per_s: float) -> None:
+    """Validate, log the scalars (throughput over every process since the last evaluation), and feed early
+    stopping (keeping the best weights) and the overfitting alarm."""
     t, progress, dist = run.config.training, state.progress, run.dist
     train_loss = _mean_train_loss(progress, dist)
     metrics = evaluate(state.model, run.val_data, **run.eval_args)
@@ -345,7 +361,10 @@ def evaluate_and_track(state: TrainState, run: _Run, *, lr: float, epoch: float,
     progress.reset_loss()
     run.scalars.scalars(progress.step, {**{f"val/{k}": v for k, v in metrics.items()},
                                         "train_val_gap": metrics["loss"] - train_loss,
-                                        "throughput/samples_per_s": throughput})
+                                        "throughput/samples_per_s": samples_per_s,
+                                        "throughput/tokens_per_s": tokens_per_s,
+                                        **({"throughput/mfu": mfu(tokens_per_s / dist.world_size, run.flops_per_token,
+                                                                  run.peak_flops) or 0.0} if run.peak_flops else {})})
     if dist.is_main:
         run.events.event("evaluated", {"step": progress.step, "train_loss": train_loss, **metrics})
     if state.stopper.update(progress.step, metrics) and t.early_stopping.enabled:

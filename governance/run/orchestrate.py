@@ -217,7 +217,9 @@ def run_training(
         summary = {"best_step": result.best_step, "steps": result.steps, "stopped_early": result.stopped_early,
                    "test_metrics": result.test_metrics, "overfitting_alarm": result.overfitting_alarm,
                    "effective_batch_size": result.effective_batch_size, "world_size": result.world_size,
-                   "samples_per_s": round(result.samples_per_s, 2), "train_time_s": round(result.train_time_s, 2),
+                   "samples_per_s": round(result.samples_per_s, 2), "tokens_per_s": round(result.tokens_per_s, 1),
+                   "mfu": None if result.mfu is None else round(result.mfu, 4),
+                   "train_time_s": round(result.train_time_s, 2),
                    "wall_time_s": round(time.perf_counter() - started, 2)}
         if result.differential_privacy is not None:  # the accountant's (epsilon, delta): signed into the log
             summary["differential_privacy"] = dataclasses.asdict(result.differential_privacy)

@@ -90,7 +90,7 @@ def test_tensorboard_has_the_scalars(trained: Run) -> None:
     accumulator.Reload()
     tags = set(accumulator.Tags()["scalars"])
     assert {"train/loss", "lr", "grad_norm", "val/loss", "val/accuracy", "val/f1_macro", "train_val_gap",
-            "throughput/samples_per_s"} <= tags
+            "throughput/samples_per_s", "throughput/tokens_per_s"} <= tags
     assert len(accumulator.Scalars("train/loss")) == trained.result.steps
     val_loss = [event.value for event in accumulator.Scalars("val/loss")]
     assert val_loss == pytest.approx([h["val_loss"] for h in trained.result.history])
