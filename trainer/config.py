@@ -151,6 +151,12 @@ class TrainingConfig(Frozen):
                                     "only take cores from the model on a CPU-only machine. Raise it on a GPU machine.")
     differential_privacy: DifferentialPrivacyConfig | None = Field(
         None, description="Train with DP-SGD to a target (epsilon, delta); null: ordinary training.")
+    packing: bool = Field(
+        False, description="causal-lm instruction data: pack several examples into each block_size row of a training "
+                           "batch (in order, a row closed when the next example does not fit). Positions restart at "
+                           "each example and a block-diagonal causal mask keeps examples from attending to each other, "
+                           "so each is computed as if alone, with less padding. Needs sdpa or eager attention (Llama, "
+                           "GPT-2 and other decoder-only models); validation and test stay one example per row.")
     parallelism: Literal["ddp", "fsdp"] = Field(
         "ddp", description="Under torchrun: ddp replicates the model on every process (small models); fsdp shards "
                            "parameters, gradients and optimizer state over the processes (PyTorch's fully_shard, one "
@@ -200,6 +206,9 @@ def dp_problems(training: TrainingConfig) -> list[str]:
     if training.gradient_checkpointing:
         problems.append("training.differential_privacy: gradient_checkpointing is not supported with per-example "
                         "gradients")
+    if training.packing:
+        problems.append("training.differential_privacy: packing puts several examples in one row, and DP-SGD clips "
+                        "per row; turn packing off")
     return problems
 
 

@@ -20,6 +20,8 @@ class Encoded:
     input_ids: list[list[int]]
     labels: list[int] | None = None
     loss_mask: list[list[int]] | None = None
+    segments: list[list[int]] | None = None
+    """Packed rows (``pack_examples``): the length of each example in each row, in order."""
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -28,7 +30,32 @@ class Encoded:
         """The examples at ``rows``, in that order."""
         return Encoded([self.input_ids[i] for i in rows],
                        None if self.labels is None else [self.labels[i] for i in rows],
-                       None if self.loss_mask is None else [self.loss_mask[i] for i in rows])
+                       None if self.loss_mask is None else [self.loss_mask[i] for i in rows],
+                       None if self.segments is None else [self.segments[i] for i in rows])
+
+
+ATTENTION_FOR_PACKING: frozenset[str] = frozenset({"sdpa", "eager"})
+"""Attention implementations that take the block-diagonal 4D mask packed rows need."""
+
+
+def pack_examples(encoded: Encoded, block_size: int) -> Encoded:
+    """Instruction examples packed into rows of at most ``block_size`` tokens, in order (a row is closed when the
+    next example does not fit), each row remembering its examples' lengths. ``collate`` then gives every packed row
+    positions that restart at each example and an attention mask that keeps each example to itself, so a packed
+    example is computed exactly as if it were alone, with less padding."""
+    rows: list[list[int]] = []
+    masks: list[list[int]] = []
+    segments: list[list[int]] = []
+    for index, ids in enumerate(encoded.input_ids):
+        mask = encoded.loss_mask[index] if encoded.loss_mask is not None else [1] * len(ids)
+        if not rows or len(rows[-1]) + len(ids) > block_size:
+            rows.append([])
+            masks.append([])
+            segments.append([])
+        rows[-1].extend(ids)
+        masks[-1].extend(mask)
+        segments[-1].append(len(ids))
+    return Encoded(rows, None, masks, segments)
 
 
 def encode_classification(
@@ -95,8 +122,11 @@ def encode_instructions(
     return Encoded(ids, None, masks)
 
 
-def collate(encoded: Encoded, indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad the chosen examples to the longest among them (dynamic padding) and stack them."""
+def collate(encoded: Encoded, indices: Sequence[int], pad_id: int, attention: str = "sdpa") -> dict[str, torch.Tensor]:
+    """Pad the chosen examples to the longest among them (dynamic padding) and stack them. Packed rows also get
+    ``position_ids`` restarting at each example and ``packed_attention_mask``, a (batch, 1, length, length) causal
+    mask within each example (boolean for ``sdpa``, additive for ``eager`` attention); ``attention_mask`` stays the
+    2D mask of real tokens that the losses use."""
     rows = [encoded.input_ids[i] for i in indices]
     width = max((len(row) for row in rows), default=1)  # a Poisson-sampled (DP) batch may be empty
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -112,7 +142,27 @@ def collate(encoded: Encoded, indices: Sequence[int], pad_id: int) -> dict[str, 
         for r, i in enumerate(indices):
             loss_mask[r, : len(encoded.loss_mask[i])] = torch.tensor(encoded.loss_mask[i], dtype=torch.long)
         batch["loss_mask"] = loss_mask
+    if encoded.segments is not None:
+        batch.update(_packed_masks([encoded.segments[i] for i in indices], width, attention))
     return batch
+
+
+def _packed_masks(segments: list[list[int]], width: int, attention: str) -> dict[str, torch.Tensor]:
+    """Positions and the 4D attention mask of packed rows (see ``collate``). Each padding position is a segment of
+    its own that sees only itself: no query row is fully masked (that would give NaN), and its loss is masked."""
+    positions = torch.zeros((len(segments), width), dtype=torch.long)
+    owner = torch.arange(width).neg().sub(1).repeat(len(segments), 1)  # padding: segment -1-position
+    for r, lengths in enumerate(segments):
+        start = 0
+        for s, length in enumerate(lengths):
+            positions[r, start:start + length] = torch.arange(length)
+            owner[r, start:start + length] = s
+            start += length
+    allowed = (owner[:, :, None] == owner[:, None, :]) & torch.ones(width, width, dtype=torch.bool).tril()
+    if attention == "eager":
+        mask = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
+        return {"position_ids": positions, "packed_attention_mask": mask[:, None]}
+    return {"position_ids": positions, "packed_attention_mask": allowed[:, None]}
 
 
 @dataclass(frozen=True)
@@ -172,9 +222,10 @@ class PadCollator:
 
     encoded: Encoded
     pad_id: int
+    attention: str = "sdpa"
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        return collate(self.encoded, indices, self.pad_id)
+        return collate(self.encoded, indices, self.pad_id, self.attention)
 
 
 class EpochBatches(torch.utils.data.Sampler[list[int]]):
@@ -227,7 +278,7 @@ class PoissonBatches(EpochBatches):
 
 
 def training_loader(encoded: Encoded, batches: EpochBatches, pad_id: int, *, num_workers: int,
-                    pin_memory: bool) -> torch.utils.data.DataLoader[Any]:
+                    pin_memory: bool, attention: str = "sdpa") -> torch.utils.data.DataLoader[Any]:
     """A DataLoader serving ``batches`` padded by ``collate``: in ``num_workers`` persistent worker processes
     (0: in this one), into pinned memory when the batches go to a GPU.
 
@@ -235,7 +286,7 @@ def training_loader(encoded: Encoded, batches: EpochBatches, pad_id: int, *, num
     torch's global generator would shift the dropout (and DP noise) stream at every epoch and resume.
     """
     return torch.utils.data.DataLoader(
-        _Indices(len(encoded)), batch_sampler=batches, collate_fn=PadCollator(encoded, pad_id),
+        _Indices(len(encoded)), batch_sampler=batches, collate_fn=PadCollator(encoded, pad_id, attention),
         num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(0),
     )

@@ -30,6 +30,7 @@ from trainer.checkpoint import (
 )
 from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
 from trainer.data import (
+    ATTENTION_FOR_PACKING,
     BatchOrder,
     Encoded,
     EpochBatches,
@@ -37,6 +38,7 @@ from trainer.data import (
     encode_classification,
     encode_instructions,
     encode_lm_blocks,
+    pack_examples,
     training_loader,
 )
 from trainer.device import resolve_runtime
@@ -162,9 +164,11 @@ def _train(
     train_data, val_data, test_data = _encode(config, tokenizer, splits)
     if len(train_data) == 0 or len(val_data) == 0:
         raise TrainerDataError("after tokenisation the train or validation split holds no examples")
+    attention = str(getattr(model.config, "_attn_implementation", None) or "eager")
+    loader_data = _packed(train_data, model, attention, splits, t) if t.packing else train_data
     pad_id = int(tokenizer.pad_token_id)
     if t.differential_privacy is None:
-        batches = EpochBatches(BatchOrder(len(train_data), t.batch_size, t.seed, dist.rank, dist.world_size))
+        batches = EpochBatches(BatchOrder(len(loader_data), t.batch_size, t.seed, dist.rank, dist.world_size))
     else:
         _check_dp_fits(config, splits, dist)
         batches = PoissonBatches(len(train_data), sample_rate(len(train_data), t.batch_size), t.seed)
@@ -201,8 +205,8 @@ def _train(
                slot=checkpoint_slot(checkpoint), flops_per_token=flops_per_token(model, max_positions(config)),
                peak_flops=peak_flops(runtime.name) if runtime.device.type == "cuda" and runtime.precision == "bf16"
                else None)
-    loader = training_loader(train_data, batches, pad_id, num_workers=t.num_workers,
-                             pin_memory=runtime.device.type == "cuda")
+    loader = training_loader(loader_data, batches, pad_id, num_workers=t.num_workers,
+                             pin_memory=runtime.device.type == "cuda", attention=attention)
     model.train()
     bar = _progress_bar(total_steps, state.progress.step, disabled=quiet or not dist.is_main)
 
@@ -294,8 +298,11 @@ def train_step(state: TrainState, run: _Run, window: list[dict[str, torch.Tensor
         sync = i == len(window) - 1 or not run.dist.active
         with gradient_sync(run.ddp_model, sync):
             extra = {"position_ids": position_ids(batch["input_ids"])} if private else {}
+            if "position_ids" in batch:  # packed rows: positions restart at each example
+                extra["position_ids"] = batch["position_ids"]
             with run.runtime.autocast():
-                logits = run.ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                logits = run.ddp_model(input_ids=batch["input_ids"],
+                                       attention_mask=batch.get("packed_attention_mask", batch["attention_mask"]),
                                        **extra).logits
             if classification:
                 loss = classification_loss(logits, batch["labels"], t.label_smoothing)
@@ -323,6 +330,17 @@ def train_step(state: TrainState, run: _Run, window: list[dict[str, torch.Tensor
     loss_value = float(step_loss.item())
     state.progress.add_step_loss(loss_value)
     return StepResult(loss_value, float(grad_norm), samples, tokens)
+
+
+def _packed(train_data: Encoded, model: Any, attention: str, splits: TextSplits, t: TrainingConfig) -> Encoded:
+    """The training examples packed into rows (``training.packing``), where the model can keep them apart."""
+    if not splits.instructions:
+        raise TrainerConfigError("training.packing packs instruction examples (a prompt column); plain-text "
+                                 "causal-lm is already cut into full blocks")
+    if attention not in ATTENTION_FOR_PACKING or getattr(model.config, "model_type", "") == "bert":
+        raise TrainerConfigError(f"training.packing needs a decoder-only model with sdpa or eager attention; "
+                                 f"{type(model).__name__} uses {attention}")
+    return pack_examples(train_data, t.block_size)
 
 
 def _windows(loader: Any, size: int) -> Iterator[list[dict[str, torch.Tensor]]]:

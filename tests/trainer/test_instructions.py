@@ -6,11 +6,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 import torch
+from pydantic import ValidationError
 
 from tests.trainer.setups import shakespeare_splits, tiny_lm
 from trainer import train
-from trainer.data import collate, encode_instructions
+from trainer.data import collate, encode_instructions, pack_examples
+from trainer.errors import TrainerConfigError
 from trainer.evaluation import lm_token_losses
 from trainer.interface import TextSplits
 from trainer.stores import MemoryArtifactStore, RecordingEventSink
@@ -73,3 +76,65 @@ def test_instruction_run_trains_and_reports_response_losses(shared_data: Path) -
     assert all(math.isfinite(x) for x in result.test_example_losses[:3])
     assert len(result.member_losses) == 5
     assert collate(encode_instructions(_tokenizer(tr), tp[:2], tr[:2], 32), [0, 1], 0)["loss_mask"].shape[0] == 2
+
+
+def _pairs(data: Path, paragraphs: int) -> TextSplits:
+    speeches = shakespeare_splits(data, paragraphs)
+
+    def pairs(texts):  # type: ignore[no-untyped-def]
+        return [f"Continue: {t.split()[0]}" for t in texts], list(texts)
+    (tp, tr), (vp, vr), (sp, sr) = pairs(speeches.train), pairs(speeches.validation), pairs(speeches.test)
+    return TextSplits(tr, vr, sr, train_prompts=tp, validation_prompts=vp, test_prompts=sp)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_examples_are_computed_as_if_alone(shared_data: Path, architecture: str, attention: str) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    splits = _pairs(shared_data, 40)
+    tokenizer = _tokenizer(list(splits.train))
+    encoded = encode_instructions(tokenizer, list(splits.train_prompts or ())[:9], list(splits.train)[:9], 48)
+    packed = pack_examples(encoded, 96)
+    assert len(packed) < len(encoded) and sum(map(len, packed.segments or [])) == len(encoded)
+    assert all(len(row) <= 96 for row in packed.input_ids)
+    torch.manual_seed(0)
+    model = (LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                          attn_implementation=attention))
+             if architecture == "llama" else
+             GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=128,
+                                        attn_implementation=attention)))
+    model.eval()
+    batch = collate(packed, range(len(packed)), 0, attention)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["packed_attention_mask"],
+                       position_ids=batch["position_ids"]).logits
+        losses, mask = lm_token_losses(logits, batch["input_ids"], batch["attention_mask"],
+                                       loss_mask=batch["loss_mask"])
+        packed_sums = [float(x) for x in losses.sum(dim=1)]
+        alone = collate(encoded, range(len(encoded)), 0)
+        one, one_mask = lm_token_losses(model(input_ids=alone["input_ids"], attention_mask=alone["attention_mask"]
+                                              ).logits, alone["input_ids"], alone["attention_mask"],
+                                        loss_mask=alone["loss_mask"])
+    assert int(mask.sum()) == int(one_mask.sum())  # the same targets: no example's first token is a target
+    first = 0
+    for row, lengths in enumerate(packed.segments or []):
+        expected = float(one[first:first + len(lengths)].sum())
+        assert packed_sums[row] == pytest.approx(expected, rel=1e-5), (row, lengths)
+        first += len(lengths)
+
+
+def test_packed_run_takes_fewer_steps_per_epoch_and_learns(shared_data: Path) -> None:
+    splits = _pairs(shared_data, 120)
+    plain = train(tiny_lm(epochs=1, eval_every=1000, batch_size=8), splits, store=MemoryArtifactStore(),
+                  events=RecordingEventSink(), quiet=True)
+    packed = train(tiny_lm(epochs=1, eval_every=1000, batch_size=8, packing=True), splits,
+                   store=MemoryArtifactStore(), events=RecordingEventSink(), quiet=True)
+    assert packed.steps < plain.steps  # several examples per 64-token row
+    assert math.isfinite(packed.test_metrics["loss"]) and len(packed.test_example_losses) == len(splits.test)
+    with pytest.raises(TrainerConfigError, match="instruction examples"):
+        train(tiny_lm(max_steps=1, packing=True), shakespeare_splits(shared_data, 40), store=MemoryArtifactStore(),
+              events=RecordingEventSink(), quiet=True)
+    with pytest.raises(ValidationError, match="packing"):
+        tiny_lm(packing=True, differential_privacy={"target_epsilon": 8})
