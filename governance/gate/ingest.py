@@ -203,14 +203,16 @@ class _Interruptions:
 
     @contextlib.contextmanager
     def held(self, *, then_raise: bool = True) -> Iterator[None]:
-        """Defer signals to the end of the block (an audit append, publishing); with ``then_raise=False`` a signal
-        that came meanwhile is dropped (the work it would have stopped is complete)."""
+        """Defer signals to the end of the block (an audit append, publishing). With ``then_raise=False`` (the
+        block completes the ingest) signals during and after it are dropped: there is nothing left to stop."""
         self._holding += 1
         try:
             yield
         finally:
             self._holding -= 1
-        if then_raise and self.received is not None and not self._raised and not self._holding:
+        if not then_raise:
+            self._raised = True
+        elif self.received is not None and not self._raised and not self._holding:
             self._raised = True
             raise KeyboardInterrupt
 

@@ -279,6 +279,8 @@ class LocalRayNode:
                 ray.shutdown()
         finally:
             if self.reaper is not None and self.reaper.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self.reaper.stdin.write(b"stopped\n")  # Ray is down: no need to wait for late workers
                 self.reaper.stdin.close()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.reaper.wait(timeout=30)
@@ -291,6 +293,11 @@ that when the driver is SIGKILLed is missed; the agents start with the node, and
 anyway. (A scan of ``/proc`` costs ~10 ms of CPU on a loaded machine, so the node's lifetime costs ~0.2%.)"""
 
 
+REAPER_SETTLE_S = 3.0
+"""How long the reaper keeps finding and killing late processes of the node, and removing its folder, once the
+driver has ended."""
+
+
 def reap_local_ray() -> None:
     """The reaper process (``sys.argv[1]`` is the node's folder): see :class:`LocalRayNode`.
 
@@ -298,8 +305,10 @@ def reap_local_ray() -> None:
     while Ray starts, every descendant of the driver started after the reaper; once the driver has named the
     node's processes (lines ``pid start`` on stdin), those and their descendants. Then it adds what a last scan
     finds of the node (:func:`_node_processes`), SIGKILLs each process that still runs with the recorded start
-    time, waits up to five seconds for them to go, and removes the folder. It ignores SIGINT, SIGHUP and SIGTERM so that it outlives the driver's group; it exits on its own
-    within a second of the driver.
+    time, waits up to five seconds for them to go, and removes the folder; for :data:`REAPER_SETTLE_S` more it
+    looks again for processes of the node, kills them and removes the folder again (not when the driver wrote
+    ``stopped``: it shut Ray down itself). It ignores SIGINT, SIGHUP and SIGTERM so that it outlives the driver's
+    group; it exits on its own a few seconds after the driver.
     """
     folder = Path(sys.argv[1])
     for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
@@ -309,6 +318,7 @@ def reap_local_ray() -> None:
     known: dict[int, str] = {}
     roots: dict[int, str] = {}
     received = b""
+    clean = False  # the driver said it shut Ray down itself
     while os.getppid() == driver:
         if roots:
             for root, start in roots.items():
@@ -329,11 +339,21 @@ def reap_local_ray() -> None:
             if lines and not roots:
                 known = {}  # the node is named: forget what else the driver started meanwhile
             for line in lines:
+                if line == b"stopped":
+                    clean = True
+                    continue
                 pid, start = line.decode().split()
                 roots[int(pid)] = start
-    known.update(_node_processes(folder, roots, skip=me))
-    kill_processes(known)
-    shutil.rmtree(folder, ignore_errors=True)
+    kill_processes({**known, **_node_processes(folder, roots, skip=me)})
+    # A worker the raylet was starting as it died can still appear, and recreate folders as it starts: keep
+    # looking, killing and removing for a few seconds.
+    settled = time.monotonic() + (0 if clean else REAPER_SETTLE_S)
+    while True:
+        kill_processes(_node_processes(folder, roots, skip=me))
+        shutil.rmtree(folder, ignore_errors=True)
+        if time.monotonic() > settled:
+            break
+        time.sleep(0.5)
 
 
 def _node_processes(folder: Path, roots: dict[int, str], *, skip: int) -> dict[int, str]:

@@ -170,6 +170,16 @@ def assert_nothing_stored(team: Team, name: str, events_before: int, number: int
     assert not [d for d in json.loads(listed.stdout)["datasets"] if d["dataset"].startswith(f"{name}@")]
 
 
+def assert_ray_gone(started: dict[int, Proc], folder: Path, within_s: float) -> None:
+    """Every process of the local Ray has ended, its folder is gone, and stays gone (a worker the raylet was still
+    starting recreated empty folders in it once)."""
+    assert still_running(started, within_s=within_s) == []  # GCS, raylet, both agents, workers, the reaper
+    for _ in range(2):
+        assert not folder.exists()
+        assert not [p.args[:80] for p in ps().values() if str(folder) in p.args and not p.state.startswith("Z")]
+        time.sleep(3)
+
+
 def private_ray_folder(procs: dict[int, Proc]) -> Path:
     """The local Ray's private folder, read from the reaper's command line; Ray's node runs inside it."""
     [reaper] = [p for p in procs.values() if "reap_local_ray()" in p.args]
@@ -211,8 +221,7 @@ def test_sigterm_on_ray_mid_scrub_shuts_the_local_ray_down(team_data: tuple[Team
     code, stderr = ingest.finish()
     assert code == 128 + signal.SIGTERM, stderr
     assert error_lines(stderr) == ["error: the ingest was interrupted (SIGTERM); nothing was stored"]
-    assert still_running(started, within_s=5) == []  # GCS, raylet, both agents, workers, the reaper
-    assert not folder.exists()
+    assert_ray_gone(started, folder, within_s=5)
     assert_nothing_stored(team, "ray-term", before, signal.SIGTERM)
 
 
@@ -231,8 +240,7 @@ def test_sigkill_on_ray_takes_its_processes_along_and_the_next_ingest_removes_th
     assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= {p.args for p in started.values()}
     ingest.process.send_signal(signal.SIGKILL)
     ingest.finish()
-    assert still_running(started, within_s=10) == []
-    assert not folder.exists()
+    assert_ray_gone(started, folder, within_s=10)
 
     left = sorted(entries(team, "ray-kill"))  # no handler ran: the staging folders are still there
     assert [Path(e).parts[0] for e in left] == ["cards", "vault"] and all(".ingest-" in e for e in left), left
