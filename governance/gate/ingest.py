@@ -251,14 +251,15 @@ def _owner_gone(marker: Path) -> bool | None:
         return None
     if host != socket.gethostname():
         return False  # another machine sharing the workspace: its processes cannot be seen from here
-    if start is not None:
-        return process_start(pid) != str(start)
-    try:
+    current = process_start(pid)
+    if current is not None and start is not None:
+        return current != str(start)  # the pid runs, as the owner or as a later process that reused the pid
+    try:  # not in /proc (ended, a zombie, another user's under hidepid) or no /proc: ask the kernel
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except OSError:
-        return False
+        return False  # it exists (another user's): keep its folder
     return False
 
 
@@ -416,8 +417,8 @@ def _ingest(
     raw_ciphertext = (_keep_raw(source, path.suffix, staged.vault, kek, chunk, raw_bytes)
                       if policy.pii.keep_raw else None)
     record("data.ingest.encrypted", {**step, "scrubbed_sha256": manifest.plaintext_digest,
-                                             "ciphertext_sha256": manifest.digest(), "bytes": stored.plaintext_bytes,
-                                             "shards": len(manifest.shards), "kek_id": kek.key_id})
+                                     "ciphertext_sha256": manifest.digest(), "bytes": stored.plaintext_bytes,
+                                     "shards": len(manifest.shards), "kek_id": kek.key_id})
 
     progress("[5/5] writing the dataset card")
     digests = Digests(raw_file=raw_sha256, scrubbed_parquet=manifest.plaintext_digest, ciphertext=manifest.digest(),
