@@ -10,6 +10,7 @@ the same, and the next ingest removes the staging folders the dead one left.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -187,7 +188,12 @@ def private_ray_folder(procs: dict[int, Proc]) -> Path:
     [reaper] = [p for p in procs.values() if "reap_local_ray()" in p.args]
     folder = Path(reaper.args.split()[-1])
     [raylet] = [p for p in procs.values() if "/raylet/raylet " in p.args]
-    assert f"--raylet_socket_name={folder}/ray/session_" in raylet.args  # sockets, logs, spills: not /tmp/ray
+    assert f"--raylet_socket_name={folder}/ray/session_" in raylet.args  # sockets and logs: not /tmp/ray
+    assert f"--fallback_directory={folder}/ray/session_" in raylet.args  # objects a full store puts on disk
+    [gcs] = [p for p in procs.values() if "/gcs/gcs_server " in p.args]
+    [config] = [a.split("=", 1)[1] for a in gcs.args.split() if a.startswith("--config_list=")]
+    spilling = json.loads(json.loads(base64.b64decode(config))["object_spilling_config"])
+    assert spilling["params"]["directory_path"].startswith(f"{folder}/ray/session_")  # where raw batches spill
     assert folder.is_dir() and (folder.stat().st_mode & 0o777) == 0o700
     return folder
 
