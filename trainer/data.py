@@ -180,19 +180,30 @@ class BatchOrder:
     seed: int
     rank: int = 0
     world_size: int = 1
+    local_to: int | None = None
+    """Rank-local data: ``num_examples`` are this process's own, shuffled among themselves (seeded with the epoch
+    and the rank) and repeated round to ``local_to``, the most any process holds, so every process takes as many
+    micro-batches."""
 
     def epoch(self, epoch: int) -> list[list[int]]:
         """The micro-batches (lists of example indices) of ``epoch`` on this process."""
-        generator = torch.Generator().manual_seed(self.seed + epoch)
-        order = torch.randperm(self.num_examples, generator=generator).tolist()
-        per_rank = math.ceil(self.num_examples / self.world_size)
-        order += order[: per_rank * self.world_size - len(order)]
-        mine = order[self.rank :: self.world_size]
+        if self.local_to is not None:
+            generator = torch.Generator().manual_seed(self.seed + epoch + 1_000_003 * self.rank)
+            order = torch.randperm(self.num_examples, generator=generator).tolist()
+            mine = [order[i % len(order)] for i in range(self.local_to)] if order else []
+        else:
+            generator = torch.Generator().manual_seed(self.seed + epoch)
+            order = torch.randperm(self.num_examples, generator=generator).tolist()
+            per_rank = math.ceil(self.num_examples / self.world_size)
+            order += order[: per_rank * self.world_size - len(order)]
+            mine = order[self.rank :: self.world_size]
         return [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
 
     @property
     def batches_per_epoch(self) -> int:
         """Micro-batches per epoch on each process."""
+        if self.local_to is not None:
+            return math.ceil(self.local_to / self.batch_size)
         return math.ceil(math.ceil(self.num_examples / self.world_size) / self.batch_size)
 
 

@@ -102,21 +102,30 @@ def shutdown(context: DistContext, *, clean: bool = True) -> None:
         dist.destroy_process_group()
 
 
-def spread(context: DistContext, items: Sequence[T], work: Callable[[list[T]], list[R]]) -> list[R]:
+def spread(context: DistContext, items: Sequence[T], work: Callable[[list[T]], list[R]], *,
+           local: bool = False) -> list[R]:
     """``work(items)`` with the items shared out: each process runs ``work`` on its contiguous share, and every
-    process gets all the results, in the items' order. ``work`` must return one result per item.
+    process gets all the results, in the items' order. ``work`` must return one result per item. With ``local``
+    the items are already this process's share (rank-local splits); the results come back in process order.
 
-    Every share is padded to the same length (with copies of the first item, whose results are dropped), so
-    every process makes the same number of forward passes in ``work``: a sharded model's forward is a collective.
+    Every share is padded to the same length (with copies of an item, whose results are dropped), so every
+    process makes the same number of forward passes in ``work``: a sharded model's forward is a collective.
     """
     if not context.active:
         return work(list(items))
-    if not items:
+    if local:
+        sizes = context.all_gather_object((len(items), items[0] if items else None))
+        share = max(size for size, _ in sizes)
+        filler = next((first for size, first in sizes if size), None)
+        mine = list(items)
+    else:
+        share = math.ceil(len(items) / context.world_size)
+        filler = items[0] if items else None
+        mine = list(items[context.rank * share:(context.rank + 1) * share])
+    if share == 0 or filler is None:
         return []
-    share = math.ceil(len(items) / context.world_size)
-    mine = list(items[context.rank * share:(context.rank + 1) * share])
     real = len(mine)
-    results = work(mine + [items[0]] * (share - real))
+    results = work(mine + [filler] * (share - real))
     if len(results) != share:
         raise RuntimeError(f"spread: work returned {len(results)} results for {share} items")
     return [r for part in context.all_gather_object(results[:real]) for r in part]

@@ -122,8 +122,10 @@ def evaluate(
     dist: DistContext,
     num_labels: int = 2,
     label_smoothing: float = 0.0,
+    local: bool = False,
 ) -> dict[str, float]:
-    """Validation metrics over ``encoded``, each process taking its shard and the sums reduced over processes.
+    """Validation metrics over ``encoded``, each process taking its shard (``local``: all of ``encoded``, which is
+    already this process's rows) and the sums reduced over processes.
 
     ``loss`` is the training objective (label smoothing included, so it compares with the training loss);
     ``perplexity`` uses the plain negative log-likelihood.
@@ -133,12 +135,16 @@ def evaluate(
     classification = task == "text-classification"
     size = num_labels * num_labels + 2 if classification else 3
     sums = torch.zeros(size, dtype=torch.float64, device=device)  # summed on the device: no sync per batch
-    batches: list[list[int] | None] = list(sequential_batches(len(encoded), batch_size, dist.rank, dist.world_size))
-    if dist.active and len(encoded):  # the same number of forward passes on every process (FSDP's collectives)
-        most = math.ceil(math.ceil(len(encoded) / dist.world_size) / batch_size)
+    batches: list[list[int] | None] = list(sequential_batches(len(encoded), batch_size, dist.rank, dist.world_size)
+                                           if not local else sequential_batches(len(encoded), batch_size))
+    if dist.active:  # the same number of forward passes on every process (FSDP's collectives)
+        most = max(dist.all_gather_object(len(batches))) if local else \
+            math.ceil(math.ceil(len(encoded) / dist.world_size) / batch_size)
         batches += [None] * (most - len(batches))
+    filler = Encoded([[pad_id]], [0] if encoded.labels is not None else None)  # a padding pass with no rows here
     for indices in batches:
-        batch = {k: v.to(device) for k, v in collate(encoded, indices or [0], pad_id).items()}
+        source = encoded if indices is not None or len(encoded) else filler
+        batch = {k: v.to(device) for k, v in collate(source, indices or [0], pad_id).items()}
         with autocast():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         if indices is None:  # a padding pass: its result is not counted

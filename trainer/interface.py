@@ -56,6 +56,10 @@ class TextSplits:
     """Instruction data (causal LM): the prompt of each text, which is then the response; loss on responses only."""
     validation_prompts: Sequence[str] | None = None
     test_prompts: Sequence[str] | None = None
+    rank_local: bool = False
+    """Under torchrun: each process was given only its own rows of each split (in the splits' order, process 0's
+    first), instead of every row. Batches, evaluation and test inference then take this process's rows; test
+    results are gathered in process order, which is the splits' order."""
 
     @property
     def instructions(self) -> bool:
@@ -64,7 +68,7 @@ class TextSplits:
 
     def check(self, *, classification: bool, num_labels: int | None) -> None:
         """Raise ``TrainerDataError`` if the splits cannot be trained on; return ``None`` otherwise."""
-        if not self.train or not self.validation:
+        if not self.rank_local and (not self.train or not self.validation):  # rank-local: judged over processes
             raise TrainerDataError("the train and validation splits must not be empty")
         pairs = {"train": (self.train, self.train_labels), "validation": (self.validation, self.validation_labels),
                  "test": (self.test, self.test_labels)}
@@ -164,6 +168,9 @@ class TrainResult:
     test; empty when it is off). Non-members are the test split (``test_predictions``/``test_example_losses``)."""
     differential_privacy: DPAccounting | None = None
     """DP-SGD runs: the privacy spent; ``None`` when trained without differential privacy."""
+    member_shares: tuple[int, ...] = ()
+    """Rank-local splits: how many of ``member_losses`` came from each process (in order), each its own first
+    training rows; empty otherwise (``member_losses`` are then the first training rows)."""
     tokens_per_s: float = 0.0
     """Tokens (padding left out), summed over processes, per second of optimisation (as ``samples_per_s``)."""
     mfu: float | None = None

@@ -153,7 +153,8 @@ def _train(
 
     # --- set-up: tokenizer, model, data, optimizer ---------------------------------------------------
     seed_everything(t.seed)
-    tokenizer = _tokenizer(config, splits, checkpoint)
+    local = splits.rank_local and dist.active  # each process holds only its own rows
+    tokenizer = _tokenizer(config, splits, checkpoint, dist)
     model = build_model(config, tokenizer, runtime.device)
     if t.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
@@ -162,13 +163,17 @@ def _train(
         if dist.is_main:
             events.event("fsdp.sharded", {"blocks": blocks, "world_size": dist.world_size})
     train_data, val_data, test_data = _encode(config, tokenizer, splits)
-    if len(train_data) == 0 or len(val_data) == 0:
-        raise TrainerDataError("after tokenisation the train or validation split holds no examples")
     attention = str(getattr(model.config, "_attn_implementation", None) or "eager")
     loader_data = _packed(train_data, model, attention, splits, t) if t.packing else train_data
+    sizes = dist.all_gather_object((len(loader_data), len(val_data))) if local else [(len(train_data),
+                                                                                      len(val_data))]
+    if min(train for train, _ in sizes) == 0 or sum(val for _, val in sizes) == 0:
+        raise TrainerDataError("after tokenisation the train or validation split holds no examples"
+                               + (" on some process (too few rows for this many processes)" if local else ""))
     pad_id = int(tokenizer.pad_token_id)
     if t.differential_privacy is None:
-        batches = EpochBatches(BatchOrder(len(loader_data), t.batch_size, t.seed, dist.rank, dist.world_size))
+        batches = EpochBatches(BatchOrder(len(loader_data), t.batch_size, t.seed, dist.rank, dist.world_size,
+                                          local_to=max(train for train, _ in sizes) if local else None))
     else:
         _check_dp_fits(config, splits, dist)
         batches = PoissonBatches(len(train_data), sample_rate(len(train_data), t.batch_size), t.seed)
@@ -200,7 +205,8 @@ def _train(
                scalars=ScalarLog(tensorboard_dir, enabled=dist.is_main),
                eval_args={"task": config.task, "batch_size": t.batch_size, "pad_id": pad_id,
                           "device": runtime.device, "autocast": runtime.autocast, "dist": dist,
-                          "num_labels": config.num_labels or 2, "label_smoothing": t.label_smoothing},
+                          "num_labels": config.num_labels or 2, "label_smoothing": t.label_smoothing,
+                          "local": local},
                tokenizer_files=tokenizer_files(tokenizer, max_positions(config)), total_steps=total_steps,
                slot=checkpoint_slot(checkpoint), flops_per_token=flops_per_token(model, max_positions(config)),
                peak_flops=peak_flops(runtime.name) if runtime.device.type == "cuda" and runtime.precision == "bf16"
@@ -261,7 +267,7 @@ def _train(
     files = _saved_model_files(model, tokenizer, config, run)
     digests = {MODEL_PREFIX + name: store.write(MODEL_PREFIX + name, data) for name, data in files.items()}
     dist.barrier()
-    predictions, example_losses, members, extraction = outputs if dist.is_main else ((), (), (), ())
+    predictions, example_losses, members, extraction, shares = outputs if dist.is_main else ((), (), (), (), ())
     return TrainResult(
         best_step=state.stopper.best_step if t.early_stopping.enabled else None,
         stopped_early=progress.stopped_early, steps=progress.step, epochs_completed=progress.epochs_completed,
@@ -274,7 +280,7 @@ def _train(
         mfu=mfu(tokens_per_s / dist.world_size, run.flops_per_token, run.peak_flops),
         overfitting_alarm=state.alarm.fired, overfitting_alarm_step=state.alarm.fired_step,
         parameter_count=count_parameters(model), artifact_digests=digests, resumed_from_step=resumed_from,
-        member_losses=members, extraction=extraction,
+        member_losses=members, extraction=extraction, member_shares=shares,
         differential_privacy=state.ledger.accounting() if state.ledger is not None else None,
     )
 
@@ -426,6 +432,13 @@ def _final_inference(model: Any, tokenizer: PreTrainedTokenizerBase, config: Tra
     t, probes, dist = config.training, config.probes, run.dist
     dtype, device, autocast = run.runtime.autocast_dtype, run.runtime.device, run.runtime.autocast
     classification = config.task == "text-classification"
+    local = splits.rank_local and dist.active
+
+    def share(count: int) -> int:  # rank-local: each process probes its own first rows
+        return math.ceil(count / dist.world_size) if local else count
+
+    def spread_(items: list[Any], work: Any) -> list[Any]:
+        return spread(dist, items, work, local=local)
 
     def classify(texts: list[str]) -> list[ClassPrediction]:
         return predict_classification(model, tokenizer, texts, max_length=t.max_length, batch_size=t.batch_size,
@@ -441,32 +454,34 @@ def _final_inference(model: Any, tokenizer: PreTrainedTokenizerBase, config: Tra
 
     predictions: tuple[Any, ...] = ()
     example_losses: tuple[Any, ...] = ()
-    if classification and splits.test:
-        predictions = tuple(spread(dist, list(splits.test), classify))
-    elif splits.test and splits.instructions:
-        example_losses = tuple(spread(dist, list(range(len(test_data))), encoded_losses(test_data)))
-    elif splits.test:
-        example_losses = tuple(spread(dist, list(splits.test), text_losses))
-    n = min(probes.membership_sample, len(splits.train))
+    if classification:
+        predictions = tuple(spread_(list(splits.test), classify))
+    elif splits.instructions:
+        example_losses = tuple(spread_(list(range(len(test_data))), encoded_losses(test_data)))
+    else:
+        example_losses = tuple(spread_(list(splits.test), text_losses))
+    n = min(share(probes.membership_sample), len(train_data) if splits.instructions else len(splits.train))
     members: tuple[float, ...] = ()
     if splits.instructions:
-        members = tuple(spread(dist, list(range(min(probes.membership_sample, len(train_data)))),
-                               encoded_losses(train_data)))
-    elif classification and n:
+        members = tuple(spread_(list(range(n)), encoded_losses(train_data)))
+    elif classification:
         assert splits.train_labels is not None
         members = tuple(-math.log(max(p.probabilities[label], 1e-12)) for p, label in
-                        zip(spread(dist, list(splits.train[:n]), classify), splits.train_labels[:n], strict=True))
-    elif n:
-        members = tuple(spread(dist, list(splits.train[:n]), text_losses))
+                        zip(spread_(list(splits.train[:n]), classify),
+                            [y for part in (dist.all_gather_object(list(splits.train_labels[:n])) if local
+                                            else [splits.train_labels[:n]]) for y in part], strict=True))
+    else:
+        members = tuple(spread_(list(splits.train[:n]), text_losses))
+    shares = tuple(dist.all_gather_object(n)) if local else ()
     extraction: tuple[int, ...] = ()
     wanted = probes.extraction_prefix + probes.extraction_suffix
     if not classification and probes.extraction_sample and wanted <= position_limit(model, tokenizer, None):
-        long_enough = [text for text in splits.train[:probes.extraction_sample]  # what the probe can test
+        long_enough = [text for text in splits.train[:share(probes.extraction_sample)]  # what the probe can test
                        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= wanted]
-        extraction = tuple(spread(dist, long_enough, lambda texts: extraction_matches(
+        extraction = tuple(spread_(long_enough, lambda texts: extraction_matches(
             model, tokenizer, texts, prefix=probes.extraction_prefix, suffix=probes.extraction_suffix,
             autocast_dtype=dtype)))
-    return predictions, example_losses, members, extraction
+    return predictions, example_losses, members, extraction, shares
 
 
 def _enable_gradient_checkpointing(model: Any) -> None:
@@ -493,10 +508,19 @@ def _saved_model_files(model: Any, tokenizer: PreTrainedTokenizerBase, config: T
     return {**model_files(model), **tokenizer_files(tokenizer, max_positions(config))}
 
 
-def _tokenizer(config: TrainConfig, splits: TextSplits, checkpoint: Checkpoint | None) -> PreTrainedTokenizerBase:
-    """The checkpoint's tokenizer on resume; else a folder's, or one trained on the training split only."""
+def _tokenizer(config: TrainConfig, splits: TextSplits, checkpoint: Checkpoint | None,
+               dist: DistContext) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer on resume; else a folder's, or one trained on the training split only (with
+    rank-local splits on process 0's training rows, sent to the others: every process needs the same one)."""
     if checkpoint is not None:
         tokenizer: PreTrainedTokenizerBase = tokenizer_from_files(checkpoint.tokenizer_files)
+    elif isinstance(config.model, FromConfigSource) and splits.rank_local and dist.active:
+        files = None
+        if dist.is_main:
+            corpus = [*splits.train, *(splits.train_prompts or ())]
+            trained = train_tokenizer(config.model.architecture, corpus, config.model.vocab_size)
+            files = tokenizer_files(trained, max_positions(config))
+        tokenizer = tokenizer_from_files(dist.all_gather_object(files)[0])
     elif isinstance(config.model, FromConfigSource):
         corpus = [*splits.train, *(splits.train_prompts or ())]  # instructions: the prompts are text too
         tokenizer = train_tokenizer(config.model.architecture, corpus, config.model.vocab_size)

@@ -261,8 +261,10 @@ def load_manifest(path: Path, card: DatasetCard) -> VaultManifest:
     return manifest
 
 
-def iter_vault_tables(vault_path: Path, card: DatasetCard, kek: MasterKey) -> Iterator[pa.Table]:
-    """The stored table shard by shard, decrypted in memory only (a legacy dataset is one table).
+def iter_vault_tables(vault_path: Path, card: DatasetCard, kek: MasterKey,
+                      rows: range | None = None) -> Iterator[pa.Table]:
+    """The stored table shard by shard, decrypted in memory only (a legacy dataset is one table); with ``rows``,
+    only those stored rows, decrypting only the shards that hold them.
 
     ``vault_path`` is what :func:`governance.gate.approvals.check_vault` returned. Each shard's plaintext is checked
     against the manifest before it is parsed, so a file swapped since the check is exit 5 naming the shard.
@@ -270,14 +272,23 @@ def iter_vault_tables(vault_path: Path, card: DatasetCard, kek: MasterKey) -> It
     import pyarrow.parquet as pq
 
     if not is_sharded(card):
-        yield pq.read_table(open_decrypted(vault_path, kek))
+        table = pq.read_table(open_decrypted(vault_path, kek))
+        yield table if rows is None else table.slice(rows.start, len(rows))
         return
     manifest = load_manifest(vault_path, card)
+    start = 0
     for entry in manifest.shards:
+        first, start = start, start + entry.rows
+        if rows is not None and (start <= rows.start or first >= rows.stop):
+            continue  # another process's rows
         plaintext = open_decrypted(vault_path.parent / entry.file, kek)
         if hashlib.sha256(plaintext.getbuffer()).hexdigest() != entry.plaintext_sha256:
             raise IntegrityError(f"{card.ref}: shard {entry.file} decrypts to other data than the manifest lists")
-        yield pq.read_table(io.BytesIO(plaintext.getvalue()))
+        table = pq.read_table(io.BytesIO(plaintext.getvalue()))
+        if rows is not None:
+            lo, hi = max(rows.start, first) - first, min(rows.stop, start) - first
+            table = table.slice(lo, hi - lo)
+        yield table
 
 
 def read_vault_table(vault_path: Path, card: DatasetCard, kek: MasterKey) -> pa.Table:

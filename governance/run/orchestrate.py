@@ -7,8 +7,10 @@ Order matters, and every refusal comes before anything is built:
 4. the trainer trains, writing encrypted checkpoints and model files through :class:`EncryptedRunStore`;
 5. reports are written and their digests logged; a blocking bias breach ends the run with exit 4.
 
-Under ``torchrun`` every rank decrypts the dataset itself (each holds the master key; nothing is broadcast),
-and only rank 0 appends audit events, writes the status record and the reports.
+Under ``torchrun`` every rank decrypts its own block of a sharded dataset itself (each holds the master key; no
+text is sent between processes, only what the split needs of each row), rank 0 sends its new run id to the others
+(FSDP checkpoint shards are written by every rank into the run's folder), and only rank 0 appends audit events,
+writes the status record and the reports.
 """
 
 from __future__ import annotations
@@ -47,16 +49,35 @@ def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def _shared_run_id(run_id: str | None) -> str:
-    """Under torchrun: rank 0's new run id (``run_id`` there, ``None`` elsewhere), sent to every rank, so that every
-    process writes into the same run folder (FSDP checkpoint shards are written by each process). Starts the
-    process group, which the trainer then joins. If rank 0 fails before it sends, torchrun stops the others."""
+def _prepare(approved: ApprovedDataset, config: RunConfig, kek: MasterKey) -> PreparedData:
+    """The run's data: under torchrun with a sharded vault each process decrypts only its block of rows
+    (``prepare_rank_data``); otherwise, and for a legacy single-object vault, every process decrypts all of it."""
+    from governance.gate.shards import is_sharded
+    from governance.run.data import prepare_rank_data
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1 or not is_sharded(approved.card):
+        return prepare_data(approved, config, kek)
+    _join_process_group()
+    return prepare_rank_data(approved, config, kek, rank(), world_size)
+
+
+def _join_process_group() -> None:
+    """Start torchrun's process group here (the trainer then joins it instead of starting its own)."""
     import torch
-    import torch.distributed as dist
 
     from trainer.distributed import init_distributed
 
     init_distributed("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _shared_run_id(run_id: str | None) -> str:
+    """Under torchrun: rank 0's new run id (``run_id`` there, ``None`` elsewhere), sent to every rank, so that every
+    process writes into the same run folder (FSDP checkpoint shards are written by each process). Starts the
+    process group, which the trainer then joins. If rank 0 fails before it sends, torchrun stops the others."""
+    import torch.distributed as dist
+
+    _join_process_group()
     box = [run_id]
     dist.broadcast_object_list(box, src=0)
     if not isinstance(box[0], str) or not RUN_ID.match(box[0]):
@@ -161,7 +182,7 @@ def run_training(
             "card_digest": approved.card.digest(), **policy_ref(policy), "environment": env,
             **({"audit_run": True, "canaries": len(canaries)} if canaries else {})})
         folder.update_status(status="running", dataset=approved.card.ref, environment=env)
-    data = prepare_data(approved, config, kek)
+    data = _prepare(approved, config, kek)
     if session is not None:
         session.record("run.splits", {"run_id": folder.run_id, "digests": data.plan.digests(),
                                       "sizes": data.plan.sizes(), "duplicates_dropped": data.plan.duplicates_dropped})
@@ -186,24 +207,24 @@ def run_training(
                     "rows_after": len(resampled.after), "distinct_rows": len(set(resampled.after)),
                     "cells": len(resampled.cells), "resampled_digest": resampled.digest()}})
 
-    def pick(indices: tuple[int, ...]) -> list[str]:
-        return [data.texts[i] for i in indices]
+    def pick(indices: Sequence[int]) -> list[str]:
+        return [data.texts[i] for i in data.local(indices)]
 
-    def labels_of(indices: tuple[int, ...]) -> list[int] | None:
+    def labels_of(indices: Sequence[int]) -> list[int] | None:
         if data.labels is None or data.label_names is None:
             return None
         index = {name: i for i, name in enumerate(data.label_names)}
-        return [index[data.labels[i]] for i in indices]
+        return [index[data.labels[i]] for i in data.local(indices)]
 
-    def prompts_of(indices: tuple[int, ...]) -> list[str] | None:
-        return None if data.prompts is None else [data.prompts[i] for i in indices]
+    def prompts_of(indices: Sequence[int]) -> list[str] | None:
+        return None if data.prompts is None else [data.prompts[i] for i in data.local(indices)]
 
     splits = TextSplits(train=pick(train_rows), validation=pick(plan.validation.indices),
                         test=pick(plan.test.indices), train_labels=labels_of(train_rows),
                         validation_labels=labels_of(plan.validation.indices), test_labels=labels_of(plan.test.indices),
                         train_prompts=prompts_of(train_rows),
                         validation_prompts=prompts_of(plan.validation.indices),
-                        test_prompts=prompts_of(plan.test.indices))
+                        test_prompts=prompts_of(plan.test.indices), rank_local=data.block is not None)
     if canaries:
         splits = dataclasses.replace(splits, train=plant(splits.train, canaries))
     store = EncryptedRunStore(folder.path, kek)

@@ -326,7 +326,7 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
         outsiders = list(result.test_example_losses)
     keep = [i for i, x in enumerate(outsiders) if math.isfinite(x)]  # an empty text has no loss
     outsiders = [outsiders[i] for i in keep]
-    member_rows = data.plan.train.indices[:len(members)]
+    member_rows = data.member_rows(len(members), result.member_shares)
     rules = policy.privacy
     inference = None
     if members and outsiders and all(math.isfinite(x) for x in members):

@@ -7,7 +7,7 @@ can tell two runs used the same examples without seeing them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,11 +60,23 @@ def plan_splits(
     stratum (e.g. label x group) rows are shuffled with ``seed`` and cut by ``fractions``; the same inputs
     always give the same splits.
     """
-    seen: set[str] = set()
+    return plan_from_keys(texts, row_fingerprints(texts, labels), strata, fractions, seed)
+
+
+def plan_from_keys(
+    keys: Sequence[Hashable],
+    fingerprints: Sequence[str],
+    strata: Sequence[tuple[str, ...]] | None,
+    fractions: tuple[float, float, float],
+    seed: int,
+) -> SplitPlan:
+    """:func:`plan_splits` from what it needs of each row: a key equal for equal texts (the text, or its sha256
+    where a process does not hold every text) and the row's fingerprint. The same rows give the same plan."""
+    seen: set[Hashable] = set()
     kept: list[int] = []
-    for index, text in enumerate(texts):
-        if text not in seen:
-            seen.add(text)
+    for index, key in enumerate(keys):
+        if key not in seen:
+            seen.add(key)
             kept.append(index)
     groups: dict[tuple[str, ...], list[int]] = {}
     for index in kept:
@@ -82,10 +94,9 @@ def plan_splits(
         parts[2].extend(members[:n_test].tolist())
         parts[1].extend(members[n_test:n_test + n_val].tolist())
         parts[0].extend(members[n_test + n_val:].tolist())
-    fingerprints = row_fingerprints(texts, labels)
     splits = []
     for name, indices in zip(("train", "validation", "test"), parts, strict=True):
         ordered = tuple(sorted(indices))
         digest = hashlib.sha256("".join(fingerprints[i] for i in ordered).encode()).hexdigest()
         splits.append(Split(name, ordered, digest))
-    return SplitPlan(splits[0], splits[1], splits[2], len(texts) - len(kept))
+    return SplitPlan(splits[0], splits[1], splits[2], len(keys) - len(kept))

@@ -161,9 +161,11 @@ def test_torchrun_two_processes_log_once(trained, tmp_path: Path, module_home: P
     import subprocess
     import sys
 
-    team, _ = trained
+    team, out = trained
     log = team.workspace / "audit/log.jsonl"
     before = len(log.read_text().splitlines())
+    single = next(json.loads(line)["payload"] for line in log.read_text().splitlines()
+                  if '"run.splits"' in line and out["run_id"] in line)
     env = {**os.environ, "HOME": str(module_home), "XDG_CONFIG_HOME": str(module_home / ".config"),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -186,6 +188,10 @@ def test_torchrun_two_processes_log_once(trained, tmp_path: Path, module_home: P
     shards = sorted((run_folder / "checkpoints/shards").rglob("*.enc"))
     assert len(shards) == 4 and not list((run_folder / "checkpoints/shards").rglob("*.pt"))
     assert sorted(p.name for p in (team.workspace / "runs").iterdir() if not p.name.startswith("run-")) == []
+    # The vault is sharded, so each process decrypted only its block of rows; the splits are still the ones a
+    # single process made of the same data.
+    splits = next(e["payload"] for e in added if e["event"] == "run.splits")
+    assert (splits["digests"], splits["sizes"]) == (single["digests"], single["sizes"])
     assert all(b"PK\x03\x04" not in shard.read_bytes()[:4096] for shard in shards)  # not a torch zip in clear
     assert team.as_("carol", "audit", "verify").exit_code == 0
 

@@ -205,3 +205,58 @@ def test_zz_sharded_dataset_survives_keys_rotate(scale_team: Team) -> None:
     check_vault(Workspace(scale_team.workspace), card)  # the approvals' digests still hold
     new = load_master_key()
     assert read_vault_table(scale_team.workspace / card.vault_object, card, new).to_pylist() == before
+
+
+def _rank_child(rank: int, world_size: int, port: int, data: ApprovedDataset, out: Path) -> None:
+    """One torchrun-like process: join a gloo group, prepare its rank-local data, write what it saw."""
+    import os
+
+    import torch.distributed as dist
+
+    import governance.gate.shards as shards
+    from governance.run.data import prepare_rank_data
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    opened: list[str] = []
+    real_open = shards.open_decrypted
+
+    def counting_open(path: Path, kek: object) -> io.BytesIO:
+        opened.append(Path(path).name)
+        return real_open(path, kek)  # type: ignore[arg-type]
+
+    shards.open_decrypted = counting_open  # type: ignore[assignment]
+    config = load_run_config(REPO / "examples/redditbias-classifier.yaml")
+    prepared = prepare_rank_data(data, config, load_master_key(), rank, world_size)
+    assert prepared.block is not None
+    (out / f"rank-{rank}.json").write_text(json.dumps({
+        "block": [prepared.block.start, prepared.block.stop], "opened": opened,
+        "texts": [prepared.texts[i] for i in prepared.block], "digests": prepared.plan.digests(),
+        "plan": [list(s.indices) for s in (prepared.plan.train, prepared.plan.validation, prepared.plan.test)],
+        "labels": prepared.labels, "groups": prepared.groups}))
+    dist.destroy_process_group()
+
+
+def test_each_process_decrypts_only_its_shards_and_plans_the_same_splits(scale_team: Team, tmp_path: Path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = approved(scale_team, "inproc")
+    mp.spawn(_rank_child, args=(2, port, data, tmp_path), nprocs=2, join=True)
+    seen = [json.loads((tmp_path / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
+    whole = prepare_data(data, load_run_config(REPO / "examples/redditbias-classifier.yaml"), load_master_key())
+    n = len(whole.texts)
+    assert [s["block"] for s in seen] == [[0, n // 2], [n // 2, n]]
+    assert seen[0]["texts"] + seen[1]["texts"] == list(whole.texts)  # each holds its own half, together all
+    for s in seen:  # the same splits, labels and groups as one process holding every row
+        assert s["digests"] == whole.plan.digests()
+        assert s["plan"] == [list(x.indices) for x in (whole.plan.train, whole.plan.validation, whole.plan.test)]
+        assert s["labels"] == whole.labels and s["groups"] == whole.groups
+    # 64-row shards: rank 0 needs shards 0-2 (rows 0-191), rank 1 shards 2-4 (a shard spanning both is read twice).
+    first_of_rank_1 = n // 2 // 64
+    assert seen[0]["opened"] == [shard_file_name(i) for i in range(0, (n // 2 - 1) // 64 + 1)]
+    assert seen[1]["opened"] == [shard_file_name(i) for i in range(first_of_rank_1, (n - 1) // 64 + 1)]
