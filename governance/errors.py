@@ -83,4 +83,6 @@ EXIT_CODES: dict[int, str] = {
     4: "policy refusal",
     5: "integrity violation",
     6: "not authorized",
+    130: "interrupted by SIGINT (Ctrl-C); nothing was stored",
+    143: "interrupted by SIGTERM; nothing was stored",
 }

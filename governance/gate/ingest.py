@@ -1,7 +1,8 @@
 """``govtrain data ingest``: load, validate, scrub PII, encrypt into the vault, and write the dataset card.
 
-The gate streams: memory does not grow with the number of rows, apart from exact duplicate detection (a hash
-index of 8 bytes per distinct row and a repeat flag of 1 byte per row, :mod:`governance.gate.validation_stats`). The input is read twice in record batches
+The gate streams: memory does not grow with the number of rows. Exact duplicate detection keeps at most a fixed
+number of keyed row hashes in memory and spills the rest as sorted runs to unnamed private files in the staging
+folder (:class:`~governance.gate.validation_stats.HashIndex`). The input is read twice in record batches
 (:class:`~governance.gate.loading.BatchReader`): the first pass reduces each batch to mergeable statistics that
 great-expectations judges before any text is scrubbed; the second scrubs batch by batch (in this process or on
 Ray, :mod:`governance.gate.scrub_engines`), re-checks the scrubbed rows from the same kind of statistics, and
@@ -70,7 +71,7 @@ from governance.errors import ConfigError, DataValidationError, GovtrainError, I
 from governance.gate.catalog import STAGING_PREFIX, DatasetCatalog, StagedVersion, check_dataset_name
 from governance.gate.loading import BatchReader, check_input_file, hash_and_check_file
 from governance.gate.shards import MANIFEST_NAME, SHARD_ROWS, ShardWriter, VaultManifest
-from governance.gate.validation_stats import DatasetStats, HashIndex, collect_stats, text_key_hashes
+from governance.gate.validation_stats import DatasetStats, HashIndex, collect_stats
 
 if TYPE_CHECKING:
     import numpy as np
@@ -357,7 +358,7 @@ def _ingest(
     if not force:
         _refuse_identical(catalog, name, raw_sha256, policy_digest(policy), path)
     reader = BatchReader(source, spec)
-    first = _first_pass(reader, spec, policy)
+    first = _first_pass(reader, spec, policy, staged.vault)
     raw_stats = first.stats
     if reader.rows == 0:
         raise DataValidationError(f"{source}: no rows")
@@ -458,28 +459,26 @@ class _FirstPass:
     stats: DatasetStats
     content: str
     """A digest of the rows read, to check the second pass against."""
-    repeated: np.ndarray | None
-    """Per row, whether its text repeats an earlier row's (1 byte a row; None if a text column is missing)."""
+    rows: int
+    complete: bool
+    """Whether every batch had every text column (so duplicates were counted over all rows)."""
 
 
-def _first_pass(reader: BatchReader, spec: DatasetSpec, policy: Policy) -> _FirstPass:
-    """Statistics of every batch, merged; which rows repeat an earlier one; a digest of the rows."""
-    import numpy as np
-
+def _first_pass(reader: BatchReader, spec: DatasetSpec, policy: Policy, spill: Path) -> _FirstPass:
+    """Statistics of every batch, merged (duplicates among them); a digest of the rows."""
     stats = DatasetStats()
-    index = HashIndex()
     content = hashlib.sha256()
-    flags: list[np.ndarray] = []
-    for batch in reader:
-        _check_unique_columns(batch)
-        repeated = None
-        if all(c in batch.column_names for c in spec.text_columns):
-            repeated = index.repeated(text_key_hashes(batch, spec.text_columns))
-            flags.append(repeated)
-        stats.merge(collect_stats(batch, spec, policy.validation, None, repeated=repeated))
-        content.update(_batch_digest(batch))
-    complete = bool(flags) and sum(f.size for f in flags) == reader.rows
-    return _FirstPass(stats, content.hexdigest(), np.concatenate(flags) if complete else None)
+    hashed = 0
+    with HashIndex(spill) as index:
+        for batch in reader:
+            _check_unique_columns(batch)
+            repeated = None
+            if all(c in batch.column_names for c in spec.text_columns):
+                repeated = index.repeated_rows(batch, spec.text_columns)
+                hashed += batch.num_rows
+            stats.merge(collect_stats(batch, spec, policy.validation, None, repeated=repeated))
+            content.update(_batch_digest(batch))
+    return _FirstPass(stats, content.hexdigest(), reader.rows, hashed > 0 and hashed == reader.rows)
 
 
 def _check_unique_columns(batch: pa.Table) -> None:
@@ -503,8 +502,8 @@ def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: 
                  folder: Path, shard_rows: int, first: _FirstPass) -> _Stored:
     """Scrub, drop what the scrub made duplicates (if the policy says so), gather statistics, write the shards.
 
-    Which rows repeated an earlier one before the scrub comes from the first pass (1 byte a row), so this pass
-    keeps one hash index (of the scrubbed text), not two.
+    Two duplicate indexes, each in bounded memory spilling into ``folder``: one of the raw text (which rows
+    repeated an earlier one before the scrub, as the first pass found) and one of the scrubbed text.
     """
     import pyarrow as pa
 
@@ -513,9 +512,9 @@ def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: 
     from governance.gate.validation_stats import validate_stats
 
     rules = policy.validation
-    after_index = HashIndex()
-    if first.repeated is None:  # validation passed, so every text column is there
+    if not first.complete:  # validation passed, so every text column is there
         raise DataValidationError("a text column is missing from the data")
+    before_index, after_index = HashIndex(folder), HashIndex(folder)
     offset = 0
     stats = DatasetStats()
     pii: PiiStats | None = None
@@ -524,12 +523,12 @@ def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: 
     writer = ShardWriter(folder, kek, shard_rows=shard_rows, chunk_size=policy.encryption.chunk_size_kib * 1024)
     try:
         for stretch in scrubber.scrub(_digested(reader, digest)):
-            if offset + stretch.raw.num_rows > first.repeated.size:
+            if offset + stretch.raw.num_rows > first.rows:
                 raise IntegrityError("the input file changed while it was being ingested (it has more rows than "
                                      "were validated)", hint="ingest it again")
-            before: np.ndarray = first.repeated[offset:offset + stretch.raw.num_rows]
+            before: np.ndarray = before_index.repeated_rows(stretch.raw, spec.text_columns)
             offset += stretch.raw.num_rows
-            after: np.ndarray = after_index.repeated(text_key_hashes(stretch.scrubbed.table, spec.text_columns))
+            after: np.ndarray = after_index.repeated_rows(stretch.scrubbed.table, spec.text_columns)
             created = after & ~before
             before_total += int(before.sum())
             after_total += int(after.sum())
@@ -548,7 +547,10 @@ def _second_pass(reader: BatchReader, scrubber: Any, spec: DatasetSpec, policy: 
     except BaseException:
         writer.abandon()
         raise
-    if digest.hexdigest() != first.content or offset != first.repeated.size or pii is None:
+    finally:
+        before_index.close()
+        after_index.close()
+    if digest.hexdigest() != first.content or offset != first.rows or pii is None:
         raise IntegrityError("the input file changed while it was being ingested (its rows differ between the "
                              "validation and the scrub)", hint="ingest it again")
     report = validate_stats(stats, spec, rules)
