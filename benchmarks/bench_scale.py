@@ -73,18 +73,10 @@ def generate(rows: int, path: Path) -> None:
 
 def child_stream(path: Path) -> dict[str, object]:
     """The streaming gate without the NER scrub (see the module docstring); in its own process."""
-    import numpy as np
-
     from governance.crypto import MasterKey, generate_master_key, master_key_id
     from governance.gate.loading import BatchReader, hash_and_check_file
     from governance.gate.shards import ShardWriter, VaultManifest, iter_vault_tables
-    from governance.gate.validation_stats import (
-        DatasetStats,
-        HashIndex,
-        collect_stats,
-        text_key_hashes,
-        validate_stats,
-    )
+    from governance.gate.validation_stats import DatasetStats, HashIndex, collect_stats, validate_stats
     from policies import load_policy
 
     policy = load_policy(REPO / "policies/default.yaml")
@@ -96,23 +88,21 @@ def child_stream(path: Path) -> dict[str, object]:
     start = time.perf_counter()
     hash_and_check_file(path, text=True)
     reader = BatchReader(path, spec)  # type: ignore[arg-type]
-    stats, index, flags = DatasetStats(), HashIndex(), []
-    for batch in reader:  # as governance.gate.ingest._first_pass: statistics and per-row repeat flags
-        repeated = index.repeated(text_key_hashes(batch, ["text"]))
-        flags.append(repeated)
-        stats.merge(collect_stats(batch, spec, rules, None, repeated=repeated))  # type: ignore[arg-type]
+    stats = DatasetStats()
+    with tempfile.TemporaryDirectory() as spill, HashIndex(Path(spill)) as index:
+        for batch in reader:  # as governance.gate.ingest._first_pass: statistics, repeats in a bounded index
+            repeated = index.repeated_rows(batch, ["text"])
+            stats.merge(collect_stats(batch, spec, rules, None, repeated=repeated))  # type: ignore[arg-type]
     report = validate_stats(stats, spec, rules)  # type: ignore[arg-type]
-    before_flags = np.concatenate(flags)
     times["pass1_validate_s"] = time.perf_counter() - start
-    del index, flags
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        after, stored, offset = HashIndex(), DatasetStats(), 0
+    with tempfile.TemporaryDirectory() as tmp, HashIndex(Path(tmp)) as before_index, \
+            HashIndex(Path(tmp)) as after:
+        stored = DatasetStats()
         writer = ShardWriter(Path(tmp), kek)
-        for batch in reader:  # as _second_pass, with the scrub left out (the text is unchanged)
-            before = before_flags[offset:offset + batch.num_rows]
-            offset += batch.num_rows
-            again = after.repeated(text_key_hashes(batch, ["text"]))
+        for batch in reader:  # as _second_pass (two bounded indexes), with the scrub left out (text unchanged)
+            before = before_index.repeated_rows(batch, ["text"])
+            again = after.repeated_rows(batch, ["text"])
             assert not (again & ~before).any()
             stored.merge(collect_stats(batch, spec, rules, None, repeated=again))  # type: ignore[arg-type]
             writer.write(batch)
@@ -257,8 +247,12 @@ def main() -> None:
                 memory.append(run_child("memory", str(path)))
                 print("in-memory", memory[-1], flush=True)
             path.unlink()
-    if stream:
-        results["memory_vs_rows"] = {"streaming_gate_without_scrub": stream, "in_memory_before": memory}
+    if stream:  # merged with earlier rows counts, a new measurement replacing the old one of the same size
+        earlier = results.get("memory_vs_rows", {})
+        for key, new in (("streaming_gate_without_scrub", stream), ("in_memory_before", memory)):
+            kept = {r["rows"]: r for r in earlier.get(key, [])} | {r["rows"]: r for r in new}
+            earlier[key] = [kept[rows] for rows in sorted(kept)]
+        results["memory_vs_rows"] = earlier
     stream = results["memory_vs_rows"]["streaming_gate_without_scrub"]  # type: ignore[index]
     scrub = []
     for rows in args.scrub_rows:
