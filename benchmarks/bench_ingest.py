@@ -56,9 +56,8 @@ def main() -> None:
         card = json.loads(done.stdout)
         size = data.stat().st_size
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    engine_line = next((line for line in done.stderr.splitlines() if "Ray" in line or "in process" in line), "")
     results = {"inputs": {"rows": args.rows, "file_mib": round(size / 2**20, 1), "workers": workers,
-                          "engine": args.engine, "engine_line": engine_line},
+                          "engine": args.engine},
                "seconds": round(wall, 1), "rows_per_s": round(args.rows / wall, 1),
                "driver_peak_rss_mib": round(peak, 1), "card": {k: card.get(k) for k in ("rows", "shards", "version")
                                                                 if k in card},

@@ -109,14 +109,18 @@ def spread(context: DistContext, items: Sequence[T], work: Callable[[list[T]], l
     the items are already this process's share (rank-local splits); the results come back in process order.
 
     Every share is padded to the same length (with copies of an item, whose results are dropped), so every
-    process makes the same number of forward passes in ``work``: a sharded model's forward is a collective.
+    process makes the same number of forward passes in ``work``: a sharded model's forward is a collective. Only a
+    process holding none of the items receives one from another process, as padding.
     """
     if not context.active:
         return work(list(items))
     if local:
-        sizes = context.all_gather_object((len(items), items[0] if items else None))
-        share = max(size for size, _ in sizes)
-        filler = next((first for size, first in sizes if size), None)
+        sizes = context.all_gather_object(len(items))
+        share = max(sizes)
+        filler = items[0] if items else None
+        if share and min(sizes) == 0:  # a process with none of its own borrows the first owner's first item
+            owner = next(rank for rank, size in enumerate(sizes) if size)
+            filler = context.all_gather_object(items[0] if context.rank == owner else None)[owner]
         mine = list(items)
     else:
         share = math.ceil(len(items) / context.world_size)

@@ -250,6 +250,10 @@ class LocalRayNode:
                 [sys.executable, "-c", "from governance.gate.scrub_engines import reap_local_ray; reap_local_ray()",
                  str(self.folder)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            # Ray starts its workers at nice 15 (to spare its own daemons); here they are the command's foreground
+            # work, as the in-process scrub is: at nice 15 any other job on the machine takes their cores (measured:
+            # 2 workers fell to in-process speed at load 4). The raylet reads this when it starts; a user's wins.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                      configure_logging=False, _temp_dir=str(self.folder / "ray"))
             self._tell_reaper()

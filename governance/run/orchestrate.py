@@ -7,8 +7,9 @@ Order matters, and every refusal comes before anything is built:
 4. the trainer trains, writing encrypted checkpoints and model files through :class:`EncryptedRunStore`;
 5. reports are written and their digests logged; a blocking bias breach ends the run with exit 4.
 
-Under ``torchrun`` every rank decrypts its own block of a sharded dataset itself (each holds the master key; no
-text is sent between processes, only what the split needs of each row), rank 0 sends its new run id to the others
+Under ``torchrun`` every rank decrypts its own block of a sharded dataset itself (each holds the master key; what
+the split needs of each row is exchanged, texts stay with their owner but for rank 0's validation texts under
+post-processing and a padding row for a process that holds none of a split), rank 0 sends its new run id to the others
 (FSDP checkpoint shards are written by every rank into the run's folder), and only rank 0 appends audit events,
 writes the status record and the reports.
 """

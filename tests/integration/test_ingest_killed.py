@@ -226,8 +226,13 @@ def test_signal_on_ray_mid_scrub_shuts_the_local_ray_down(team_data: tuple[Team,
     before = len(log_events(team))
     ingest = Ingest.start(team, module_home, data, name, "--engine", "ray", "--workers", "2")
     ingest.wait_for(lambda: ray_scrub_running(ingest), "the Ray scrub")
+    ingest.wait_for(lambda: any(p.args.startswith("ray::MapWorker") for p in tree(ingest.process.pid).values()),
+                    "Ray's scrub workers")
     started = tree(ingest.process.pid)
     folder = private_ray_folder(started)
+    scrubbers = [p.pid for p in started.values() if p.args.startswith("ray::MapWorker")]
+    command = os.getpriority(os.PRIO_PROCESS, ingest.process.pid)  # the scrub runs at the command's priority,
+    assert scrubbers and max(os.getpriority(os.PRIO_PROCESS, pid) for pid in scrubbers) <= command  # not Ray's 15
     ingest.process.send_signal(number)
     code, stderr = ingest.finish()
     assert code == 128 + number, stderr

@@ -153,3 +153,35 @@ def test_spread_alone_is_the_work_itself() -> None:
     assert spread(DistContext(), [3, 1, 2], lambda xs: [x * 10 for x in xs]) == [30, 10, 20]
     with pytest.raises(RuntimeError, match="2 results for 3 items"):
         spread(DistContext(rank=0, world_size=2), [1, 2, 3, 4, 5], lambda xs: xs[:2])
+
+
+def _spread_child(rank: int, port: int, out: Path) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    seen: list[list[str]] = []
+
+    def work(items: list[str]) -> list[str]:
+        seen.append(list(items))
+        return [item.upper() for item in items]
+
+    # Rank-local items, rank 1 holding none: it borrows rank 0's first item as padding and works as often.
+    mine = ["a", "b", "c"] if rank == 0 else []
+    result = spread(DistContext(rank, 2), mine, work, local=True)
+    (out / f"spread-{rank}.json").write_text(json.dumps({"result": result, "seen": seen}))
+    dist.destroy_process_group()
+
+
+def test_a_process_without_rows_of_its_own_still_meets_every_collective(tmp_path: Path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_spread_child, args=(port, tmp_path), nprocs=2, join=True)
+    first, second = (json.loads((tmp_path / f"spread-{rank}.json").read_text()) for rank in (0, 1))
+    assert first["result"] == second["result"] == ["A", "B", "C"]  # gathered in process order, padding dropped
+    assert first["seen"] == [["a", "b", "c"]] and second["seen"] == [["a", "a", "a"]]  # the same 3 items' work
