@@ -223,7 +223,9 @@ def main() -> None:
     parser.add_argument("--child", nargs="+")
     parser.add_argument("--rss-rows", type=int, nargs="*", default=[100_000, 1_000_000, 5_000_000])
     parser.add_argument("--in-memory-rows", type=int, nargs="*", default=[100_000, 1_000_000])
-    parser.add_argument("--scrub-rows", type=int, nargs="*", default=[2_000, 8_000])
+    parser.add_argument("--scrub-rows", type=int, nargs="*", default=[20_000, 200_000])
+    parser.add_argument("--engines", default="local-1,ray-1,ray-2",
+                        help="which scrub configurations to measure (engine-workers), comma-separated")
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
@@ -255,12 +257,16 @@ def main() -> None:
         results["memory_vs_rows"] = earlier
     stream = results["memory_vs_rows"]["streaming_gate_without_scrub"]  # type: ignore[index]
     scrub = []
+    chosen = [(name.split("-")[0], int(name.split("-")[1])) for name in args.engines.split(",")]
     for rows in args.scrub_rows:
-        for engine, workers in (("local", 1), ("ray", 1), ("ray", 2)):
+        for engine, workers in chosen:
             scrub.append(run_child("scrub", str(rows), engine, str(workers)))
             print("scrub", scrub[-1], flush=True)
-    if scrub:
-        results["scrub_throughput"] = scrub
+    if scrub:  # merged with earlier measurements, a new one replacing the old of the same rows and engine
+        def key(r: dict[str, object]) -> tuple[int, str, int]:
+            return int(r["rows"]), str(r["engine"]), int(r["workers"])  # type: ignore[call-overload]
+        kept = {key(r): r for r in results.get("scrub_throughput", [])} | {key(r): r for r in scrub}
+        results["scrub_throughput"] = [kept[k] for k in sorted(kept)]
     scrub = results["scrub_throughput"]  # type: ignore[assignment]
     results["crossover"] = crossover(scrub)
     results["projection_1M"] = project(stream, results["crossover"])  # type: ignore[arg-type]
