@@ -8,10 +8,9 @@ own: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak RSS on CPU.
 random walk over a word list): throughput does not depend on what the words say, and the script must run on a GPU
 machine that has no copy of ../shared/data.
 
-MFU = achieved model FLOP/s / the device's peak dense bf16 FLOP/s (a table of known devices; unknown devices get
-no MFU rather than a guess). Model FLOPs per trained token: full fine-tuning 6N (forward 2N, backward 4N); LoRA
-4N (the frozen weights need no weight gradients, the activations' gradients still cost 2N), plus attention's
-12 * layers * hidden * block for both (PaLM's appendix B accounting). N counts the non-embedding parameters.
+Tokens/s and MFU are what the trainer itself records for a run (``trainer.throughput``: padding left out; model
+FLOPs per token 4N + 2N_trained + attention, PaLM's appendix B accounting, so about 6N for full fine-tuning and 4N
+for LoRA; MFU only in bf16 on a CUDA device whose datasheet peak is known, never a guess).
 
     python benchmarks/bench_lora.py --size 100m --steps 30 --device cuda     # benchmarks/gpu.sh runs this
     python benchmarks/bench_lora.py --size tiny --steps 4                    # CPU smoke run
@@ -108,20 +107,10 @@ def one_variant(args: argparse.Namespace) -> dict[str, Any]:
     peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"variant": args.variant, "steps": result.steps, "train_time_s": result.train_time_s,
-            "tokens_per_s": result.samples_per_s * args.block, "peak_memory_mib": peak,
+            "tokens_per_s": result.tokens_per_s, "mfu": result.mfu, "peak_memory_mib": peak,
             "peak_memory_kind": "cuda max_memory_allocated" if args.device == "cuda" else "process peak RSS",
             "final_train_loss": result.history[-1].get("train_loss") if result.history else None,
             "trainable_parameters": result.parameter_count, "device": result.device}
-
-
-def model_flops_per_token(args: argparse.Namespace, variant: str) -> float:
-    """PaLM-style model FLOPs per trained token (see the module docstring)."""
-    shape = SIZES[args.size]
-    hidden, layers = shape["hidden_size"], shape["num_hidden_layers"]
-    per_layer = 4 * hidden * hidden + 3 * hidden * shape["intermediate_size"]
-    n = layers * per_layer + hidden * shape["vocab"]  # the output head is a matmul every token pays
-    attention = 12 * layers * hidden * args.block
-    return (4 if variant == "lora" else 6) * n + attention
 
 
 def main() -> None:
@@ -165,10 +154,7 @@ def main() -> None:
                 variants.append({"variant": variant, "error": done.stderr.strip().splitlines()[-1:]})
                 print(f"{variant}: failed: {done.stderr.strip()[-2000:]}", flush=True)
                 continue
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            flops = model_flops_per_token(args, variant) * row["tokens_per_s"]
-            row["model_tflops_per_s"] = flops / 1e12
-            row["mfu"] = flops / peak if peak else None
+            row = json.loads(done.stdout.strip().splitlines()[-1])  # tokens/s and MFU as the trainer records them
             variants.append(row)
             print(f"{variant}: {row['tokens_per_s']:,.0f} tokens/s, peak {row['peak_memory_mib']:,.0f} MiB, "
                   f"MFU {row['mfu'] if row['mfu'] is None else round(row['mfu'], 3)}", flush=True)

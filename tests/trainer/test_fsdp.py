@@ -19,7 +19,7 @@ from safetensors.torch import load as load_safetensors
 
 from tests.trainer.setups import redditbias_splits, tiny_classifier, tiny_lm
 from tests.trainer.test_resume import wait_for_event
-from trainer.checkpoint import deserialise, load_shard, serialise_shard
+from trainer.checkpoint import Checkpoint, deserialise, load_shard, serialise_shard
 from trainer.config import TrainConfig
 from trainer.distributed import DistContext, spread
 from trainer.errors import CheckpointError
@@ -133,7 +133,7 @@ def test_a_shard_that_does_not_match_last_pt_is_refused() -> None:
     entries = [{"name": name, "sha256": store.write(name, serialise_shard({"model": {}, "best_model": None,
                                                                           "optimizer": {}}, rank=r, world_size=2))}
                for r, name in enumerate(names)]
-    checkpoint = type("C", (), {"payload": {"shards": entries, "world_size": 2}})()
+    checkpoint = Checkpoint({"shards": entries, "world_size": 2})
     assert load_shard(store, checkpoint, 1)["rank"] == 1
     # A later, interrupted save (or an edit) replaced a shard: the checkpoint names another digest.
     store.write(names[1], serialise_shard({"model": {}, "best_model": None, "optimizer": {"x": 1}}, rank=1,
