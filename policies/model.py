@@ -5,11 +5,13 @@ Each field carries its documentation; ``govtrain policy show`` prints a policy a
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Role = Literal["admin", "compliance", "engineer", "auditor"]
+Role = Literal["admin", "compliance", "engineer", "auditor", "runner"]
+"""Every role the log can grant; ``runner`` is a service identity that executes submitted runs (no person)."""
+ROLES: tuple[Role, ...] = get_args(Role)
 DeciderRole = Literal["compliance", "admin"]  # separation of duties: engineers and auditors never approve
 OperatorType = Literal["replace", "mask", "hash", "redact"]
 BiasMetric = Literal[
@@ -104,6 +106,9 @@ class PiiRules(_Strict):
     org_as_person: Literal["off", "listed_names", "all"] = Field(
         "listed_names", description="Which of the NER model's ORG spans count as PERSON: none, those holding a "
                                     "listed name (measured best on BTC section H), or all.")
+    sensitive_column_pii: Literal["refuse", "allow"] = Field(
+        "refuse", description="PII found in a declared sensitive column (group values are shown on the card and in "
+                              "reports, never scrubbed): refuse the ingest (exit 4), or allow it.")
     recall_floor: dict[str, float] = Field(
         default_factory=dict, description="Lowest measured span recall per entity type (on the reference sets "
                                           "shipped with govtrain) that the detector configuration must reach; "
@@ -156,6 +161,9 @@ class ReleaseRules(_Strict):
     approver_roles: list[DeciderRole] = Field(
         default_factory=lambda: list[DeciderRole](["compliance"]), min_length=1,
         description="Roles whose release approvals count.")
+    require_runner: bool = Field(
+        False, description="Only runs executed by a runner identity (``govtrain runner``, a key no engineer "
+                           "holds) may be approved or exported; a run an engineer executed stays an experiment.")
 
 
 class TrainingLimits(_Strict):

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from governance.cli.app import AppContext, cli, ledger_of, pass_app
+from policies.model import ROLES
 
 # --- identities and keys -------------------------------------------------------------------------------
 
@@ -40,7 +41,7 @@ def identity_new(app: AppContext, name: str, out: Path | None) -> None:
 
 @identity.command("grant")
 @click.argument("name")
-@click.argument("role", type=click.Choice(["admin", "compliance", "engineer", "auditor"]))
+@click.argument("role", type=click.Choice(ROLES))
 @click.option("--pubkey", metavar="KEYID", required=True, help="The public key printed by 'identity new'.")
 @pass_app
 def identity_grant(app: AppContext, name: str, role: str, pubkey: str) -> None:

@@ -22,9 +22,7 @@ from audit.entry import AuditEntry
 from audit.errors import AuditIntegrityError
 from audit.keys import TrustedKey, key_id
 from audit.verify import Finding, VerifyReport
-
-Role = Literal["admin", "compliance", "engineer", "auditor"]
-ROLES: tuple[Role, ...] = ("admin", "compliance", "engineer", "auditor")
+from policies.model import ROLES, Role
 PUBLIC_KEY_PREFIX = "ed25519:"
 GENESIS_EVENT = "workspace.created"
 
@@ -41,10 +39,13 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
     "data.approved": frozenset({"compliance", "admin"}),
     "data.rejected": frozenset({"compliance", "admin"}),
     "data.sampled": frozenset({"compliance", "admin"}),
-    "run.": frozenset({"engineer"}),
+    # A run is executed by an engineer (an experiment) or by a runner (a service key no engineer holds);
+    # only engineers ask a runner for a run.
+    "run.": frozenset({"engineer", "runner"}),
+    "run.requested": frozenset({"engineer"}),
     "run.exported": frozenset({"engineer", "compliance"}),
     "run.release.approved": frozenset({"compliance", "admin"}),
-    "report.": frozenset({"engineer"}),
+    "report.": frozenset({"engineer", "runner"}),
     "integrity.failure": _ANY_MEMBER,
     "command.failed": _ANY_MEMBER,
     "command.refused": _ANY_MEMBER,
@@ -129,6 +130,17 @@ class Decision:
     digest: str | None = None  # of the decision file, for dataset decisions
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """An engineer's signed request that a runner execute a run config (by its digest)."""
+
+    request_id: str
+    config_digest: str
+    key_id: str
+    seq: int
+    time: str
+
+
 @dataclass
 class RunRecord:
     """One run as the log tells it."""
@@ -136,6 +148,7 @@ class RunRecord:
     run_id: str
     started: dict[str, Any] | None = None
     started_seq: int | None = None
+    started_by: str | None = None  # key id that signed run.started: every later run.* and report.* entry must match
     resumed: list[dict[str, Any]] = field(default_factory=list)
     checkpoint_digests: list[str] = field(default_factory=list)
     finished: dict[str, Any] | None = None
@@ -159,6 +172,7 @@ class Ledger:
         self.ingests: dict[str, Ingest] = {}  # by card digest
         self.decisions: list[Decision] = []
         self.runs: dict[str, RunRecord] = {}
+        self.requests: dict[str, RunRequest] = {}  # by request id, in log order
         self.report: VerifyReport | None = None
 
     # --- the LogReplay protocol -------------------------------------------------------------------------
@@ -302,6 +316,16 @@ class Ledger:
                                        actor.role, entry.seq, entry.time, entry.payload.get("decision_digest")))
         return None
 
+    def _run_requested(self, entry: AuditEntry, actor: Member) -> str | None:
+        p = entry.payload
+        request_id, digest = p.get("request_id"), p.get("config_digest")
+        if not isinstance(request_id, str) or not isinstance(digest, str):
+            return "a run request needs a request_id and a config_digest"
+        if request_id in self.requests:
+            return "a second run.requested with the same request_id"
+        self.requests[request_id] = RunRequest(request_id, digest, actor.key_id, entry.seq, entry.time)
+        return None
+
     def _run(self, run_id: Any) -> RunRecord:
         return self.runs.setdefault(str(run_id), RunRecord(str(run_id)))
 
@@ -315,7 +339,11 @@ class Ledger:
             if record.started is not None:
                 record.contradictions.append(f"entry {entry.seq}: a second run.started")
                 return "a second run.started for the run"
-            record.started, record.started_seq = dict(p), entry.seq
+            record.started, record.started_seq, record.started_by = dict(p), entry.seq, actor.key_id
+        elif record.started_by is not None and actor.key_id != record.started_by and event != "run.exported":
+            # One party executes a run: entries about it signed by anyone else are someone else's claims.
+            record.contradictions.append(f"entry {entry.seq}: {event} signed by another key than run.started")
+            return f"{event} for a run another key started"
         elif event == "run.resumed":
             record.resumed.append(dict(p))
         elif event == "run.checkpoint":
@@ -340,6 +368,9 @@ class Ledger:
             return "a second report.written for the run contradicts the first"
         if record.started is None:
             return "reports for a run the log never started"
+        if actor.key_id != record.started_by:
+            record.contradictions.append(f"entry {entry.seq}: report.written signed by another key than run.started")
+            return "reports signed by another key than the one that started the run"
         record.report, record.report_seq = dict(p), entry.seq
         return None
 
@@ -362,5 +393,6 @@ _HANDLERS = {
     "data.rejected": Ledger._data_decision,
     "report.written": Ledger._report_written,
     "run.release.approved": Ledger._release,
+    "run.requested": Ledger._run_requested,
 }
 _PREFIX_HANDLERS = (("run.", Ledger._run_event),)
