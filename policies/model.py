@@ -146,6 +146,9 @@ class ApprovalRules(_Strict):
         default_factory=lambda: list[DeciderRole](["compliance"]), min_length=1,
         description="Roles whose approvals count (compliance and/or admin; never engineer or auditor).",
     )
+    review_sample: int = Field(
+        200, ge=1, le=100_000, description="Stored rows ``data approve`` decrypts at random in the approver's own "
+                                           "process and re-scans for PII before the approval is signed.")
     allow_self_approval: bool = Field(
         False, description="May the person who ingested the data approve it? (an admin must register such a "
                            "policy with --allow-self-approval)")
@@ -202,7 +205,8 @@ class BiasRules(_Strict):
             BiasThreshold(metric="equalized_odds_difference", max=0.2),
             BiasThreshold(metric="disparate_impact", min=0.8),
         ],
-        description="The bounds every model is judged against.",
+        min_length=1,
+        description="The bounds every model is judged against (at least one: an empty rule set judges nothing).",
     )
     min_group_size: int = Field(30, ge=1, description="Smaller groups are reported as too small, not judged.")
     action: Literal["block", "warn"] = Field("warn", description="On a FAIL: block release, or flag it.")
