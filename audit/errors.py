@@ -1,8 +1,9 @@
 """Exceptions raised by the audit package.
 
-`audit` is standalone (it imports no other govtrain package), so it has its own small hierarchy;
-the CLI translates these into its `GovtrainError` classes at the seam (an `AuditIntegrityError` is an
-integrity violation, exit code 5).
+`audit` is standalone (it imports no other govtrain package), so it has its own small hierarchy; what each class
+means to a user is said once, in the table of `governance.errors.foreign_errors` (an `AuditIntegrityError` is an
+integrity violation, exit code 5; any other `AuditError` an unexpected failure, exit 1). Callers that know more
+(a log that cannot be read during verification) translate at their seam.
 """
 
 from __future__ import annotations

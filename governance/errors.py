@@ -1,10 +1,15 @@
 """The govtrain error hierarchy: every failure a user can see, each with its exit code.
 
 The CLI catches :class:`GovtrainError` in one place and prints ``error: <message>`` plus an optional
-``hint: <hint>``. Library code raises these; it never prints or exits.
+``hint: <hint>``. Library code raises these; it never prints or exits. The standalone packages (audit, policies,
+reports, trainer) raise their own errors; :func:`foreign_errors` maps each to the class it stands for.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 
 class GovtrainError(Exception):
@@ -86,3 +91,60 @@ EXIT_CODES: dict[int, str] = {
     130: "interrupted by SIGINT (Ctrl-C); nothing was stored",
     143: "interrupted by SIGTERM; nothing was stored",
 }
+
+
+# --- errors of the standalone packages ------------------------------------------------------------------
+# audit, policies, reports and trainer import nothing from governance (DESIGN.md "Layout"), so they raise their own
+# small hierarchies. This table is the one place that says what each of them means to a user; the CLI's single
+# handler (and any caller that must record a failure by its exit code) goes through `as_govtrain_error`.
+
+
+@dataclass(frozen=True)
+class Translation:
+    """How one standalone package's error class reaches the user: as which govtrain class, and with what words."""
+
+    as_class: type[GovtrainError]
+    prefix: str = ""
+    hint: str | None = None
+
+
+@functools.cache
+def foreign_errors() -> Mapping[type[Exception], Translation]:
+    """The table: each standalone package's error classes and the govtrain error each one stands for.
+
+    A class not listed takes its nearest listed base's entry. Imported on first use, so that importing
+    ``governance.errors`` (which every module does) stays free.
+    """
+    from audit.errors import AuditError, AuditIntegrityError
+    from policies.model_files import ModelFileError
+    from reports.errors import ReportError, ReportInputError, ReportIntegrityError
+    from trainer.errors import CheckpointError, TrainerConfigError, TrainerDataError, TrainerError
+
+    return {
+        AuditIntegrityError: Translation(IntegrityError, hint="run 'govtrain audit verify' to check the whole log"),
+        AuditError: Translation(UnexpectedError),
+        ModelFileError: Translation(ConfigError),
+        ReportInputError: Translation(ConfigError, "report: "),
+        ReportIntegrityError: Translation(IntegrityError, "report: "),
+        ReportError: Translation(UnexpectedError, "report: "),
+        TrainerConfigError: Translation(ConfigError, "training: "),
+        TrainerDataError: Translation(DataValidationError, "training data: "),
+        CheckpointError: Translation(IntegrityError, "checkpoint: ",
+                                     "the run's checkpoint does not match; start a new run"),
+        TrainerError: Translation(UnexpectedError, "training: "),
+    }
+
+
+def as_govtrain_error(error: BaseException) -> GovtrainError | None:
+    """``error`` as the user is told it: itself if a ``GovtrainError``, else the entry of its nearest class in
+    :func:`foreign_errors`, else ``None`` (nothing foresaw it: a bug, reported as unexpected without its message)."""
+    if isinstance(error, GovtrainError):
+        return error
+    table = foreign_errors()
+    for cls in type(error).__mro__:
+        rule = table.get(cls)
+        if rule is not None:
+            message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line
+            own_hint = getattr(error, "hint", None)  # ModelFileError carries its own
+            return rule.as_class(rule.prefix + message, hint=own_hint if isinstance(own_hint, str) else rule.hint)
+    return None

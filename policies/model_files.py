@@ -4,7 +4,8 @@ A message always names the file, the field path and the reason, e.g.
 ``run config run.yaml: training.learning_rat: unknown field (did you mean 'learning_rate'?)``.
 
 It lives here, in the lowest package that loads such files (policies), so that ``policies`` imports nothing from
-``governance``; ``governance.workspace.loading`` re-exports it with the error as a ``ConfigError`` (exit 2).
+``governance``; ``governance.workspace.loading`` re-exports it with the error as a ``ConfigError`` (exit 2), and
+``governance.errors.foreign_errors`` maps one that escapes elsewhere the same way.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from pydantic import BaseModel, ValidationError
 
 
 class ModelFileError(ValueError):
-    """A YAML file that is not a valid model: ``message`` names the file, field and reason; ``hint`` may help."""
+    """A YAML file that is not a valid model: ``message`` names the file, field and reason; ``hint`` may help.
+    A usage/config error (exit 2)."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+
 
 M = TypeVar("M", bound=BaseModel)
 

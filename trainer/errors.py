@@ -1,4 +1,5 @@
-"""The trainer's errors; the orchestrator translates them into ``GovtrainError`` exit codes."""
+"""The trainer's errors. ``trainer`` imports nothing from governance; the table in
+``governance.errors.foreign_errors`` gives each class its exit code (config 2, data 3, checkpoint 5, any other 1)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ class TrainerError(Exception):
 
 
 class TrainerConfigError(TrainerError):
-    """The training config cannot be run (a usage/config error)."""
+    """The training config cannot be run (a usage/config error, exit 2)."""
 
 
 class TrainerDataError(TrainerError):
-    """The splits cannot be trained on (empty, mismatched labels, labels out of range)."""
+    """The splits cannot be trained on (empty, mismatched labels, labels out of range): exit 3."""
 
 
 class CheckpointError(TrainerError):
-    """A checkpoint is missing, unreadable, or was written under a different config."""
+    """A checkpoint is missing, unreadable, or was written under a different config: exit 5."""

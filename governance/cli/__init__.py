@@ -2,9 +2,10 @@
 
 One module per command group (``governance/cli/<group>.py``) registers its commands on the group defined in
 :mod:`governance.cli.app`. Errors are caught in one place (:func:`main`): a ``GovtrainError`` prints
-``error: ...`` and ``hint: ...`` and exits with its code; ``-v`` adds the traceback; ``--json`` prints a JSON
-object on stdout instead. Heavy libraries are imported inside the commands that need them, so
-``govtrain --help`` stays fast.
+``error: ...`` and ``hint: ...`` and exits with its code, and so does an error of a standalone package (audit,
+policies, reports, trainer) as the class :func:`governance.errors.foreign_errors` maps it to; ``-v`` adds the
+traceback; ``--json`` prints a JSON object on stdout instead. Heavy libraries are imported inside the commands
+that need them, so ``govtrain --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _report_error(error: GovtrainError, *, json_mode: bool, verbose: bool) -> No
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: run the CLI and turn every outcome into one exit code."""
-    from governance.errors import ConfigError, UnexpectedError
+    from governance.errors import ConfigError, UnexpectedError, as_govtrain_error
 
     args = _hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
     json_mode = "--json" in args
@@ -71,14 +72,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _report_error(GovtrainError("interrupted"), json_mode=json_mode, verbose=False)
         sys.exit(130)
     except Exception as error:
-        # The message of a foreign exception may quote data; show only its type and where it came from.
-        frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
-        where = f" in {Path(frame.filename).name}:{frame.lineno}" if frame else ""
-        unexpected = UnexpectedError(
-            f"unexpected {type(error).__name__}{where}",
-            hint="rerun with -v for the traceback, and please report it",
-        )
+        known = as_govtrain_error(error)  # a standalone package's error, by the one table in governance.errors
         if verbose:
             traceback.print_exception(error, file=sys.stderr)
-        _report_error(unexpected, json_mode=json_mode, verbose=False)
-        sys.exit(1)
+        if known is None:
+            # The message of an exception nothing foresaw may quote data; show only its type and where it came from.
+            frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+            where = f" in {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+            known = UnexpectedError(
+                f"unexpected {type(error).__name__}{where}",
+                hint="rerun with -v for the traceback, and please report it",
+            )
+        _report_error(known, json_mode=json_mode, verbose=False)
+        sys.exit(known.exit_code)

@@ -62,7 +62,7 @@ class Splits(Frozen):
 class Probes(Frozen):
     """Extra bias probes for language models."""
 
-    crows_pairs: str | None = Field(None, description="A CrowS-Pairs format CSV (file or folder).")
+    crows_pairs: str | None = Field(None, min_length=1, description="A CrowS-Pairs format CSV (file or folder).")
 
 
 class Privacy(MemoryProbes):
@@ -163,6 +163,8 @@ class RunConfig(Frozen):
     def _task_fits(self) -> RunConfig:
         if self.privacy.canaries and self.task != "causal-lm":
             raise ValueError("privacy.canaries: canary exposure is measured for task causal-lm")
+        if self.probes.crows_pairs is not None and self.task != "causal-lm":  # else ignored, not refused
+            raise ValueError("probes.crows_pairs: CrowS-Pairs probes score a language model (task causal-lm)")
         if self.columns.prompt is not None and self.task != "causal-lm":
             raise ValueError("columns.prompt: instruction data (prompt/response) is for task causal-lm")
         if self.task == "text-classification" and self.columns.label is None:

@@ -16,11 +16,12 @@ from audit.entry import AuditEntry
 from audit.errors import AuditError, AuditIntegrityError
 from audit.keys import Signer
 from audit.log import AuditLog
-from governance.errors import GovtrainError, IntegrityError, UnexpectedError
-from governance.trust.ledger import Role, rule_for
+from governance.errors import GovtrainError, IntegrityError, UnexpectedError, as_govtrain_error
+from governance.trust.ledger import rule_for
 from governance.trust.replay import open_log, root_extensions
 from governance.trust.roles import Actor, RoleRefusal, require_role
 from governance.workspace import Workspace
+from policies.model import Role
 
 
 @dataclass
@@ -82,7 +83,10 @@ def recording_failures(session: Session, action: str) -> Iterator[Session]:
     """Record a failing command as ``command.failed`` (error class only), then checkpoint."""
     try:
         yield session
-    except GovtrainError as error:
+    except Exception as raw:
+        error = as_govtrain_error(raw)  # a foreign package's error, by the one table of exit codes
+        if error is None:
+            raise
         if not isinstance(error, IntegrityError):
             session.record("command.failed", {"command": action, "error": type(error).__name__,
                                               "exit_code": error.exit_code})

@@ -8,8 +8,12 @@ from collections.abc import Iterator
 import click
 import pytest
 
+from audit.errors import AuditError, AuditIntegrityError
 from governance import errors
 from governance.cli import cli
+from policies.model_files import ModelFileError
+from reports.errors import ReportError, ReportInputError, ReportIntegrityError
+from trainer.errors import CheckpointError, TrainerConfigError, TrainerDataError, TrainerError
 
 
 def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -71,6 +75,74 @@ def test_each_error_class_exit_code_and_one_line(govtrain, error_class, monkeypa
         assert payload["error"]["message"] == "the thing failed"
     finally:
         del cli.commands["raise-for-test"]
+
+
+# Each standalone package's error class, its exit code (DESIGN.md) and the line the user reads.
+FOREIGN_ERRORS = [
+    (AuditIntegrityError, 5, "error: audit integrity violation at entry seq 3: the thing failed"),
+    (AuditError, 1, "error: the thing failed"),
+    (ModelFileError, 2, "error: the thing failed"),
+    (ReportInputError, 2, "error: report: the thing failed"),
+    (ReportIntegrityError, 5, "error: report: the thing failed"),
+    (ReportError, 1, "error: report: the thing failed"),
+    (TrainerConfigError, 2, "error: training: the thing failed"),
+    (TrainerDataError, 3, "error: training data: the thing failed"),
+    (CheckpointError, 5, "error: checkpoint: the thing failed"),
+    (TrainerError, 1, "error: training: the thing failed"),
+]
+
+
+def test_every_foreign_error_class_has_a_cli_test() -> None:
+    assert {cls for cls, _, _ in FOREIGN_ERRORS} == set(errors.foreign_errors())
+
+
+@pytest.mark.parametrize(("error_class", "code", "line"), FOREIGN_ERRORS, ids=lambda v: getattr(v, "__name__", ""))
+def test_each_foreign_error_class_exit_code_and_one_line(govtrain, error_class, code: int, line: str) -> None:  # type: ignore[no-untyped-def]
+    """A standalone package's error raised inside a command reaches the one handler as its class, not 'unexpected'."""
+    error = error_class(3, "the thing failed") if error_class is AuditIntegrityError else error_class("the thing failed")
+
+    @cli.command("raise-for-test", hidden=True)
+    def raiser() -> None:
+        raise error
+
+    try:
+        result = govtrain("raise-for-test")
+        assert result.exit_code == code
+        lines = result.stderr.splitlines()
+        assert lines[0] == line
+        assert all(extra.startswith("hint: ") for extra in lines[1:]) and len(lines) <= 2
+        assert result.stdout == ""
+
+        as_json = json.loads(govtrain("raise-for-test", "--json").stdout)
+        assert as_json["ok"] is False
+        assert as_json["error"]["exit_code"] == code
+        assert as_json["error"]["message"] == line.removeprefix("error: ")
+
+        verbose = govtrain("-v", "raise-for-test")
+        assert verbose.exit_code == code
+        assert "Traceback" in verbose.stderr and error_class.__name__ in verbose.stderr
+        assert verbose.stderr.splitlines()[-len(lines):] == lines
+    finally:
+        del cli.commands["raise-for-test"]
+
+
+def test_report_input_error_inside_a_command_is_exit_2(govtrain) -> None:  # type: ignore[no-untyped-def]
+    """A real report function refusing its input inside a command: before the table this exited 1 'unexpected'."""
+    from reports.verdict import judge
+
+    with pytest.raises(ReportInputError):
+        judge([], [], "warn")
+
+    @cli.command("report-for-test", hidden=True)
+    def reporter() -> None:
+        judge([], [], "warn")  # nothing measured: the reports package refuses
+
+    try:
+        result = govtrain("report-for-test")
+        assert result.exit_code == 2
+        assert result.stderr == "error: report: no model bias measurements to judge\n"
+    finally:
+        del cli.commands["report-for-test"]
 
 
 def test_exit_codes_match_design() -> None:

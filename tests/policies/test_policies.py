@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from governance.errors import ConfigError
 from governance.workspace.loading import parse_yaml_mapping, validate_model
 from policies import ModelFileError, Policy, load_policy, policy_digest, shipped_policy_names
+from tests.governance.helpers import make_team
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 
@@ -49,6 +51,7 @@ def test_digest_is_stable_across_formatting(tmp_path: Path) -> None:
         (lambda d: d["pii"].update(entities=["PERSON", "MAGIC"]), "pii"),
         (lambda d: d["bias"].update(action="ignore"), "bias.action"),
         (lambda d: d["pii"]["operators"].update(DEFAULT={"type": "shred"}), "pii.operators.DEFAULT.type"),
+        (lambda d: d["bias"].update(thresholds=[]), "bias.thresholds"),
     ],
 )
 def test_bad_policy_names_the_field(govtrain, tmp_path: Path, edit, field: str) -> None:  # type: ignore[no-untyped-def]
@@ -59,6 +62,21 @@ def test_bad_policy_names_the_field(govtrain, tmp_path: Path, edit, field: str) 
     result = govtrain("policy", "validate", str(path))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: policy {path}: {field}")
+
+
+def test_empty_bias_thresholds_are_refused_at_register(govtrain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # An empty rule set judges nothing: it once validated, trained to the end, then exited 1 from the report.
+    team = make_team(govtrain, tmp_path, roles={})
+    data = yaml.safe_load((POLICY_DIR / "default.yaml").read_text())
+    data.update(name="no-bounds", bias={**data["bias"], "thresholds": []})
+    path = tmp_path / "no-bounds.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = team.as_("admin", "policy", "register", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: policy {path}: bias.thresholds: List should have at least 1 item after validation, not 0"]
+    listed = team.as_("admin", "--json", "policy", "list")
+    assert "no-bounds" not in {p["name"] for p in json.loads(listed.stdout)["policies"]}
 
 
 def test_unknown_policy_name() -> None:
