@@ -22,7 +22,7 @@ from reports.lm_bias import CrowsPairsProbe, GroupLoss, group_losses
 from reports.model import Estimate, Interval, ReportModel
 from reports.verdict import Action, Verdict, judge
 
-BIAS_FORMAT: Final = "govtrain.bias-report/v2"
+BIAS_FORMAT: Final = "govtrain.bias-report/v3"
 Task = Literal["text-classification", "causal-lm"]
 
 
@@ -118,10 +118,11 @@ class MitigationResult(ReportModel):
 
 
 class BiasReport(ReportModel):
-    """Bias of one run's data and model; JSON is the source of truth (v2: PASS / FAIL / NOT JUDGED decided from
-    exact simultaneous intervals, base rates beside the model's rates)."""
+    """Bias of one run's data and model; JSON is the source of truth (v3: PASS / FAIL / NOT JUDGED decided from
+    exact simultaneous intervals, base rates beside the model's rates, each group's counts as the evidence a
+    verifier recomputes all of it from)."""
 
-    format: Literal["govtrain.bias-report/v2"] = BIAS_FORMAT
+    format: Literal["govtrain.bias-report/v3"] = BIAS_FORMAT
     run_id: str
     task: Task
     sensitive_columns: list[str]

@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from reports.errors import ReportInputError
 from reports.intervals import clopper_pearson, pairwise_disparity_bounds, sidak_confidence
@@ -43,12 +43,40 @@ INTERVAL_METHOD = "clopper-pearson-sidak"
 DISPARITY_METHOD = "pairwise-mover-clopper-pearson-bonferroni"
 
 
+class GroupCounts(ReportModel):
+    """The counts every per-group rate is a ratio of: the raw evidence a verifier recomputes the rates, their
+    intervals, the disparities and the verdict from (``reports.rejudge``)."""
+
+    rows: int = Field(ge=1)
+    positives: int = Field(ge=0, description="Test rows whose true label is the positive label.")
+    negatives: int = Field(ge=0)
+    selected: int = Field(ge=0, description="Test rows predicted the positive label.")
+    true_positives: int = Field(ge=0)
+    false_positives: int = Field(ge=0)
+    correct: int = Field(ge=0, description="Test rows predicted their true label (all classes).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GroupCounts:
+        if (self.positives + self.negatives != self.rows or self.true_positives + self.false_positives != self.selected
+                or self.true_positives > self.positives or self.false_positives > self.negatives
+                or self.correct > self.rows):
+            raise ValueError("the group's counts contradict each other")
+        return self
+
+
 class GroupModelBias(ReportModel):
-    """Metrics of one group large enough to judge."""
+    """Metrics of one group large enough to judge, and the counts they are computed from."""
 
     group: str
     count: int
+    counts: GroupCounts
     metrics: dict[GroupMetric, Estimate]
+
+    @model_validator(mode="after")
+    def _count_is_rows(self) -> GroupModelBias:
+        if self.count != self.counts.rows:
+            raise ValueError("the group's count differs from its counted rows")
+        return self
 
 
 class InsufficientGroup(ReportModel):
@@ -141,6 +169,39 @@ _RATIOS: dict[str, tuple[str, str]] = {
 }
 
 
+def group_values(counts: Mapping[str, int]) -> dict[str, float | None]:
+    """Each group metric as the ratio of its counts (None where the denominator is 0)."""
+    return {metric: counts[num] / counts[den] if counts[den] else None for metric, (num, den) in _RATIOS.items()}
+
+
+def disparity_values(counts: Sequence[Mapping[str, int]]) -> dict[str, float | None]:
+    """The disparities over the groups, from their counts alone (what fairlearn computes from the rows)."""
+    values = [group_values(c) for c in counts]
+
+    def spread(metric: str) -> float | None:
+        rates = [v[metric] for v in values]
+        return None if any(r is None for r in rates) else max(rates) - min(rates)  # type: ignore[type-var,operator]
+
+    selection = [v["selection_rate"] or 0.0 for v in values]
+    ratio = min(selection) / max(selection) if max(selection) > 0 else None
+    tpr, fpr = spread("true_positive_rate"), spread("false_positive_rate")
+    return {"demographic_parity_difference": max(selection) - min(selection), "demographic_parity_ratio": ratio,
+            "equalized_odds_difference": None if tpr is None or fpr is None else max(tpr, fpr),
+            "disparate_impact": ratio}
+
+
+def recompute_column(column: ColumnModelBias, confidence: float) -> ColumnModelBias:
+    """The column's per-group estimates and disparities rebuilt from its groups' counts alone, at ``confidence``:
+    what a verifier compares a report's numbers with before it judges them."""
+    k = len(column.groups)
+    counts = [g.counts.model_dump() for g in column.groups]
+    groups = [g.model_copy(update={"metrics": _group_estimates(group_values(c), c, k, confidence)})
+              for g, c in zip(column.groups, counts, strict=True)]
+    aggregates = (_aggregate_estimates(disparity_values(counts), counts, confidence) if k >= 2
+                  else {m: Estimate(value=None) for m in FAIRNESS_METRICS})
+    return column.model_copy(update={"groups": groups, "aggregates": aggregates})
+
+
 def _group_estimates(values: Mapping[str, float | None], counts: Mapping[str, int], k: int, confidence: float
                      ) -> dict[str, Estimate]:
     """Each group metric with its interval, simultaneous over the ``k`` groups (TPR and FPR: over ``2k``)."""
@@ -203,8 +264,9 @@ def column_model_bias(
     sufficient = [name for name, n in sizes.items() if n >= min_group_size]
     counts = {name: _counts(yt[g == name], yp[g == name], correct[g == name]) for name in sufficient}
     k = len(sufficient)
-    group_reports = [GroupModelBias(group=name, count=sizes[name], metrics=_group_estimates(
-        by_group[name], counts[name], k, confidence)) for name in sufficient]
+    group_reports = [GroupModelBias(group=name, count=sizes[name], counts=GroupCounts(**counts[name]),
+                                    metrics=_group_estimates(by_group[name], counts[name], k, confidence))
+                     for name in sufficient]
     if k >= 2:
         keep = np.isin(g, sufficient)
         points = _fairlearn_aggregates(yt[keep], yp[keep], g[keep])

@@ -44,10 +44,10 @@ from pydantic import Field, model_validator
 from reports.document import Block, Heading, Paragraph, Table
 from reports.errors import ReportInputError
 from reports.intervals import clopper_pearson
-from reports.model import Estimate, Interval, ReportModel
+from reports.model import Estimate, Interval, ReportModel, report_digest
 from reports.verdict import Action, Outcome, Status, decide
 
-PRIVACY_FORMAT: Final = "govtrain.privacy-report/v1"
+PRIVACY_FORMAT: Final = "govtrain.privacy-report/v2"
 LOW_FPRS: Final = (0.01, 0.001)
 AUC_METHOD: Final = "delong-logit"
 AUC_SCORE_METHOD: Final = "newcombe-score"
@@ -97,6 +97,15 @@ class ColumnMembership(ReportModel):
     too_small: list[GroupMembership] = Field(description="Groups left out (counts only, no results).")
 
 
+class MembershipEvidence(ReportModel):
+    """The per-example losses the attack was computed from: what a verifier recomputes the AUC, its interval and
+    the verdict from, instead of reading them. Stored encrypted with the run (``privacy_evidence.json``), never
+    in a report: reports carry aggregates only, and this file's digest."""
+
+    member_losses: list[float] = Field(min_length=1)
+    nonmember_losses: list[float] = Field(min_length=1)
+
+
 class MembershipInference(ReportModel):
     """The loss-threshold membership attack: ROC AUC, TPR at low FPR, counts, per-group results."""
 
@@ -111,6 +120,9 @@ class MembershipInference(ReportModel):
     tpr_at_fpr: list[TprAtFpr]
     groups: list[ColumnMembership] = Field(default_factory=list)
     reading: str = Field(description="What the numbers mean, in plain language.")
+    evidence_digest: str = Field(pattern=r"^[0-9a-f]{64}$", description=(
+        "sha256 of the canonical JSON of the losses behind the numbers above (MembershipEvidence, stored "
+        "encrypted with the run): binds the verifier's recomputation to what this report was computed from."))
 
 
 class ExtractionRate(ReportModel):
@@ -247,7 +259,7 @@ class PrivacyVerdict(ReportModel):
 class PrivacyReport(ReportModel):
     """What one run's model leaks about its training data; JSON is the source of truth."""
 
-    format: Literal["govtrain.privacy-report/v1"] = PRIVACY_FORMAT
+    format: Literal["govtrain.privacy-report/v2"] = PRIVACY_FORMAT
     run_id: str
     membership: MembershipInference | None = None
     extraction: list[ExtractionRate] | None = Field(None, description="Language models: by k and m.")
@@ -446,7 +458,14 @@ def membership_inference(
               _by_group(members, nonmembers, member_groups, nonmember_groups, fprs=fprs, confidence=confidence,
                         min_group_size=min_group_size))
     return MembershipInference(members=members.size, nonmembers=nonmembers.size, confidence=confidence, auc=auc,
-                               auc_variance=variance, tpr_at_fpr=tprs, groups=groups, reading=_reading(auc, tprs))
+                               auc_variance=variance, tpr_at_fpr=tprs, groups=groups, reading=_reading(auc, tprs),
+                               evidence_digest=report_digest(membership_evidence(members.tolist(), nonmembers.tolist())))
+
+
+def membership_evidence(member_losses: Sequence[float], nonmember_losses: Sequence[float]) -> MembershipEvidence:
+    """The losses as the run stores them (and as :func:`membership_inference` digests them)."""
+    return MembershipEvidence(member_losses=[float(x) for x in member_losses],
+                              nonmember_losses=[float(x) for x in nonmember_losses])
 
 
 def extraction_rate(matches: Sequence[bool], *, k: int, m: int, confidence: float = 0.95) -> ExtractionRate:

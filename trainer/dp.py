@@ -97,6 +97,19 @@ def _noise_multiplier(target_epsilon: float, delta: float, rate: float, steps: i
                                           steps=steps, accountant=ACCOUNTANT))
 
 
+def recomputed_accounting(*, target_epsilon: float, delta: float, sample_rate: float, planned_steps: int,
+                          steps: int) -> tuple[float, float]:
+    """``(noise_multiplier, epsilon)`` recomputed from a run's stated DP plan and the steps it took: the noise the
+    target calls for over the planned steps, and the RDP accountant's epsilon after ``steps`` of it. A verifier
+    compares a stated accounting with these instead of believing it."""
+    from opacus.accountants import RDPAccountant
+
+    noise = _noise_multiplier(target_epsilon, delta, sample_rate, planned_steps)
+    accountant = RDPAccountant()
+    accountant.history = [(noise, sample_rate, steps)] if steps else []
+    return noise, float(accountant.get_epsilon(delta=delta)) if steps else 0.0
+
+
 class PrivacyLedger:
     """The RDP accountant of one run: a step is recorded after each noisy optimizer step; checkpointed."""
 

@@ -32,7 +32,7 @@ def export_model(session: Session, run_id: str, out: Path, *, merged: bool = Fal
     memory from the base folder after its digest was checked against the run's provenance.
     """
     folder = find_run(session.workspace, run_id)
-    state = release_state(session.workspace, run_id)
+    state = release_state(session.workspace, run_id, recompute_splits=True)
     if not state.releasable:
         hint = (f"a compliance officer reviews {folder.reports / 'bias.html'} and runs 'govtrain runs approve "
                 f"{run_id}'" if not state.blocked else f"see {folder.reports / 'bias.html'}")

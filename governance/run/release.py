@@ -1,10 +1,15 @@
-"""Whether a trained model may be released, decided from the verified log and the digest-checked reports.
+"""Whether a trained model may be released, decided from the verified log and evidence recomputed under the run's
+registered policy.
 
-The run's ``report.written`` entry fixes the report digests; the bias report with that digest is read and its
-verdict recomputed from its checks. A run is releasable when nothing blocks it (a FAIL under ``bias.action:
-block``, a NOT JUDGED check under ``bias.unjudged: block``) and, where the policy asks for one (every flagged or not fully judged run, or every run under
-``release.require_approval: always``), enough compliance officers signed ``govtrain runs approve``. A claim in
-the log that disagrees with the reports, or a second ``report.written`` for the run, is an integrity error.
+The run's ``report.written`` entry fixes the report digests. Nothing is read as a verdict: the bias and privacy
+verdicts are rejudged from the reports' raw evidence (:mod:`governance.run.judgments`), the DP claim is held to the
+logged config, the logged splits to the card the run was gated on, and the provenance must be signed by the key
+that started the run. A run is releasable when nothing blocks it (a FAIL under ``bias.action: block``, a NOT
+JUDGED check under ``bias.unjudged: block``, the same for privacy, an audit run with canaries, or a run no runner
+executed under ``release.require_runner``) and, where the policy asks for one (every flagged or not fully judged
+run, or every run under ``release.require_approval: always``), enough compliance officers signed
+``govtrain runs approve``. A claim in the log that disagrees with the recomputation, or a second
+``report.written`` for the run, is an integrity error.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
-from governance.run.folder import find_run
+from governance.run.folder import RunFolder, find_run
 from governance.trust.ledger import Decision, Ledger, RunRecord
 from governance.trust.policy_registry import RegisteredPolicy, registered_policy
 from governance.trust.replay import load_ledger
@@ -22,7 +27,9 @@ from governance.trust.session import Session
 from governance.workspace import Workspace
 
 if TYPE_CHECKING:
-    from reports.bias import BiasReport
+    from datacards.card import DatasetCard
+    from reports.privacy import PrivacyVerdict
+    from reports.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -39,11 +46,13 @@ class ReleaseState:
     policy: RegisteredPolicy
     privacy: str = "not measured"  # the privacy report's verdict in the same words, when the run wrote one
     audit_run: bool = False  # trained with planted canaries, under a policy that does not release such models
+    executed_by: str = ""  # the name and role of the identity that signed run.started
+    needs_runner: bool = False  # release.require_runner, and no runner executed the run
 
     @property
     def blocked(self) -> bool:
         """Whether a blocking policy rule forbids release, whatever anyone approves."""
-        return self.verdict == "blocked" or self.privacy == "blocked" or self.audit_run
+        return self.verdict == "blocked" or self.privacy == "blocked" or self.audit_run or self.needs_runner
 
     @property
     def releasable(self) -> bool:
@@ -53,6 +62,9 @@ class ReleaseState:
 
     def explain(self) -> str:
         """Why the run is or is not releasable, in one line."""
+        if self.needs_runner:
+            return (f"it was executed by {self.executed_by}, not by a runner (release.require_runner: an engineer's "
+                    "own run is an experiment; submit it with 'govtrain run --submit' for a runner to execute)")
         if self.audit_run:
             return "it is an audit run trained with planted canaries (privacy.allow_canary_release: false)"
         if self.privacy == "blocked" and self.verdict != "blocked":
@@ -73,23 +85,32 @@ class ReleaseState:
                 f"approval(s) from {' or '.join(self.policy.policy.release.approver_roles)}")
 
 
-def judge_release(bias: BiasReport | None) -> tuple[str, int, int]:
-    """The release verdict recomputed from a bias report's checks: ``(verdict, failed, not judged)``.
+def judge_release(bias: Verdict | None) -> tuple[str, int, int]:
+    """The release verdict from a (recomputed) bias verdict: ``(verdict, failed, not judged)``.
 
     ``blocked``: something failed under ``action: block``, or could not be judged under ``unjudged: block``;
     ``flagged``: something failed (and nothing blocks); ``not judged``: nothing failed but some check could not
     be judged, or there was no verdict at all (a language model, no bias report); ``pass``: every check passed.
+    The actions are the policy's: a verdict comes from :func:`reports.rejudge.rejudge_bias` or ``judge`` with
+    the registered rules, never from a report as written.
     """
-    if bias is None or bias.verdict is None:
+    if bias is None:
         return "not judged", 0, 1
-    v = bias.verdict
-    failed = sum(c.status == "FAIL" for c in v.checks)
-    unjudged = sum(c.status not in ("PASS", "FAIL") for c in v.checks) + (0 if v.checks else 1)
-    if (failed and v.action == "block") or (unjudged and v.unjudged == "block"):
+    failed = sum(c.status == "FAIL" for c in bias.checks)
+    unjudged = sum(c.status not in ("PASS", "FAIL") for c in bias.checks) + (0 if bias.checks else 1)
+    if (failed and bias.action == "block") or (unjudged and bias.unjudged == "block"):
         return "blocked", failed, unjudged
     if failed:
         return "flagged", failed, unjudged
     return ("not judged" if unjudged else "pass"), failed, unjudged
+
+
+def privacy_word(verdict: PrivacyVerdict | None, expected: bool) -> str:
+    """The privacy verdict in release words; a policy that asks for the report gets "not judged" without one."""
+    if verdict is None:
+        return "not judged" if expected else "not measured"
+    return ("blocked" if not verdict.releasable else "pass" if verdict.outcome == "PASS"
+            else "flagged" if verdict.outcome == "FAIL" else "not judged")
 
 
 def finished_record(ledger: Ledger, run_id: str) -> RunRecord:
@@ -105,9 +126,13 @@ def finished_record(ledger: Ledger, run_id: str) -> RunRecord:
     return record
 
 
-def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = None) -> ReleaseState:
-    """Recompute the run's verdict from its digest-checked bias report and count its release approvals."""
-    from reports.bias import BiasReport
+def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = None, *,
+                  recompute_splits: bool = False) -> ReleaseState:
+    """Recompute the run's verdicts from its digest-checked evidence under its registered policy, bind its claims
+    to each other, and count its release approvals. ``recompute_splits`` also re-derives the split digests from
+    the gated card's decrypted vault (export and release approval do; it costs a pass over the data)."""
+    from governance.crypto.keyring import workspace_master_key
+    from governance.run.judgments import check_splits, logged_config, rejudge_run
     from reports.verify import verify_report_digests
 
     ledger = ledger or load_ledger(workspace)
@@ -118,23 +143,18 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
     problems = verify_report_digests(folder.reports, digests)
     if problems:
         raise IntegrityError(f"run {run_id} reports: {problems[0]}")
-    bias = None
-    if "bias.json" in digests:
-        bias = BiasReport.model_validate(json.loads((folder.reports / "bias.json").read_bytes()))
-    verdict, failed, unjudged = judge_release(bias)
-    if record.report.get("releasable") is not (verdict != "blocked") or record.report.get("flagged") is not (failed > 0):
-        raise IntegrityError(f"run {run_id}: the release claim in the audit log disagrees with its bias report",
-                             hint="the report.written entry was forged or the report replaced")
     policy = registered_policy(workspace, str(record.started.get("policy_digest")), ledger)
-    # A policy that asks for the privacy report gets "not judged" without one, never a silent pass.
-    privacy = "not judged" if "privacy" in policy.policy.reports.emit else "not measured"
-    if "privacy.json" in digests:
-        from reports.privacy import PrivacyReport
-
-        judged = PrivacyReport.model_validate(json.loads((folder.reports / "privacy.json").read_bytes())).verdict
-        privacy = ("blocked" if not judged.releasable else "pass" if judged.outcome == "PASS"
-                   else "flagged" if judged.outcome == "FAIL" else "not judged")
-    _check_gate_at_start(ledger, record, policy)
+    card = _check_gate_at_start(workspace, ledger, record, policy)
+    kek = workspace_master_key(workspace)
+    judged = rejudge_run(folder, record, policy.policy, digests, kek)
+    check_splits(workspace, record, card, logged_config(folder, record) if recompute_splits else None,
+                 kek if recompute_splits else None)
+    check_provenance(ledger, folder, record, digests)
+    verdict, failed, unjudged = judge_release(judged.bias)
+    if record.report.get("releasable") is not (verdict != "blocked") or record.report.get("flagged") is not (failed > 0):
+        raise IntegrityError(f"run {run_id}: the release claim in the audit log disagrees with its recomputed bias "
+                             "verdict", hint="the report.written entry was forged or the report replaced")
+    privacy = privacy_word(judged.privacy, "privacy" in policy.policy.reports.emit)
     rules = policy.policy.release
     needs = rules.require_approval == "always" or verdict != "pass" or privacy not in ("pass", "not measured")
     counted: dict[str, Decision] = {}
@@ -143,15 +163,47 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
         if member is not None and not member.compromised and decision.role in rules.approver_roles:
             counted.setdefault(decision.key_id, decision)
     audit_run = bool(record.started.get("audit_run")) and not policy.policy.privacy.allow_canary_release
+    executor = ledger.member_by_key(record.started_by or "")
+    by_runner = executor is not None and executor.role == "runner"
     return ReleaseState(run_id, verdict, failed, unjudged, needs, tuple(counted.values()), rules.quorum, policy,
-                        privacy, audit_run)
+                        privacy, audit_run,
+                        executed_by=f"{executor.name} ({executor.role})" if executor else "an unknown key",
+                        needs_runner=rules.require_runner and not by_runner)
 
 
-def _check_gate_at_start(ledger: Ledger, record: RunRecord, policy: RegisteredPolicy) -> None:
+def check_provenance(ledger: Ledger, folder: RunFolder, record: RunRecord, digests: dict[str, str]) -> None:
+    """The provenance attestation (when the run logged one) is signed by the key that signed ``run.started`` and
+    its subjects are the model files ``run.finished`` logged."""
+    from governance.trust.roles import parse_public_key
+    from reports.errors import ReportError
+    from reports.provenance import verify_dsse
+
+    if "provenance.json" not in digests:  # the logged set decides what must be checked, not what is on disk
+        return
+    run_id = record.run_id
+    envelope = json.loads((folder.reports / "provenance.json").read_bytes())
+    signers = {s.get("keyid") for s in envelope.get("signatures", [])}
+    executor = ledger.member_by_key(record.started_by or "")
+    if executor is None or executor.key_id not in signers:
+        raise IntegrityError(f"run {run_id}: the provenance attestation is not signed by the key that started "
+                             "the run", hint="provenance binds a model to the party that trained it")
+    try:
+        statement = verify_dsse(envelope, parse_public_key(executor.public_key))
+    except ReportError as exc:
+        raise IntegrityError(f"run {run_id}: provenance attestation: {exc}") from None
+    subjects = {str(s.name): s.digest["sha256"] for s in statement.subject}
+    assert record.finished is not None
+    if subjects != record.finished.get("model_digests"):
+        raise IntegrityError(f"run {run_id}: the provenance subjects differ from the model digests in the log")
+
+
+def _check_gate_at_start(workspace: Workspace, ledger: Ledger, record: RunRecord, policy: RegisteredPolicy
+                         ) -> DatasetCard:
     """The run's logged start must name a card that was ingested under the run's policy and approved (quorum, no
     standing rejection) before the run started: a run appended to the log by hand around a model trained on
-    unapproved data is not releasable, whatever its reports say."""
+    unapproved data is not releasable, whatever its reports say. Returns that card (read and digest-checked)."""
     from governance.gate.approvals import count_decisions
+    from governance.gate.catalog import DatasetCatalog
 
     assert record.started is not None and record.started_seq is not None
     ingest = ledger.ingest_of(str(record.started.get("card_digest")))
@@ -164,11 +216,16 @@ def _check_gate_at_start(ledger: Ledger, record: RunRecord, policy: RegisteredPo
                             "(not approved then, or its approval was voided since)",
                             hint="a run whose entries govtrain run did not write, or whose approver was revoked "
                                  "as compromised, cannot be released")
+    catalog = DatasetCatalog(workspace)
+    card = catalog.read_card(*catalog.resolve(ingest.dataset))
+    if card.digest() != ingest.card_digest:
+        raise IntegrityError(f"run {record.run_id}: the card of {ingest.dataset} is not the one its run started on")
+    return card
 
 
 def approve_release(session: Session, run_id: str) -> ReleaseState:
-    """Log the session actor's approval of a run's release (compliance), after checking it can be released."""
-    state = release_state(session.workspace, run_id)
+    """Log the session actor's approval of a run's release (compliance), after recomputing its evidence."""
+    state = release_state(session.workspace, run_id, recompute_splits=True)
     actor = session.actor
     assert actor is not None
     if state.blocked:

@@ -209,7 +209,8 @@ def write_run_reports(
         reports.append(sign_dsse(statement, actor.signer.private_key, keyid=actor.signer.key_id))
     digests = write_reports(folder.reports, reports, list(policy.reports.formats))
     # The same function the release decision uses later, so the logged claim and the recomputation agree.
-    verdict, failed, _unjudged = judge_release(bias)
+    judged = bias.verdict if bias is not None and "bias" in kinds else None  # as verifiers will read it
+    verdict, failed, _unjudged = judge_release(judged)
     releasable, flagged = verdict != "blocked", failed > 0
     session.record("report.written", {"run_id": run_id, "digests": digests, "releasable": releasable,
                                       "flagged": flagged})
@@ -342,6 +343,12 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
         extraction = [extraction_rate([matched >= length for matched in result.extraction], k=k, m=length,
                                       confidence=rules.confidence)
                       for length in sorted({max(1, m // 4), max(1, m // 2), m})]
+    if inference is not None:  # the losses stay encrypted with the run; the report states their digest
+        from governance.run.judgments import PRIVACY_EVIDENCE
+        from reports.model import canonical_bytes
+        from reports.privacy import membership_evidence
+
+        store.write(PRIVACY_EVIDENCE, canonical_bytes(membership_evidence(members, outsiders)))
     dp = (DifferentialPrivacy.model_validate(dataclasses.asdict(result.differential_privacy))
           if result.differential_privacy is not None else None)
     verdict = judge_privacy(inference, max_auc=rules.max_membership_auc, confidence=rules.confidence,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from audit.keys import key_id
 from governance.errors import ConfigError
-from governance.trust.ledger import Member, Role
+from governance.trust.ledger import Member
 from governance.trust.replay import load_ledger, replay_log, write_identity_cache
 from governance.trust.roles import format_public_key, parse_public_key
 from governance.trust.session import Session
+from policies.model import Role
 
 
 def grant_role(session: Session, name: str, role: Role, public_key: str) -> Member:

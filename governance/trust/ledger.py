@@ -16,13 +16,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from audit.entry import AuditEntry
 from audit.errors import AuditIntegrityError
 from audit.keys import TrustedKey, key_id
 from audit.verify import Finding, VerifyReport
 from policies.model import ROLES, Role
+
 PUBLIC_KEY_PREFIX = "ed25519:"
 GENESIS_EVENT = "workspace.created"
 
@@ -151,6 +152,7 @@ class RunRecord:
     started_by: str | None = None  # key id that signed run.started: every later run.* and report.* entry must match
     resumed: list[dict[str, Any]] = field(default_factory=list)
     checkpoint_digests: list[str] = field(default_factory=list)
+    splits: dict[str, Any] | None = None  # the run.splits payload: digests and sizes of train/validation/test
     finished: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
     report_seq: int | None = None
@@ -346,6 +348,11 @@ class Ledger:
             return f"{event} for a run another key started"
         elif event == "run.resumed":
             record.resumed.append(dict(p))
+        elif event == "run.splits":
+            if record.splits is not None and record.splits.get("digests") != p.get("digests"):
+                record.contradictions.append(f"entry {entry.seq}: run.splits differ from the first")
+                return "run.splits that differ from the run's first"
+            record.splits = dict(p)
         elif event == "run.checkpoint":
             if isinstance(p.get("digest"), str):
                 record.checkpoint_digests.append(p["digest"])

@@ -15,10 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from audit.keys import KEY_ID_RE, Ed25519Signer
 from governance.errors import ConfigError, GovtrainError, NotAuthorizedError
 from governance.trust.identity import load_identity
-from governance.trust.ledger import PUBLIC_KEY_PREFIX, Member, Role
+from governance.trust.ledger import PUBLIC_KEY_PREFIX, Member
 from governance.trust.replay import load_ledger
 from governance.workspace import Workspace
 from governance.workspace.userconfig import identities_dir
+from policies.model import Role
 
 
 def format_public_key(public: Ed25519PublicKey) -> str:

@@ -56,10 +56,10 @@ def test_fifty_balanced_groups_are_never_a_fail(test: float) -> None:
         assert report.verdict is not None
         statuses = {c.status for c in report.verdict.checks}
         assert "FAIL" not in statuses, (test, seed, [c.reason for c in report.verdict.checks])
-        assert judge_release(report)[0] in ("pass", "not judged")
+        assert judge_release(report.verdict)[0] in ("pass", "not judged")
         if test == 0.1:  # about 10 test rows per group against min_group_size 30: nothing can be judged
             assert statuses == {"NOT JUDGED"} and report.verdict.outcome == "NOT JUDGED"
-            assert judge_release(report)[0] == "not judged"
+            assert judge_release(report.verdict)[0] == "not judged"
 
 
 def test_dry_run_plan_predicts_the_unjudged_groups() -> None:
@@ -96,7 +96,7 @@ def test_no_output_says_pass_when_checks_were_not_judged(eval_report, lineage) -
     outputs = {
         "bias.md": render_report(report, "md").decode(), "bias.html": render_report(report, "html").decode(),
         "verdict summary": report.verdict.summary(),
-        "model card": render_report(card, "md").decode(), "release verdict": judge_release(report)[0],
+        "model card": render_report(card, "md").decode(), "release verdict": judge_release(report.verdict)[0],
     }
     for name, text in outputs.items():
         found = _PASS.findall(_without_legend(text))

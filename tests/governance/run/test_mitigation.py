@@ -242,7 +242,7 @@ def test_post_processing_report_has_before_and_after_for_every_check(runs: Any) 
     post = m.post_processing
     assert post is not None and post.constraints == "equalized_odds" and post.groups_fitted == 5
     assert post.validation_rows == sum(g.count for g in after.groups)  # 25% validation = 25% test, stratified
-    assert judge_release(bias)[0] == outs["post"]["bias_verdict"]  # release judges the exported, mitigated model
+    assert judge_release(bias.verdict)[0] == outs["post"]["bias_verdict"]  # release judges the exported, mitigated model
     stored = json.loads(read_encrypted_file(team.workspace / "runs" / outs["post"]["run_id"] / "predictions.json.enc",
                                             load_master_key()))
     assert stored["mitigated_predicted"] != stored["predicted"]  # the thresholds acted
