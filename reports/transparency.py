@@ -138,7 +138,11 @@ def _sections(config: Mapping[str, Any], lineage: Lineage, evaluation: Evaluatio
     sections.append(CardSection(title="Training data", paragraphs=[
         f"{d.name}@{d.version} ({fmt(d.rows)} rows, license {d.license}, source {d.source}): {d.description} "
         f"PII removed before training: " + (", ".join(f"{k} {v}" for k, v in sorted(d.pii_findings.items()))
-                                            or "none found") + "." for d in ds]))
+                                            or "none found") + "." for d in ds] + [
+        "The model was trained on scrubbed text (personal data replaced as the policy says, e.g. by <PERSON>), "
+        "so it expects its inputs scrubbed the same way: the export's scrub.json holds the settings, and "
+        "'govtrain predict' (or governance.run.predict.ScrubbedClassifier) applies them before the model sees "
+        "a text. Raw text with names in it is unlike anything it was trained on."]))
     if bias is not None and bias.mitigation is not None:
         sections.append(_mitigation(bias))
     sections.append(_quantitative(bias))

@@ -18,6 +18,7 @@ from pathlib import Path
 from governance.crypto.keyring import workspace_master_key
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal
 from governance.run.folder import EncryptedRunStore, RunFolder, find_run
+from governance.run.predict import SCRUB_FILE
 from governance.run.release import ReleaseState, release_state
 from governance.trust.auditing import latest_checkpoint_text, prove_entry
 from governance.trust.ledger import RunRecord
@@ -71,6 +72,7 @@ def export_model(session: Session, run_id: str, out: Path, *, merged: bool = Fal
                 write_private_file(staging / "merged" / name, data)
                 exported[f"merged/{name}"] = hashlib.sha256(data).hexdigest()
         _write_verification_material(session, folder.reports, record, state, staging)
+        write_private_file(staging / SCRUB_FILE, _scrub_settings(session, record, state))
         if out.is_dir():
             out.rmdir()  # the empty folder the user named
         os.rename(staging, out)
@@ -80,6 +82,19 @@ def export_model(session: Session, run_id: str, out: Path, *, merged: bool = Fal
     session.record("run.exported", {"run_id": run_id, "files": exported,
                                     "release": [d.key_id for d in state.approvals]})
     return exported
+
+
+def _scrub_settings(session: Session, record: RunRecord, state: ReleaseState) -> bytes:
+    """``scrub.json``: the PII rules the training data was scrubbed with, for scrubbing inputs the same way."""
+    from governance.gate.catalog import DatasetCatalog
+    from governance.run.predict import scrub_settings
+
+    assert record.started is not None
+    catalog = DatasetCatalog(session.workspace)
+    card = catalog.read_card(*catalog.resolve(str(record.started.get("dataset"))))
+    recall = card.pii.measured_recall
+    return scrub_settings(card.ref, state.policy.registration.name, state.policy.policy.pii,
+                          recall.detector_digest if recall is not None else None)
 
 
 def _write_verification_material(session: Session, reports: Path, record: RunRecord, state: ReleaseState,

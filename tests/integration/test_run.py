@@ -139,6 +139,28 @@ def test_export_only_releasable(trained, tmp_path: Path) -> None:  # type: ignor
     assert (tmp_path / "release/model.safetensors").read_bytes()[8:9] == b"{"  # a real safetensors header
     again = team.as_("erin", "runs", "export", out["run_id"], "--out", str(tmp_path / "release"))
     assert again.exit_code == 2 and "not empty" in again.stderr
+    _predict_scrubs_inputs_as_training_did(team, tmp_path / "release")
+
+
+def _predict_scrubs_inputs_as_training_did(team: Any, release: Path) -> None:
+    """The export ships scrub.json; govtrain predict scrubs each input with it before the model sees it, so a
+    raw name and its placeholder get the same prediction."""
+    from governance.run.predict import ScrubbedClassifier
+
+    settings = json.loads((release / "scrub.json").read_text())
+    assert settings["dataset"] == "reddit@1" and "PERSON" in settings["pii"]["entities"]
+    assert "trained on scrubbed text" in (release / "MODEL_CARD.md").read_text()
+    raw, placeholder = "Maria Gonzalez is a disgusting person", "<PERSON> is a disgusting person"
+    result = team.as_("erin", "--json", "predict", str(release), raw, placeholder, "--show-scrubbed")
+    assert result.exit_code == 0, result.stderr
+    first, second = json.loads(result.stdout)["predictions"]
+    assert first["scrubbed_text"] == placeholder and first["pii_scrubbed"] == 1
+    assert first["label"] == second["label"] and first["probabilities"] == second["probabilities"]
+    classifier = ScrubbedClassifier(release)  # the Python entry gives the same
+    assert classifier([raw])[0].probabilities == first["probabilities"]
+    (release / "scrub.json").unlink()
+    missing = team.as_("erin", "predict", str(release), raw)
+    assert missing.exit_code == 2 and "scrub.json" in missing.stderr
 
 
 def test_policy_limits_refuse_before_building(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
