@@ -138,6 +138,12 @@ class PiiSummary(_Frozen):
     name_lists: str = "off"
     org_as_person: str = "off"
     measured_recall: MeasuredRecall | None = None
+    # Left out of the JSON when absent (no sensitive columns), so cards written before the scan keep their digest.
+    sensitive_column_findings: dict[str, dict[str, int]] | None = Field(
+        None, exclude_if=_absent,
+        description="Per sensitive column, per entity type: distinct values in which the PII scan at ingest found "
+                    "that type (empty: none found). Non-empty only under a policy that allows PII there "
+                    "(pii.sensitive_column_pii: allow); otherwise such an ingest is refused.")
     recognizers: list[str]
     ner_model: str
     ner_model_version: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import yaml
 
@@ -48,6 +48,20 @@ def _post_scrub(card: DatasetCard) -> list[str]:
              f"{post.failed} failed): {post.scrub_created_duplicates} rows became duplicates of another row only "
              f"because of the scrub ({post.duplicates_before_scrub} duplicates before, {post.duplicates_after_scrub} "
              f"after); policy: {post.action}, {post.rows_dropped} rows dropped."), ""]
+
+
+def _sensitive_scan(findings: Mapping[str, Mapping[str, int]] | None) -> list[str]:
+    """What the scan of the sensitive columns' values found (counts of values by type)."""
+    if findings is None:
+        return []
+    found = {column: counts for column, counts in findings.items() if counts}
+    if not found:
+        return [(f"The values of the sensitive columns ({', '.join(findings)}) were scanned for PII with the same "
+                 "detector at ingest: none found."), ""]
+    said = "; ".join(f"`{column}`: " + ", ".join(f"{entity} in {n} distinct values" for entity, n in counts.items())
+                     for column, counts in found.items())
+    return [(f"**PII in sensitive columns**, kept because the policy allows it (pii.sensitive_column_pii: allow): "
+             f"{said}. These values appear above and in bias reports as they are."), ""]
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -106,6 +120,7 @@ def render_markdown(card: DatasetCard, decisions: Sequence[CardDecision] = ()) -
               f"is what was measured. Sensitive columns ({', '.join(card.sensitive_columns) or 'none'}) "
               "are categories kept for bias measurement; they are not scrubbed and never fed to models. "
               "The raw input is not kept" + (" (except encrypted, as the policy asks)." if card.digests.raw_ciphertext else "."), ""]
+    parts += _sensitive_scan(pii.sensitive_column_findings)
     parts += ["## Uses", "", p.intended_use, ""]
     parts += ["## Distribution", "", (f"License: {p.license}. Stored encrypted (AES-256-GCM) in the workspace vault "
               f"at `{card.vault_object}`; readable only with the workspace master key."), ""]

@@ -42,7 +42,8 @@ def data_ingest(app: AppContext, file: Path, name: str, spec: Path, policy_ref: 
     """Validate, scrub PII, encrypt and card FILE (engineer or compliance).
 
     Steps, streamed in record batches so memory does not grow with the file: load, validate
-    (great-expectations on statistics merged over the batches; exit 3 on failure), scrub PII in the text
+    (great-expectations on statistics merged over the batches; exit 3 on failure; the distinct values of
+    sensitive columns are scanned for PII, exit 4 unless the policy allows it), scrub PII in the text
     columns (presidio with a spaCy NER model, in process or on Ray; exit 4 if residual PII exceeds the
     policy's tolerance), encrypt into the vault as Parquet shards under a manifest the card signs, write the
     dataset card. Each step is logged. On any failure nothing is stored.
@@ -143,7 +144,11 @@ def data_approve(app: AppContext, ref: str, note: str) -> None:
     """Approve a dataset card's digest (compliance; a signed entry in the audit log).
 
     Counts only under the registered policy the card was ingested under: its approver roles, quorum and
-    self-approval rule. Changing one byte of the card or data voids the approval.
+    self-approval rule. Changing one byte of the card or data voids the approval. Before signing, the card's PII
+    recall and residual claims are recomputed (exit 5 if they are not what govtrain computes), and this process
+    decrypts a random sample of the stored rows (the policy's approval.review_sample; needs the master key) and
+    re-scans their text for PII: above the policy's bound it refuses (exit 4, counts by type, never values). The
+    sample's size, seed and findings go into the signed entry.
     """
     _decide(app, ref, "approved", note)
 
@@ -158,6 +163,7 @@ def data_reject(app: AppContext, ref: str, reason: str) -> None:
 
 
 def _decide(app: AppContext, ref: str, decision: str, note: str) -> None:
+    from governance.crypto.keyring import workspace_master_key
     from governance.gate.approvals import decide
     from governance.gate.catalog import DatasetCatalog
     from governance.trust.session import open_session
@@ -166,12 +172,20 @@ def _decide(app: AppContext, ref: str, decision: str, note: str) -> None:
     name, version = DatasetCatalog(workspace).resolve(ref)
     action = "data approve" if decision == "approved" else "data reject"
     with open_session(workspace, app.identity, ["compliance", "admin"], action) as session:
-        signed, status = decide(session, f"{name}@{version}", decision, note)  # type: ignore[arg-type]
+        kek = workspace_master_key(workspace) if decision == "approved" else None  # the look decrypts rows
+        outcome = decide(session, f"{name}@{version}", decision, note, kek)  # type: ignore[arg-type]
+    signed, status, review = outcome.signed, outcome.status, outcome.review
+    looked = ""
+    if review is not None:
+        found = ", ".join(f"{entity} {count}" for entity, count in review.findings.items() if count) or "none"
+        looked = (f"\nlooked at {len(review.rows):,} random stored row(s) of {review.rows_stored:,} "
+                  f"({review.texts:,} texts): PII findings {found} (at most {review.limit} allowed)")
     app.emit(
         {"dataset": f"{name}@{version}", "decision": decision, "status": status.status,
-         "approvals": len(status.counted), "quorum": status.quorum, "card_digest": signed.card_digest},
+         "approvals": len(status.counted), "quorum": status.quorum, "card_digest": signed.card_digest,
+         **({"review": review.to_payload()} if review is not None else {})},
         f"{decision} {name}@{version} as {signed.by_name} (card sha256:{signed.card_digest[:12]}); "
-        f"status: {status.status} ({len(status.counted)} of {status.quorum} approval(s))",
+        f"status: {status.status} ({len(status.counted)} of {status.quorum} approval(s)){looked}",
     )
 
 

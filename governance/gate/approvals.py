@@ -6,12 +6,18 @@ whose role at that moment is one of the policy's approver roles, and no later re
 key as compromised) voids it. The ingesting identity's own approval counts only where an admin registered a
 policy that allows it. Decision files beside the card are caches for people to read: each must match a logged
 decision, or the gate stops with exit 5 naming the file.
+
+The card itself is evidence written by the ingesting engineer's process, so an approval and the gate recompute
+its PII judgments from its counts and the registered policy (:mod:`governance.gate.claims`, exit 5), and an
+approval is signed only after the approver's own process has decrypted and re-scanned a random sample of the
+stored rows (:mod:`governance.gate.review_sample`); the sample's size, seed and findings go into the signed entry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from audit.timestamps import now_timestamp
 from datacards.approval import CardDecision, Decision, sign_decision
@@ -19,11 +25,16 @@ from datacards.card import DatasetCard
 from governance.crypto import sha256_file
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal, UnexpectedError
 from governance.gate.catalog import DatasetCatalog
+from governance.gate.claims import check_card_claims
+from governance.gate.review_sample import ReviewSample, look_before_approving
 from governance.trust import ledger as lg
 from governance.trust.policy_registry import RegisteredPolicy, registered_policy
 from governance.trust.replay import load_ledger
 from governance.trust.session import Session
 from governance.workspace import Workspace
+
+if TYPE_CHECKING:
+    from governance.crypto import MasterKey
 
 
 @dataclass(frozen=True)
@@ -107,19 +118,35 @@ def _check_decision_files(workspace: Workspace, card: DatasetCard, ledger: lg.Le
                                  hint="approvals count only as logged entries; someone placed this file")
 
 
-def decide(session: Session, ref: str, decision: Decision, note: str) -> tuple[CardDecision, CardStatus]:
-    """Log (and keep a signed copy of) an approval or rejection of ``ref`` by the session's actor."""
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """A logged decision, where the card stands after it, and (for an approval) the approver's look at the data."""
+
+    signed: CardDecision
+    status: CardStatus
+    review: ReviewSample | None
+
+
+def decide(session: Session, ref: str, decision: Decision, note: str, kek: MasterKey | None = None
+           ) -> DecisionOutcome:
+    """Log (and keep a signed copy of) an approval or rejection of ``ref`` by the session's actor.
+
+    An approval needs ``kek``: before it is signed the card's PII claims are recomputed under its registered policy
+    (exit 5) and a random sample of the stored rows is decrypted and re-scanned here
+    (:func:`~governance.gate.review_sample.look_before_approving`: exit 4 or 5). A rejection needs neither.
+    """
     catalog = DatasetCatalog(session.workspace)
     name, version = catalog.resolve(ref)
     card = catalog.read_card(name, version)
     actor = session.actor
     assert actor is not None
-    check_vault(session.workspace, card)
+    vault_path = check_vault(session.workspace, card)
     before = card_status(session.workspace, card)
     rules = before.policy.policy.approval
     if actor.role not in rules.approver_roles:
         raise PolicyRefusal(f"policy '{before.policy.registration.name}' counts decisions only from "
                             f"{' or '.join(rules.approver_roles)}; '{actor.name}' has role {actor.role}")
+    review: ReviewSample | None = None
     if decision == "approved":
         if actor.signer.key_id == before.ingest.key_id and not before.policy.registration.self_approval:
             raise PolicyRefusal(
@@ -129,17 +156,24 @@ def decide(session: Session, ref: str, decision: Decision, note: str) -> tuple[C
             )
         if any(d.key_id == actor.signer.key_id for d in before.counted):
             raise ConfigError(f"'{actor.name}' has already approved {card.ref}")
+        if kek is None:
+            raise ConfigError("approving a dataset needs the workspace master key: the approver re-scans a sample "
+                              "of the stored rows first")
+        check_card_claims(card, before.policy.policy)
+        review = look_before_approving(session, card, vault_path, before.policy.policy, kek)
     time = now_timestamp()
     signed = sign_decision(
         CardDecision(dataset=name, version=version, card_digest=card.digest(), decision=decision,
                      by_name=actor.name, by_key_id=actor.signer.key_id, role=actor.role, time=time, note=note),
         actor.signer,
     )
-    session.record(f"data.{decision}", {"dataset": card.ref, "card_digest": card.digest(),
-                                        "decision_digest": signed.digest()})
+    payload: dict[str, Any] = {"dataset": card.ref, "card_digest": card.digest(), "decision_digest": signed.digest()}
+    if review is not None:
+        payload["review"] = review.to_payload()
+    session.record(f"data.{decision}", payload)
     catalog.add_decision(signed)
     catalog.render(card)
-    return signed, card_status(session.workspace, card)
+    return DecisionOutcome(signed, card_status(session.workspace, card), review)
 
 
 def check_vault(workspace: Workspace, card: DatasetCard) -> Path:
@@ -189,6 +223,7 @@ def check_dataset_gate(workspace: Workspace, ref: str, policy: RegisteredPolicy)
             f"not under '{policy.registration.name}' (sha256:{policy.digest[:12]}) as this run asks",
             hint="run under the card's policy, or re-ingest the data under the new policy and approve it",
         )
+    check_card_claims(card, status.policy.policy)  # the card's PII judgments, recomputed (exit 5)
     if status.rejection is not None:
         rejection = status.rejection
         raise PolicyRefusal(f"{card.ref} was rejected by {rejection.name} on {rejection.time}",

@@ -369,6 +369,15 @@ def _ingest(
     report = validate_stats(raw_stats, spec, policy.validation)
     failed = len(report.failed)
     record("data.ingest.validated", {**step, "expectations": len(report.outcomes), "failed": failed})
+    pii_engine, sensitive = None, None
+    if spec.sensitive_columns:  # before a validation failure: PII in a group column is the diagnosis that matters
+        from governance.gate.sensitive_columns import check_sensitive_scan, scan_sensitive_columns
+
+        progress(f"      scanning the values of {', '.join(spec.sensitive_columns)} for PII ({policy.pii.ner_model})")
+        pii_engine = load_pii_engine(policy.pii)
+        sensitive = scan_sensitive_columns(raw_stats, spec.sensitive_columns, pii_engine)
+        record("data.ingest.sensitive_scanned", {**step, **sensitive.to_payload()})
+        check_sensitive_scan(sensitive, policy.pii)
     check_validation(report)
     progress(f"      {len(report.outcomes)} expectations passed")
 
@@ -380,7 +389,7 @@ def _ingest(
         f"on a local Ray with {options.workers} workers")
     progress(f"[3/5] scrubbing PII in {', '.join(spec.text_columns)} (presidio, {policy.pii.ner_model}, {where})")
     total = reader.rows * len(spec.text_columns)
-    pii_engine = load_pii_engine(policy.pii)
+    pii_engine = pii_engine or load_pii_engine(policy.pii)
     digest = detector_digest(policy.pii, pii_engine.info)
     recall = measured_recall(digest)
     check_recall_floor(recall, policy.pii)  # before any text is scanned: a refused detector does no work
@@ -429,7 +438,8 @@ def _ingest(
 
     def card_for(version: int) -> DatasetCard:
         vault_object = (catalog.vault_dir(name, version) / MANIFEST_NAME).relative_to(root).as_posix()
-        pii = _pii_summary(stats, policy, _measured(digest, recall, policy))
+        pii = _pii_summary(stats, policy, _measured(digest, recall, policy),
+                           None if sensitive is None else sensitive.findings)
         return _build_card(session, name, version, spec, policy, source_info, report, pii, stored, digests,
                            vault_object)
 
@@ -682,7 +692,8 @@ def _measured(digest: str, recall: Mapping[str, Mapping[str, Any]] | None, polic
                           references=references, floors=dict(policy.pii.recall_floor))
 
 
-def _pii_summary(stats: PiiStats, policy: Policy, recall: MeasuredRecall) -> PiiSummary:
+def _pii_summary(stats: PiiStats, policy: Policy, recall: MeasuredRecall,
+                 sensitive: Mapping[str, Mapping[str, int]] | None) -> PiiSummary:
     rules = policy.pii
     return PiiSummary(
         entities_requested=list(rules.entities), score_threshold=rules.score_threshold,
@@ -694,6 +705,7 @@ def _pii_summary(stats: PiiStats, policy: Policy, recall: MeasuredRecall) -> Pii
         independent_residual_by_entity=dict(stats.independent_residual),
         independent_recognizers=list(stats.engine.independent_recognizers), name_lists=stats.engine.name_lists,
         org_as_person=stats.engine.org_as_person, measured_recall=recall,
+        sensitive_column_findings=None if sensitive is None else {c: dict(n) for c, n in sensitive.items()},
         recognizers=list(stats.engine.recognizers), ner_model=stats.engine.ner_model,
         ner_model_version=stats.engine.ner_model_version, presidio_version=stats.engine.presidio_version,
     )
