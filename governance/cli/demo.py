@@ -1,8 +1,10 @@
 """``govtrain demo``: the whole governed flow on generated data, one real CLI command at a time.
 
 The demo lives in one folder: ``config/`` holds the demo people's keys and the demo master key (as
-``~/.config/govtrain`` would for real people), ``input/`` the generated data, ``.govtrain/`` the workspace.
-Every step is the real command a user would type, run in this process, and printed before it runs.
+``~/.config/govtrain`` would for real people), ``runner/`` the runner's own key, its copy of the master key and its
+pin of the workspace (another machine or account in real life: no engineer holds that key), ``input/`` the
+generated data, ``.govtrain/`` the workspace. Every step is the real command a user would type, run in this
+process, and printed before it runs; the runner's steps run with ``XDG_CONFIG_HOME`` pointing at ``runner/``.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -21,6 +25,7 @@ from governance.cli.demo_data import DEMO_SPEC, demo_run_config, write_demo_csv
 from governance.errors import ConfigError, GovtrainError
 
 PEOPLE = {"avery": "admin", "casey": "compliance", "eli": "engineer"}
+RUNNER = "rory"  # the runner: a service identity on its own machine (here: its own config folder)
 ROWS = 3000
 SEED = 7
 
@@ -58,6 +63,31 @@ def _public_key(name: str) -> str:
     return format_public_key(load_identity(name).private_key.public_key())
 
 
+@contextmanager
+def _on_runner_machine(runner_home: Path) -> Iterator[None]:
+    """Act as the runner's operator: its config folder (its key, its master key copy, its pins) for the block."""
+    people = os.environ["XDG_CONFIG_HOME"]
+    os.environ["XDG_CONFIG_HOME"] = str(runner_home)
+    try:
+        yield
+    finally:
+        os.environ["XDG_CONFIG_HOME"] = people
+
+
+def _set_up_runner(ws: list[str], workspace: Path, config_home: Path, runner_home: Path) -> None:
+    """The runner's operator creates its key, receives the master key, pins the workspace; the admin grants it."""
+    import yaml
+
+    (runner_home / "govtrain").mkdir(parents=True, mode=0o700)
+    shutil.copy2(config_home / "govtrain/master.key", runner_home / "govtrain/master.key")  # handed over
+    root_key = yaml.safe_load((workspace / "workspace.yaml").read_text())["root_key_id"]
+    with _on_runner_machine(runner_home):
+        _command(["identity", "new", RUNNER])
+        _command(["trust", str(workspace), "--root-key", root_key])
+        public = _public_key(RUNNER)
+    _command([*ws, "--as", "avery", "identity", "grant", RUNNER, "runner", "--pubkey", public])
+
+
 def run_demo(entry: click.Command, directory: Path | None, model: str, progress: Callable[[str], None]) -> Path:
     """Run the demo through the CLI ``entry`` in ``directory`` (a new temporary folder when None); returns the
     folder. The demo's identities live in the folder: ``XDG_CONFIG_HOME`` points there while it runs and is
@@ -87,6 +117,7 @@ def _run_demo(directory: Path | None, model: str, progress: Callable[[str], None
         raise ConfigError(f"{root} already holds a demo workspace", hint="choose a new --dir")
     root.mkdir(parents=True, exist_ok=True)
     config_home = root / "config"
+    runner_home = root / "runner"
     os.environ["XDG_CONFIG_HOME"] = str(config_home)  # the demo people's keys, not yours
     os.environ.pop("GOVTRAIN_MASTER_KEY", None)
     workspace = root / ".govtrain"
@@ -95,7 +126,8 @@ def _run_demo(directory: Path | None, model: str, progress: Callable[[str], None
 
     _say(click.style("govtrain demo", bold=True) + f" in {root}")
     _say(f"Demo identities (for this demo only; keys in {config_home}): "
-         + ", ".join(f"{name} ({role})" for name, role in PEOPLE.items()))
+         + ", ".join(f"{name} ({role})" for name, role in PEOPLE.items())
+         + f"; the runner {RUNNER} keeps its key on its own machine (here {runner_home})")
 
     _heading(1, f"Generate {ROWS:,} support messages with fake PII and a planted regional disparity")
     data = write_demo_csv(root / "input/support.csv", rows=ROWS, seed=SEED)
@@ -112,6 +144,8 @@ def _run_demo(directory: Path | None, model: str, progress: Callable[[str], None
             continue
         _command(["identity", "new", name])
         _command([*ws, "--as", "avery", "identity", "grant", name, role, "--pubkey", _public_key(name)])
+    _say("The runner's operator, on the runner's machine: its own key, the master key, the workspace pinned")
+    _set_up_runner(ws, workspace, config_home, runner_home)
 
     _heading(3, "Ingest: validate, scrub PII, encrypt, write the dataset card (engineer)")
     _command([*ws, "--as", "eli", "data", "ingest", str(data), "--name", "demo-support", "--spec", str(spec)])
@@ -120,10 +154,13 @@ def _run_demo(directory: Path | None, model: str, progress: Callable[[str], None
     _heading(4, "Try to train before approval (refused)")
     _command([*ws, "--as", "eli", "run", str(config)], expect=4)
 
-    _heading(5, "Approve as the compliance officer, then train as the engineer")
+    _heading(5, "Approve as the compliance officer; the engineer submits the run, the runner trains it")
     _command([*ws, "--as", "casey", "data", "approve", "demo-support", "--note", "card reviewed in the demo"])
-    code = _command([*ws, "--as", "eli", "run", str(config)])  # the default policy warns on bias, never blocks
+    _command([*ws, "--as", "eli", "run", "--submit", str(config)])
+    with _on_runner_machine(runner_home):  # the default policy warns on bias, never blocks
+        code = _command([*ws, "--as", RUNNER, "runner", "--once"])
     run_id = _latest_run(workspace)
+    _say(f"run {run_id}: its run entries, reports and provenance are signed by {RUNNER}'s key, not eli's")
 
     _heading(6, "Reports and the bias verdict")
     _bias_verdict(workspace, run_id)
@@ -162,7 +199,8 @@ def _run_demo(directory: Path | None, model: str, progress: Callable[[str], None
          f"  govtrain report show {run_id} --kind transparency\n"
          f"  govtrain --as casey audit checkpoint --out {root / 'kept.note'}\n"
          "  govtrain audit verify --checkpoint " + str(root / "kept.note") + "\n"
-         f"  govtrain runs show {run_id}                # its release position, decided from the log")
+         f"  govtrain runs show {run_id}                # its release position, decided from the log\n"
+         f"  XDG_CONFIG_HOME={shlex.quote(str(runner_home))} govtrain --as {RUNNER} runner queue   # the runner's view")
     return root
 
 

@@ -14,8 +14,10 @@ from governance.cli.app import AppContext, cli, pass_app
 @click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--resume", metavar="RUN_ID", help="Continue this run from its last checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Check config, policy and approvals; print what would run; stop.")
+@click.option("--submit", is_flag=True,
+              help="Do not train here: check as a run would, then ask a runner to execute it (signed request).")
 @pass_app
-def run(app: AppContext, config: Path, resume: str | None, dry_run: bool) -> None:
+def run(app: AppContext, config: Path, resume: str | None, dry_run: bool, submit: bool) -> None:
     """Train a model as CONFIG describes, once every gate passes (engineer).
 
     Before anything is built: the config and policy are validated (exit 2), the config is held to the
@@ -23,12 +25,35 @@ def run(app: AppContext, config: Path, resume: str | None, dry_run: bool) -> Non
     or 5). --dry-run stops there and prints the plan. Then the data is decrypted into memory, split,
     and trained on; checkpoints and the model are stored encrypted; reports are written. Works under
     torchrun (rank 0 alone logs and writes).
+
+    --submit makes the same checks, stores the config in the workspace (the dataset pinned to the version
+    that passed) and signs a run request with its digest; a runner ('govtrain runner') then executes it
+    under its own key. A policy with release.require_runner releases only such runs.
     """
-    from governance.run.orchestrate import run_command
+    if submit:
+        if resume or dry_run:
+            raise click.UsageError("--submit asks a runner for a new run: no --resume or --dry-run")
+        _submit(app, config)
+        return
+    from governance.run.command import run_command
 
     outcome = run_command(app.find_workspace, config, app.identity, resume=resume, dry_run=dry_run,
                           quiet=app.json, progress=app.progress)
     app.emit(outcome.result, outcome.text)
+
+
+def _submit(app: AppContext, config: Path) -> None:
+    from governance.runner.requests import submit_request
+
+    workspace = app.find_workspace()
+    request = submit_request(workspace, config, app.identity)
+    app.emit({"request_id": request.request_id, "config_digest": request.config_digest, "dataset": request.dataset,
+              "policy": request.policy, "policy_digest": request.policy_digest, "stored": str(request.path)},
+             f"run request {request.request_id} submitted: {request.dataset} (approved by "
+             f"{', '.join(request.approvers)}), policy {request.policy}, config sha256:{request.config_digest[:12]} "
+             f"stored in {request.path}\n"
+             f"next: the runner operator runs 'govtrain --workspace {workspace.root} --as RUNNER runner --once' "
+             "(or keeps 'govtrain runner serve' running); 'govtrain runs list' shows the run once it started")
 
 
 @cli.group()

@@ -29,3 +29,13 @@ def test_demo_runs_end_to_end(tmp_path: Path, isolated_home: Path) -> None:
     assert "--as eli runs export" in out and (demo / "release/model.safetensors").is_file()
     assert not (isolated_home / ".config/govtrain").exists()  # the demo's keys stay in its own folder
     assert (demo / "config/govtrain/master.key").is_file()
+    # The run was submitted by the engineer and executed by the runner, whose key only the runner's folder holds.
+    assert "--as eli run --submit" in out and "--as rory runner --once" in out
+    assert (demo / "runner/govtrain/identities/rory.key").is_file()
+    assert not (demo / "config/govtrain/identities/rory.key").exists()
+    log = [json.loads(line) for line in (demo / ".govtrain/audit/log.jsonl").read_text().splitlines()]
+    rory = next(e["payload"]["key_id"] for e in log if e["event"] == "identity.granted"
+                and e["payload"]["name"] == "rory")
+    run_entries = [e for e in log if e["event"].startswith(("run.", "report.")) and e["event"] not in
+                   ("run.requested", "run.exported", "run.release.approved")]
+    assert run_entries and {e["actor"] for e in run_entries} == {rory}
