@@ -18,7 +18,19 @@ from typing import NoReturn
 
 import click
 
-from governance.cli import audit, data, identity, keys, policy, report, runs, workspace  # noqa: F401 - registers
+from governance.cli import (  # noqa: F401 - registers
+    audit,
+    data,
+    identity,
+    keys,
+    policy,
+    predict,
+    release,
+    report,
+    runner,
+    runs,
+    workspace,
+)
 from governance.cli.app import GLOBAL_FLAGS, cli
 from governance.errors import GovtrainError
 

@@ -41,10 +41,16 @@ class AppContext:
             click.echo(message, err=True)
 
     def find_workspace(self) -> Workspace:
-        """The workspace named by --workspace, or the nearest one upwards."""
+        """The workspace named by --workspace, or the nearest one upwards; decrypted leftovers of an export that
+        was SIGKILLed are removed first (they must not outlive their process)."""
         from governance.workspace import find_workspace
 
-        return find_workspace(self.workspace)
+        workspace = find_workspace(self.workspace)
+        if (workspace.root / "exports").is_dir():
+            from governance.run.export import remove_abandoned_exports
+
+            remove_abandoned_exports(workspace)
+        return workspace
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -45,6 +45,7 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
     "run.": frozenset({"engineer", "runner"}),
     "run.requested": frozenset({"engineer"}),
     "run.exported": frozenset({"engineer", "compliance"}),
+    "run.export.started": frozenset({"engineer", "compliance"}),
     "run.release.approved": frozenset({"compliance", "admin"}),
     "report.": frozenset({"engineer", "runner"}),
     "integrity.failure": _ANY_MEMBER,
@@ -154,6 +155,7 @@ class RunRecord:
     checkpoint_digests: list[str] = field(default_factory=list)
     splits: dict[str, Any] | None = None  # the run.splits payload: digests and sizes of train/validation/test
     finished: dict[str, Any] | None = None
+    finished_seq: int | None = None
     report: dict[str, Any] | None = None
     report_seq: int | None = None
     releases: list[Decision] = field(default_factory=list)
@@ -342,7 +344,8 @@ class Ledger:
                 record.contradictions.append(f"entry {entry.seq}: a second run.started")
                 return "a second run.started for the run"
             record.started, record.started_seq, record.started_by = dict(p), entry.seq, actor.key_id
-        elif record.started_by is not None and actor.key_id != record.started_by and event != "run.exported":
+        elif record.started_by is not None and actor.key_id != record.started_by \
+                and event not in ("run.exported", "run.export.started"):
             # One party executes a run: entries about it signed by anyone else are someone else's claims.
             record.contradictions.append(f"entry {entry.seq}: {event} signed by another key than run.started")
             return f"{event} for a run another key started"
@@ -360,7 +363,7 @@ class Ledger:
             if record.finished is not None:
                 record.contradictions.append(f"entry {entry.seq}: a second run.finished")
                 return "a second run.finished for the run"
-            record.finished = dict(p)
+            record.finished, record.finished_seq = dict(p), entry.seq
         elif event == "run.exported":
             record.exported = True
         return None

@@ -304,12 +304,30 @@ def _release_and_export(team: Team, run_id: str, tmp_path: Path) -> None:
     # The model card and what lets a recipient check it offline travel with the model.
     reports = team.workspace / "runs" / killed_id / "reports"
     assert (out / "MODEL_CARD.md").read_bytes() == (reports / "transparency.md").read_bytes()
-    from audit.checkpoint import parse_checkpoint
-    from audit.proofs import verify_inclusion_proof
+    _verify_release_offline(team, out, killed_id)
+    assert team.as_("carol", "audit", "verify").exit_code == 0
+
+
+def _verify_release_offline(team: Team, out: Path, run_id: str) -> None:
+    """verify-release checks the export with the root key alone; any exported byte or proof changed is exit 5."""
     from governance.trust.replay import load_ledger
 
-    proof = json.loads((out / "verification/report-entry-proof.json").read_text())
-    verify_inclusion_proof(proof, proof["checkpoint"], load_ledger(Workspace(team.workspace)).keys())
-    assert json.loads(proof["entry"])["event"] == "report.written"
-    assert parse_checkpoint((out / "verification/checkpoint.note").read_text()).size >= proof["tree_size"]
-    assert team.as_("carol", "audit", "verify").exit_code == 0
+    root = load_ledger(Workspace(team.workspace)).root
+    assert root is not None
+    verified = team.as_("carol", "--json", "verify-release", str(out), "--root-key", root.key_id)
+    assert verified.exit_code == 0, verified.stderr
+    release = json.loads(verified.stdout)
+    assert release["run_id"] == run_id and release["release_approvals"][0]["name"] == "carol"
+    card = (out / "MODEL_CARD.md").read_bytes()
+    (out / "MODEL_CARD.md").write_bytes(card.replace(b"accuracy", b"accurasy"))
+    edited = team.as_("carol", "verify-release", str(out), "--root-key", root.key_id)
+    assert edited.exit_code == 5 and "MODEL_CARD.md is not the file the audit log recorded" in edited.stderr
+    (out / "MODEL_CARD.md").write_bytes(card)
+    proofs = json.loads((out / "verification/proofs.json").read_text())
+    grants = [p for p in proofs if json.loads(p["entry"])["event"] == "identity.granted"]
+    (out / "verification/proofs.json").write_text(json.dumps([p for p in proofs if p not in grants]))
+    unproven = team.as_("carol", "verify-release", str(out), "--root-key", root.key_id)
+    assert unproven.exit_code == 5, unproven.stderr  # a signer no grant establishes from the root
+    (out / "verification/proofs.json").write_text(json.dumps(proofs))
+    other = team.as_("carol", "verify-release", str(out), "--root-key", "ed25519:" + "0" * 32)
+    assert other.exit_code == 5 and "pinned root key" in other.stderr

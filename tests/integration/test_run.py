@@ -142,6 +142,47 @@ def test_export_only_releasable(trained, tmp_path: Path) -> None:  # type: ignor
     _predict_scrubs_inputs_as_training_did(team, tmp_path / "release")
 
 
+KILLING_EXPORT = """
+import os, signal, sys
+import governance.run.export as export
+real = export.write_private_file
+def write(path, data, **options):
+    real(path, data, **options)
+    if path.name == "model.safetensors":  # plaintext is on disk now
+        os.kill(os.getpid(), signal.__dict__[os.environ["KILL_WITH"]])
+export.write_private_file = write
+from governance.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_killed_export_leaves_no_plaintext(trained, tmp_path: Path, module_home: Path) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM removes the staging folder (exit 143); after a SIGKILL the next command in the workspace does, and
+    the log shows an export that started and never finished."""
+    import os
+    import subprocess
+    import sys
+
+    team, out = trained
+    env = {**os.environ, "HOME": str(module_home), "XDG_CONFIG_HOME": str(module_home / ".config")}
+    args = ["--workspace", str(team.workspace), "--as", "erin", "runs", "export", out["run_id"], "--out",
+            str(tmp_path / "release")]
+    for signal_name, code in (("SIGTERM", 143), ("SIGKILL", -9)):
+        result = subprocess.run([sys.executable, "-c", KILLING_EXPORT, *args], env={**env, "KILL_WITH": signal_name},
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == code, result.stderr
+        left = [p for p in tmp_path.iterdir() if p.name.startswith(".release.export-")]
+        if signal_name == "SIGTERM":
+            assert not left and "interrupted (SIGTERM); nothing was kept" in result.stderr
+            continue
+        assert left and (left[0] / "model.safetensors").is_file()  # a SIGKILL runs no handler
+        assert team.as_("carol", "runs", "list").exit_code == 0  # any later command in the workspace
+        assert not left[0].exists() and not any((team.workspace / "exports").iterdir())
+    assert not (tmp_path / "release").exists()
+    events = [json.loads(line)["event"] for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()]
+    assert events.count("run.export.started") >= 2 + events.count("run.exported")
+
+
 def _predict_scrubs_inputs_as_training_did(team: Any, release: Path) -> None:
     """The export ships scrub.json; govtrain predict scrubs each input with it before the model sees it, so a
     raw name and its placeholder get the same prediction."""
