@@ -37,18 +37,13 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
-import json
-import os
 import shutil
 import signal
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from datacards.card import (
@@ -67,8 +62,9 @@ from datacards.card import (
 )
 from datacards.labels import label_key
 from governance.crypto import MasterKey, write_encrypted_file
-from governance.errors import ConfigError, DataValidationError, GovtrainError, IntegrityError
+from governance.errors import ConfigError, DataValidationError, IntegrityError
 from governance.gate.catalog import STAGING_PREFIX, DatasetCatalog, StagedVersion, check_dataset_name
+from governance.gate.interrupts import OWNER_MARKER, Interrupted, Interruptions, owner_gone, write_owner
 from governance.gate.loading import BatchReader, check_input_file, hash_and_check_file
 from governance.gate.shards import MANIFEST_NAME, SHARD_ROWS, ShardWriter, VaultManifest
 from governance.gate.validation_stats import DatasetStats, HashIndex, collect_stats
@@ -139,7 +135,7 @@ def ingest_dataset(
     check_dataset_name(name)
     source = check_input_file(path, max_mib=policy.validation.max_input_mib)
     catalog = DatasetCatalog(session.workspace)
-    with _Interruptions() as interrupts:
+    with Interruptions() as interrupts:
         try:
             removed = remove_stale_staging(catalog)
             if removed:
@@ -158,69 +154,13 @@ def ingest_dataset(
             raise IngestInterrupted(number) from None
 
 
-class IngestInterrupted(GovtrainError):
+class IngestInterrupted(Interrupted):
     """The ingest was stopped by SIGINT or SIGTERM; nothing was stored (exit 128 + the signal's number)."""
 
-    kind = "interrupted"
-
     def __init__(self, number: int) -> None:
-        name = signal.Signals(number).name
-        super().__init__(f"the ingest was interrupted ({name}); nothing was stored",
-                         hint="run the same command again to ingest the file")
-        self.exit_code = 128 + number
+        super().__init__(number, "the ingest", hint="run the same command again to ingest the file")
 
 
-class _Interruptions:
-    """While active (main thread only), SIGINT and SIGTERM raise ``KeyboardInterrupt`` once, and remember which.
-
-    ``KeyboardInterrupt`` is what every library on the way (Ray's ``get`` loop, pyarrow) already unwinds on. After
-    the first signal the handler only records (so the clean-up cannot be cut short by a second Ctrl-C), and
-    inside :meth:`held` a signal is deferred to the block's end.
-    """
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._raised = False
-        self._holding = 0
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Interruptions:
-        if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGINT, signal.SIGTERM):
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
-
-    def _handle(self, number: int, frame: FrameType | None) -> None:
-        if self.received is None:
-            self.received = number
-        if not self._raised and not self._holding:
-            self._raised = True
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def held(self, *, then_raise: bool = True) -> Iterator[None]:
-        """Defer signals to the end of the block (an audit append, publishing). With ``then_raise=False`` (the
-        block completes the ingest) signals during and after it are dropped: there is nothing left to stop."""
-        self._holding += 1
-        try:
-            yield
-        finally:
-            self._holding -= 1
-        if not then_raise:
-            self._raised = True
-        elif self.received is not None and not self._raised and not self._holding:
-            self._raised = True
-            raise KeyboardInterrupt
-
-
-OWNER_MARKER = ".owner"
-"""In a staging vault folder: which process stages it (host, pid, start), so that a later ingest can tell it is
-abandoned. Removed before the folder is published."""
 STALE_UNOWNED_S = 24 * 3600
 """A staging folder without an owner marker (older govtrain, or killed before writing it) is removed when this old."""
 STALE_CARDS_S = 600
@@ -228,40 +168,8 @@ STALE_CARDS_S = 600
 the vault folder is renamed into place a moment before the card folder)."""
 
 
-def _owner() -> dict[str, Any]:
-    from governance.gate.scrub_engines import process_start
-
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
-
-
 def _write_owner(staged: StagedVersion) -> None:
-    from governance.workspace.fsutil import write_private_file
-
-    write_private_file(staged.vault / OWNER_MARKER, json.dumps(_owner(), sort_keys=True).encode())
-
-
-def _owner_gone(marker: Path) -> bool | None:
-    """Whether the process named in ``marker`` has ended (None: no readable marker; False: alive, or another host's,
-    or unknown)."""
-    from governance.gate.scrub_engines import process_start
-
-    try:
-        owner = json.loads(marker.read_bytes())
-        host, pid, start = owner["host"], int(owner["pid"]), owner["start"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if host != socket.gethostname():
-        return False  # another machine sharing the workspace: its processes cannot be seen from here
-    current = process_start(pid)
-    if current is not None and start is not None:
-        return current != str(start)  # the pid runs, as the owner or as a later process that reused the pid
-    try:  # not in /proc (ended, a zombie, another user's under hidepid) or no /proc: ask the kernel
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # it exists (another user's): keep its folder
-    return False
+    write_owner(staged.vault)
 
 
 def remove_stale_staging(catalog: DatasetCatalog) -> int:
@@ -282,7 +190,7 @@ def remove_stale_staging(catalog: DatasetCatalog) -> int:
     for (name, token), folders in staging.items():
         vault = workspace.vault / name / token
         if vault.is_dir():
-            gone = _owner_gone(vault / OWNER_MARKER)
+            gone = owner_gone(vault / OWNER_MARKER)
             if gone is None:
                 gone = _older_than(vault, STALE_UNOWNED_S, now)
         else:
@@ -336,7 +244,7 @@ class _Stored:
 def _ingest(
     session: Session, catalog: DatasetCatalog, staged: StagedVersion, path: Path, source: Path, spec: DatasetSpec,
     policy: Policy, kek: MasterKey, options: _Options, progress: Progress, force: bool,
-    interrupts: _Interruptions,
+    interrupts: Interruptions,
 ) -> IngestResult:
     from governance.gate.pii import check_residual, load_pii_engine
     from governance.gate.pii_recall import check_recall_floor, detector_digest, measured_recall

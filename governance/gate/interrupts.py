@@ -32,8 +32,8 @@ class Interrupted(GovtrainError):
 
     kind = "interrupted"
 
-    def __init__(self, number: int, what: str, hint: str) -> None:
-        super().__init__(f"{what} was interrupted ({signal.Signals(number).name}); nothing was kept", hint=hint)
+    def __init__(self, number: int, what: str, hint: str, outcome: str = "nothing was stored") -> None:
+        super().__init__(f"{what} was interrupted ({signal.Signals(number).name}); {outcome}", hint=hint)
         self.exit_code = 128 + number
 
 

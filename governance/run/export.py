@@ -85,8 +85,8 @@ def export_model(session: Session, run_id: str, out: Path, *, merged: bool = Fal
                 os.rename(staging, out)
         except KeyboardInterrupt:
             shutil.rmtree(staging, ignore_errors=True)
-            raise Interrupted(interrupts.received or signal.SIGINT, "the export",
-                              hint="nothing decrypted was kept; run the same command again") from None
+            raise Interrupted(interrupts.received or signal.SIGINT, "the export", outcome="nothing decrypted was kept",
+                              hint="run the same command again") from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

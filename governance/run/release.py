@@ -164,11 +164,22 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
             counted.setdefault(decision.key_id, decision)
     audit_run = bool(record.started.get("audit_run")) and not policy.policy.privacy.allow_canary_release
     executor = ledger.member_by_key(record.started_by or "")
-    by_runner = executor is not None and executor.role == "runner"
+    by_runner = executor is not None and executor.role == "runner" and _requested(ledger, record)
     return ReleaseState(run_id, verdict, failed, unjudged, needs, tuple(counted.values()), rules.quorum, policy,
                         privacy, audit_run,
                         executed_by=f"{executor.name} ({executor.role})" if executor else "an unknown key",
                         needs_runner=rules.require_runner and not by_runner)
+
+
+def _requested(ledger: Ledger, record: RunRecord) -> bool:
+    """A runner's run counts as one only when it executes an engineer's logged request for the same config: a
+    runner key alone (leaked, or misused) cannot make a config releasable that nobody asked for."""
+    assert record.started is not None
+    request = ledger.requests.get(str(record.started.get("request_id")))
+    if request is None or request.config_digest != record.started.get("config_digest"):
+        return False
+    requester = ledger.member_by_key(request.key_id)
+    return requester is not None and requester.role == "engineer" and request.seq < (record.started_seq or 0)
 
 
 def check_provenance(ledger: Ledger, folder: RunFolder, record: RunRecord, digests: dict[str, str]) -> None:

@@ -203,7 +203,7 @@ def write_run_reports(
             run_config=json.loads(config.model_dump_json()), policy={"name": policy.name, "digest": policy_digest(policy)},
             datasets=[{"name": card.name, "version": card.version, "digest": card.digest(),
                        "ciphertext_digest": card.digests.ciphertext}], base_model=base,
-            builder_id=f"govtrain/{env['govtrain']}", invocation_id=run_id, started_on=started_on, finished_on=_now(),
+            builder_id=f"govtrain{'-runner' if actor.role == 'runner' else ''}/{env['govtrain']}", invocation_id=run_id, started_on=started_on, finished_on=_now(),
             builder_version={"govtrain": env["govtrain"]},
             code={"name": f"govtrain@{env['govtrain']}", "digest": code_digest()})
         reports.append(sign_dsse(statement, actor.signer.private_key, keyid=actor.signer.key_id))

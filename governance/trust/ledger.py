@@ -343,6 +343,11 @@ class Ledger:
             if record.started is not None:
                 record.contradictions.append(f"entry {entry.seq}: a second run.started")
                 return "a second run.started for the run"
+            request_id = p.get("request_id")
+            if request_id is not None and any((r.started or {}).get("request_id") == request_id
+                                              for r in self.runs.values() if r is not record):
+                record.contradictions.append(f"entry {entry.seq}: a second run for request {request_id}")
+                return f"a second run.started for request {request_id}"
             record.started, record.started_seq, record.started_by = dict(p), entry.seq, actor.key_id
         elif record.started_by is not None and actor.key_id != record.started_by \
                 and event not in ("run.exported", "run.export.started"):

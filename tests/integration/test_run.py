@@ -173,7 +173,7 @@ def test_a_killed_export_leaves_no_plaintext(trained, tmp_path: Path, module_hom
         assert result.returncode == code, result.stderr
         left = [p for p in tmp_path.iterdir() if p.name.startswith(".release.export-")]
         if signal_name == "SIGTERM":
-            assert not left and "interrupted (SIGTERM); nothing was kept" in result.stderr
+            assert not left and "interrupted (SIGTERM); nothing decrypted was kept" in result.stderr
             continue
         assert left and (left[0] / "model.safetensors").is_file()  # a SIGKILL runs no handler
         assert team.as_("carol", "runs", "list").exit_code == 0  # any later command in the workspace

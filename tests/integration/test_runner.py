@@ -21,6 +21,7 @@ from tests.conftest import invoke_cli
 from tests.governance.helpers import Team, make_team
 from tests.integration.conftest import home_env
 from tests.integration.test_data_gate import SPEC, reddit_subset
+from tests.integration.test_insider import policy_file
 from tests.integration.test_run import tiny_config
 
 
@@ -42,8 +43,12 @@ def executed(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, module
     with home_env(module_home):
         root = tmp_path_factory.mktemp("runner")
         team = make_team(invoke_cli, root)
+        # Under release.require_runner (as in strict) only a runner's run of an engineer's request is releasable.
+        policy = policy_file(root, "byrunner", release__require_runner=True)
+        assert team.as_("admin", "policy", "register", str(policy)).exit_code == 0
         data = reddit_subset(shared_data, root, rows=600)
-        assert team.as_("erin", "data", "ingest", str(data), "--name", "reddit", "--spec", str(SPEC)).exit_code == 0
+        assert team.as_("erin", "data", "ingest", str(data), "--name", "reddit", "--spec", str(SPEC),
+                        "--policy", "byrunner").exit_code == 0
         assert team.as_("carol", "data", "approve", "reddit").exit_code == 0
         root_key = yaml.safe_load((team.workspace / "workspace.yaml").read_text())["root_key_id"]
         master = module_home / ".config/govtrain/master.key"
@@ -59,7 +64,10 @@ def executed(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, module
     with home_env(module_home):
         granted = team.as_("admin", "identity", "grant", "rory", "runner", "--pubkey", rory["public_key"])
         assert granted.exit_code == 0, granted.stderr
-        submitted = team.as_("erin", "--json", "run", "--submit", str(tiny_config(root)))
+        config = yaml.safe_load(tiny_config(root).read_text())
+        config["policy"] = "byrunner"
+        (root / "run.yaml").write_text(yaml.safe_dump(config))
+        submitted = team.as_("erin", "--json", "run", "--submit", str(root / "run.yaml"))
         assert submitted.exit_code == 0, submitted.stderr
         request = json.loads(submitted.stdout)
         assert not (module_home / ".config/govtrain/identities/rory.key").exists()
@@ -117,6 +125,7 @@ def test_the_log_and_reports_verify_and_the_request_is_spent(executed: dict[str,
 def test_compliance_approves_and_the_engineer_exports(executed: dict[str, Any], tmp_path: Path) -> None:
     team, run = executed["team"], executed["run"]
     release = json.loads(team.as_("erin", "--json", "runs", "show", run["run_id"]).stdout)["run"]["release"]
+    assert "by a runner" not in json.dumps(release)  # require_runner holds: rory executed erin's request
     if not release["releasable"]:
         approved = team.as_("carol", "runs", "approve", run["run_id"])
         assert approved.exit_code == 0, approved.stderr
@@ -129,8 +138,11 @@ def test_the_runner_under_torchrun(executed: dict[str, Any], runner_home: Path, 
                                    tmp_path: Path) -> None:
     """--nproc 2: two torchrun processes of govtrain, each checking the request itself; rank 0 logs as rory."""
     team, rory = executed["team"], executed["rory"]
+    config = yaml.safe_load(tiny_config(tmp_path).read_text())
+    config["policy"] = "byrunner"
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     with home_env(module_home):
-        submitted = team.as_("erin", "--json", "run", "--submit", str(tiny_config(tmp_path)))
+        submitted = team.as_("erin", "--json", "run", "--submit", str(tmp_path / "run.yaml"))
         assert submitted.exit_code == 0, submitted.stderr
     request_id = json.loads(submitted.stdout)["request_id"]
     before = len(entries(team))
