@@ -164,9 +164,18 @@ class ReleaseRules(_Strict):
     approver_roles: list[DeciderRole] = Field(
         default_factory=lambda: list[DeciderRole](["compliance"]), min_length=1,
         description="Roles whose release approvals count.")
+    require_replay: ReplayRequirement | None = Field(
+        None, description="Export waits for a passing 'govtrain audit replay' of at least this many segments, by "
+                          "a key other than the one that executed the run (none: no replay required).")
     require_runner: bool = Field(
         False, description="Only runs executed by a runner identity (``govtrain runner``, a key no engineer "
                            "holds) may be approved or exported; a run an engineer executed stays an experiment.")
+
+
+class ReplayRequirement(_Strict):
+    """How much of a run an auditor must have re-executed (``govtrain audit replay``) before it is exported."""
+
+    segments: int = Field(3, ge=1, le=1000, description="Segments between kept checkpoints replayed and matched.")
 
 
 class TrainingLimits(_Strict):
@@ -253,6 +262,26 @@ class ReportRules(_Strict):
     )
 
 
+class ReplayRules(_Strict):
+    """What a run keeps so that an auditor can re-execute segments of it (Proof-of-Learning)."""
+
+    keep: Literal["all", "last"] | int = Field(
+        "last", description="Checkpoints kept: all, the last only, or every N-th (an integer); each kept one is "
+                            "a segment boundary a replay can start from. LoRA runs keep adapters only.")
+
+    @model_validator(mode="after")
+    def _positive(self) -> ReplayRules:
+        if isinstance(self.keep, int) and self.keep < 1:
+            raise ValueError("keep: every N-th checkpoint needs N >= 1")
+        return self
+
+
+class AuditRules(_Strict):
+    """What the audit trail keeps beyond the log itself."""
+
+    replay: ReplayRules = ReplayRules()
+
+
 class Policy(_Strict):
     """A governance policy: the rules for data, approvals, training, bias and reports."""
 
@@ -268,3 +297,4 @@ class Policy(_Strict):
     release: ReleaseRules = ReleaseRules()
     privacy: PrivacyRules = PrivacyRules()
     reports: ReportRules = ReportRules()
+    audit: AuditRules = AuditRules()

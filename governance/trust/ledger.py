@@ -46,6 +46,7 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
     "run.requested": frozenset({"engineer"}),
     "run.exported": frozenset({"engineer", "compliance"}),
     "run.export.started": frozenset({"engineer", "compliance"}),
+    "run.replayed": frozenset({"auditor", "compliance"}),
     "run.release.approved": frozenset({"compliance", "admin"}),
     "report.": frozenset({"engineer", "runner"}),
     "integrity.failure": _ANY_MEMBER,
@@ -133,6 +134,16 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Replay:
+    """An auditor's re-execution of segments of a run (``run.replayed``): who, the outcome, how many segments."""
+
+    key_id: str
+    outcome: str  # pass | fail
+    segments: int
+    seq: int
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """An engineer's signed request that a runner execute a run config (by its digest)."""
 
@@ -161,6 +172,7 @@ class RunRecord:
     releases: list[Decision] = field(default_factory=list)
     contradictions: list[str] = field(default_factory=list)
     exported: bool = False
+    replays: list[Replay] = field(default_factory=list)
 
 
 class Ledger:
@@ -350,7 +362,7 @@ class Ledger:
                 return f"a second run.started for request {request_id}"
             record.started, record.started_seq, record.started_by = dict(p), entry.seq, actor.key_id
         elif record.started_by is not None and actor.key_id != record.started_by \
-                and event not in ("run.exported", "run.export.started"):
+                and event not in ("run.exported", "run.export.started", "run.replayed"):
             # One party executes a run: entries about it signed by anyone else are someone else's claims.
             record.contradictions.append(f"entry {entry.seq}: {event} signed by another key than run.started")
             return f"{event} for a run another key started"
@@ -371,6 +383,10 @@ class Ledger:
             record.finished, record.finished_seq = dict(p), entry.seq
         elif event == "run.exported":
             record.exported = True
+        elif event == "run.replayed":
+            segments = p.get("segments")
+            record.replays.append(Replay(actor.key_id, str(p.get("outcome")),
+                                         segments if isinstance(segments, int) else 0, entry.seq))
         return None
 
     def _report_written(self, entry: AuditEntry, actor: Member) -> str | None:
