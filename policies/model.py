@@ -76,6 +76,15 @@ class OperatorRule(_Strict):
     from_end: bool = Field(False, description="Mask from the end of the value instead of the start.")
 
 
+class ReviewRules(_Strict):
+    """A person's look at the scrubbed data (``govtrain data review``): the only figure measured on the data."""
+
+    sample: int = Field(100, ge=10, le=10_000, description="Scrubbed rows shown to the reviewer, drawn at random.")
+    max_residual_per_100: float = Field(
+        2.0, gt=0.0, le=100.0, description="Approval waits for a review whose 95% Clopper-Pearson upper bound on "
+                                           "rows with a remaining identifier, per 100 rows, is at most this.")
+
+
 class PiiRules(_Strict):
     """PII detection (presidio-analyzer with a spaCy NER model) and anonymization rules."""
 
@@ -106,6 +115,9 @@ class PiiRules(_Strict):
     org_as_person: Literal["off", "listed_names", "all"] = Field(
         "listed_names", description="Which of the NER model's ORG spans count as PERSON: none, those holding a "
                                     "listed name (measured best on BTC section H), or all.")
+    review: ReviewRules | None = Field(
+        None, description="Require a reviewer's look at a random sample of scrubbed rows before approval "
+                          "(none: not required; 'govtrain data review' can still be run).")
     sensitive_column_pii: Literal["refuse", "allow"] = Field(
         "refuse", description="PII found in a declared sensitive column (group values are shown on the card and in "
                               "reports, never scrubbed): refuse the ingest (exit 4), or allow it.")
