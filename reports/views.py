@@ -78,7 +78,7 @@ def _data_bias_blocks(report: BiasReport) -> list[Block]:
         shown |= {"size imbalance", "DPL", "KL", "JS", "LP", *extra}
         rows = tuple((g.group, g.count, g.share, g.label_rate, g.ci, g.dpl, "∞" if g.kl_infinite else g.kl, g.js,
                       g.lp, *(g.tvd if name == "TVD" else g.ks for name in extra)) for g in col.groups)
-        blocks += [Heading(f"{col.column} (positive label {col.positive_label}, {col.rows} rows)", 3),
+        blocks += [Heading(f"{col.column} (favourable label {col.positive_label}, {col.rows} rows)", 3),
                    Table(headers, rows)]
         if len(extra) < 2:
             blocks.append(Paragraph("TVD and KS equal |DPL| for every group here (two labels), so they are not "

@@ -48,13 +48,14 @@ def report_show(app: AppContext, run_id: str, kind: str, fmt: str, open_it: bool
 def report_verify(app: AppContext, run_id: str) -> None:
     """Check that a run's reports are the ones the audit log recorded (exit 5 otherwise).
 
-    Verifies the audit log first, then compares every report file's sha256 with the digests logged
-    when the run wrote them, recomputes the release verdict from the bias report (a contradicting claim in the
-    log is exit 5), and checks the provenance attestation's signature.
+    Verifies the audit log first, then compares every report file's sha256 with the digests logged when the run
+    wrote them, recomputes every verdict from its evidence under the registered policy (group counts for bias,
+    stored losses for privacy; the DP claim against the logged config; the splits against the gated card), and
+    checks the provenance signature is the run's executor's. Any claim that differs is exit 5, naming it.
     """
     from governance.run.verify import verify_run_reports
 
     checked, state = verify_run_reports(app.find_workspace(), run_id)
     app.emit({"run_id": run_id, "files": checked, "verdict": state.verdict, "releasable": state.releasable},
              f"reports of {run_id} verified: {len(checked)} file(s) match the audit log; provenance signature valid\n"
-             f"release: {'releasable' if state.releasable else 'not releasable'} ({state.explain()})")
+             f"recomputed: {state.summary()}\nrelease: {state.position} ({state.explain()})")

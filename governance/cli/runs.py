@@ -64,7 +64,8 @@ def runs() -> None:
 @runs.command("list")
 @pass_app
 def runs_list(app: AppContext) -> None:
-    """List the workspace's runs: status, dataset, steps, headline test metric and release verdict (from the log)."""
+    """List the workspace's runs: status, dataset, steps, headline test metric, each report's verdict recomputed from
+    its evidence (PASS / FAIL / NOT JUDGED) and the release position."""
     from governance.errors import GovtrainError
     from governance.run.folder import list_runs
     from governance.run.release import release_state
@@ -79,15 +80,16 @@ def runs_list(app: AppContext) -> None:
         try:
             state = release_state(workspace, folder.run_id)
             row["verdict"], row["releasable"] = state.verdict, state.releasable
+            row["verdicts"], row["release"] = {o.report: o.outcome for o in state.outcomes}, state.position
         except GovtrainError as exc:
             if exc.exit_code == 5:
                 raise
-            row["verdict"], row["releasable"] = "-", False
+            row["verdict"], row["releasable"], row["verdicts"], row["release"] = "-", False, {}, "-"
         rows.append(row)
     text = "\n".join(
         f"{r['run_id']}  {r.get('status', '?'):<9} {r.get('dataset', '-'):<20} steps {r.get('steps', '-')!s:<6} "
         + (" ".join(f"{k} {v:.4f}" for k, v in r["headline"].items()) or "-").ljust(18)
-        + f" bias {r['verdict']}" + ("" if r["releasable"] else "  (not releasable)" if r["verdict"] != "-" else "")
+        + " " + (", ".join(f"{k} {v}" for k, v in r["verdicts"].items()) or "no judged reports") + f"; {r['release']}"
         for r in rows
     ) or "no runs yet (govtrain run CONFIG)"
     app.emit({"runs": rows}, text)
@@ -106,7 +108,9 @@ def runs_show(app: AppContext, run_id: str) -> None:
     status = find_run(workspace, run_id).status()
     try:
         state = release_state(workspace, run_id)
-        status["release"] = {"verdict": state.verdict, "privacy": state.privacy, "releasable": state.releasable, "why": state.explain(),
+        status["release"] = {"verdict": state.verdict, "privacy": state.privacy, "releasable": state.releasable,
+                             "position": state.position, "why": state.explain(),
+                             "verdicts": {o.report: o.outcome for o in state.outcomes},
                              "approvals": [d.name for d in state.approvals], "quorum": state.quorum}
     except GovtrainError as exc:
         if exc.exit_code == 5:

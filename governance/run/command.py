@@ -170,7 +170,7 @@ def execute_run(
         started_on = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
         def reports(data: PreparedData, result: Any, store: EncryptedRunStore) -> dict[str, Any]:
-            progress("writing reports (bias, evaluation, transparency, provenance)")
+            progress(f"writing reports ({', '.join(policy.reports.emit)})")
             return write_run_reports(acting, folder, config, policy, approved, data, result, store, started_on,
                                      canaries=canaries)
 
@@ -207,14 +207,15 @@ def _finished(workspace: Workspace, run_id: str, folder: RunFolder, status: dict
     release = release_state(workspace, run_id)  # from the log and the digest-checked reports
     text = (f"run {run_id} finished: {status.get('steps')} steps, best step {status.get('best_step')}"
             f"{' (early stop)' if status.get('stopped_early') else ''}; test {metrics}\n"
-            f"reports: {folder.reports}/ (bias verdict: {release.verdict.upper()})\n"
+            f"reports: {folder.reports}/ ({release.summary()})\n"
             + (f"bias checks: {status['bias_summary']}\n" if status.get("bias_summary") else "") +
             f"release: {'releasable' if release.releasable else 'not yet releasable'} ({release.explain()})"
             + ("" if release.releasable else f"; a compliance officer reviews the reports and runs "
                                              f"'govtrain runs approve {run_id}'") + "\n"
             f"TensorBoard: tensorboard --logdir {folder.tensorboard}")
     return CommandOutcome({"run_id": run_id, **status, "bias_verdict": release.verdict,
-                           "releasable": release.releasable}, text)
+                           "verdicts": {o.report: o.outcome for o in release.outcomes},
+                           "release": release.position, "releasable": release.releasable}, text)
 
 
 def _dataset_ref(workspace: Workspace, config: RunConfig, resume: str | None) -> str:
@@ -257,6 +258,11 @@ def _dry_run(config: RunConfig, policy: Policy, approved: ApprovedDataset, kek: 
     # The split is deterministic, so the dry run predicts the test split exactly (decrypted in memory only).
     data = prepare_data(approved, config, kek)
     plan["splits"] = data.plan.sizes()
+    if data.label_names and config.task == "text-classification":
+        from governance.run.mitigation import favourable_label
+
+        positive = approved.card.representation[0].positive_label if approved.card.representation else None
+        plan["favourable_label"] = favourable_label(config, positive, data.label_names)
     bias = bias_plan(data, config, policy)
     if bias:
         plan["bias_plan"] = [column.model_dump(mode="json") for column in bias]

@@ -133,6 +133,11 @@ class Bias(Frozen):
     """What the run does about bias beyond measuring it (the bounds are the policy's)."""
 
     mitigation: Mitigation | None = Field(None, description="Mitigation to apply; None: the model as trained.")
+    favourable_label: str | None = Field(
+        None, min_length=1, description="The label that is the favourable outcome (as Clarify's label values): "
+                                        "selection rates, disparate impact and the other disparities are computed "
+                                        "for it. None: the dataset card's positive label (the last of two "
+                                        "allowed labels), said so in the bias report.")
 
 
 class RunConfig(Frozen):

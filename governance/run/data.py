@@ -18,6 +18,7 @@ from governance.crypto import MasterKey
 from governance.errors import ConfigError, IntegrityError
 from governance.gate.approvals import ApprovedDataset
 from governance.run.config import RunConfig
+from governance.run.membership import MembershipDraw
 from governance.run.splits import SplitPlan, plan_from_keys, row_fingerprints
 
 if TYPE_CHECKING:
@@ -37,15 +38,20 @@ class PreparedData:
     block: range | None = None
     """Under torchrun with a sharded vault: the rows whose texts (and prompts) this process holds; every other
     row's text is another process's (``texts[i]`` outside the block raises). ``None``: every row is here."""
+    membership: MembershipDraw | None = None
+    """The membership probe's draw (``governance.run.membership``); None before it is drawn."""
+    train_order: tuple[int, ...] | None = None
+    """The training rows in the order the trainer was given them (members first); None: the split's order."""
 
     def local(self, rows: Sequence[int]) -> list[int]:
         """The rows (in their order) whose texts this process holds."""
         return list(rows) if self.block is None else [i for i in rows if i in self.block]
 
     def member_rows(self, count: int, shares: Sequence[int]) -> list[int]:
-        """The training rows whose losses the membership probe took: the first ``count``; with rank-local data
-        (``shares``: how many each process took) each process's own first rows, in process order."""
-        train = self.plan.train.indices
+        """The training rows whose losses the membership probe took: the first ``count`` the trainer was given;
+        with rank-local data (``shares``: how many each process took) each process's own first rows, in process
+        order."""
+        train = self.train_order if self.train_order is not None else self.plan.train.indices
         if not shares:
             return list(train[:count])
         n, world_size = len(self.texts), len(shares)

@@ -130,6 +130,16 @@ def resample_training(train: Sequence[int], labels: Sequence[str], groups: Mappi
     return Resampling(columns, tuple(train), after, tuple(cells), config.training.seed)
 
 
+def favourable_label(config: RunConfig, card_positive: str | None, label_names: Sequence[str]) -> str:
+    """The label the bias report computes rates for: the run config's ``bias.favourable_label``, else the card's
+    positive label, else the last label name; a favourable label the data does not have is exit 2."""
+    wanted = config.bias.favourable_label
+    if wanted is not None and wanted not in label_names:
+        raise ConfigError(f"bias.favourable_label {wanted!r} is not a label of the dataset "
+                          f"({', '.join(label_names)})", hint="name one of the dataset's labels")
+    return wanted or card_positive or label_names[-1]
+
+
 def check_post_processing(config: RunConfig, label_names: Sequence[str] | None) -> None:
     """Refuse (exit 2) post-processing the data cannot support: ThresholdOptimizer thresholds binary scores."""
     if config.post_processing_column is not None and (label_names is None or len(label_names) != 2):

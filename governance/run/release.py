@@ -29,25 +29,46 @@ from governance.workspace import Workspace
 if TYPE_CHECKING:
     from datacards.card import DatasetCard
     from reports.privacy import PrivacyVerdict
-    from reports.verdict import Verdict
+    from reports.verdict import Outcome, Verdict
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """One report's recomputed verdict in the one vocabulary: PASS, FAIL or NOT JUDGED, with its counts; ``None``
+    when the run wrote no such report (then nothing is printed as its verdict)."""
+
+    report: str  # bias | privacy
+    outcome: Outcome | None
+    checks: int = 0
+    failed: int = 0
+    not_judged: int = 0
+
+    def line(self) -> str:
+        """``bias FAIL (2 of 8 checks beyond the bound, 1 not judged)``, or ``bias: no report``."""
+        if self.outcome is None:
+            return f"{self.report}: no report"
+        counts = [f"{self.failed} of {self.checks} check(s) beyond the bound"] if self.failed else []
+        counts += [f"{self.not_judged} of {self.checks} not judged"] if self.not_judged else []
+        return f"{self.report} {self.outcome}" + (f" ({', '.join(counts)})" if counts else "")
 
 
 @dataclass(frozen=True)
 class ReleaseState:
-    """A run's release position: the recomputed verdict and the release approvals that count."""
+    """A run's release position: the recomputed verdicts and the release approvals that count."""
 
     run_id: str
-    verdict: str  # pass | flagged | blocked | not judged
+    verdict: str  # the bias report's release word: pass | flagged | blocked | not judged
     failed: int
     unjudged: int
     needs_approval: bool
     approvals: tuple[Decision, ...]
     quorum: int
     policy: RegisteredPolicy
-    privacy: str = "not measured"  # the privacy report's verdict in the same words, when the run wrote one
+    privacy: str = "not measured"  # the privacy report's release word, or not measured / not judged without one
     audit_run: bool = False  # trained with planted canaries, under a policy that does not release such models
     executed_by: str = ""  # the name and role of the identity that signed run.started
     needs_runner: bool = False  # release.require_runner, and no runner executed the run
+    outcomes: tuple[ReportOutcome, ...] = ()  # bias and privacy, in the one vocabulary
 
     @property
     def blocked(self) -> bool:
@@ -60,29 +81,39 @@ class ReleaseState:
             return False
         return not self.needs_approval or len(self.approvals) >= self.quorum
 
+    @property
+    def position(self) -> str:
+        """``releasable``, ``needs approval`` or ``blocked``."""
+        return "blocked" if self.blocked else "releasable" if self.releasable else "needs approval"
+
+    def summary(self) -> str:
+        """Each report's verdict in one line: ``bias FAIL (1 of 8 check(s) beyond the bound); privacy PASS``."""
+        return "; ".join(o.line() for o in self.outcomes) or "no judged reports"
+
     def explain(self) -> str:
-        """Why the run is or is not releasable, in one line."""
+        """Why the run is or is not releasable, in one line naming the report (or rule) that decides."""
         if self.needs_runner:
             return (f"it was executed by {self.executed_by}, not by a runner (release.require_runner: an engineer's "
                     "own run is an experiment; submit it with 'govtrain run --submit' for a runner to execute)")
         if self.audit_run:
             return "it is an audit run trained with planted canaries (privacy.allow_canary_release: false)"
-        if self.privacy == "blocked" and self.verdict != "blocked":
-            return "its privacy verdict failed under a blocking policy (privacy.action or privacy.unjudged: block)"
-        privacy = f"; privacy verdict {self.privacy}" if self.privacy != "pass" else ""
+        by = {o.report: o for o in self.outcomes}
         if self.verdict == "blocked":
-            if self.failed and self.policy.policy.bias.action == "block":
-                return f"its bias verdict failed {self.failed} check(s) under a blocking policy (bias.action: block)"
-            return (f"{self.unjudged} bias check(s) could not be judged under a blocking policy "
-                    "(bias.unjudged: block)")
+            bias = by["bias"]
+            if bias.failed and self.policy.policy.bias.action == "block":
+                return f"{bias.line()} under a blocking policy (bias.action: block)"
+            return f"{bias.line()} under a blocking policy (bias.unjudged: block)"
+        if self.privacy == "blocked":
+            return f"{by['privacy'].line()} under a blocking policy (privacy.action or privacy.unjudged: block)"
         if self.releasable:
             signed = f"; release approved by {', '.join(d.name for d in self.approvals)}" if self.approvals else ""
-            return f"bias verdict {self.verdict}{privacy}{signed}"
-        why = (f"{self.failed} check(s) failed" if self.failed else
-               f"{self.unjudged} check(s) not judged" if self.verdict == "not judged" else
-               "the privacy verdict" if self.privacy != "pass" else "the policy requires it")
-        return (f"bias verdict {self.verdict}{privacy} ({why}): {len(self.approvals)} of {self.quorum} release "
-                f"approval(s) from {' or '.join(self.policy.policy.release.approver_roles)}")
+            return f"{self.summary()}{signed}"
+        reasons = [o.line() for o in self.outcomes if o.outcome != "PASS"]
+        if self.privacy == "not judged" and "privacy" not in by:
+            reasons.append("privacy: the policy asks for a privacy report and none was written")
+        why = "; ".join(reasons) or "release.require_approval: always"
+        return (f"{why}: {len(self.approvals)} of {self.quorum} release approval(s) from "
+                f"{' or '.join(self.policy.policy.release.approver_roles)}")
 
 
 def judge_release(bias: Verdict | None) -> tuple[str, int, int]:
@@ -168,7 +199,18 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
     return ReleaseState(run_id, verdict, failed, unjudged, needs, tuple(counted.values()), rules.quorum, policy,
                         privacy, audit_run,
                         executed_by=f"{executor.name} ({executor.role})" if executor else "an unknown key",
-                        needs_runner=rules.require_runner and not by_runner)
+                        needs_runner=rules.require_runner and not by_runner,
+                        outcomes=_outcomes(judged.bias, judged.privacy))
+
+
+def _outcomes(bias: Verdict | None, privacy: PrivacyVerdict | None) -> tuple[ReportOutcome, ...]:
+    """The written reports' verdicts, in the one vocabulary."""
+    out = []
+    for name, verdict in (("bias", bias), ("privacy", privacy)):
+        if verdict is not None:
+            out.append(ReportOutcome(name, verdict.outcome, len(verdict.checks), verdict.failed,
+                                     verdict.not_judged))
+    return tuple(out)
 
 
 def _requested(ledger: Ledger, record: RunRecord) -> bool:

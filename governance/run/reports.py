@@ -110,8 +110,10 @@ def write_run_reports(
         stored: dict[str, Any] = {"test_indices": list(plan.test.indices), "predicted": y_pred,
                                   "probabilities": probabilities}
         if data.groups and data.labels is not None:
+            from governance.run.mitigation import favourable_label
+
             positive = approved.card.representation[0].positive_label if approved.card.representation else None
-            positive_label = positive or names[-1]
+            positive_label = favourable_label(config, positive, names)
             test_labels, predicted = [names[i] for i in y_true], [names[i] for i in y_pred]
             mitigation = None
             if config.bias.mitigation is not None:
@@ -325,9 +327,17 @@ def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: Prepar
                                                                                 strict=True)]
     else:
         outsiders = list(result.test_example_losses)
-    keep = [i for i, x in enumerate(outsiders) if math.isfinite(x)]  # an empty text has no loss
-    outsiders = [outsiders[i] for i in keep]
     member_rows = data.member_rows(len(members), result.member_shares)
+    keep: list[int] = list(range(len(outsiders)))
+    if data.membership is not None:  # the draw's members (scored first) against its non-members, like with like
+        wanted = set(data.membership.members)
+        first = {row: i for i, row in reversed(list(enumerate(member_rows)))}  # a repeated row counts once
+        picked = sorted(i for row, i in first.items() if row in wanted)
+        members, member_rows = [members[i] for i in picked], [member_rows[i] for i in picked]
+        chosen = set(data.membership.nonmembers)
+        keep = [i for i, row in enumerate(data.plan.test.indices) if row in chosen]
+    keep = [i for i in keep if math.isfinite(outsiders[i])]  # an empty text has no loss
+    outsiders = [outsiders[i] for i in keep]
     rules = policy.privacy
     inference = None
     if members and outsiders and all(math.isfinite(x) for x in members):

@@ -204,6 +204,28 @@ def _predict_scrubs_inputs_as_training_did(team: Any, release: Path) -> None:
     assert missing.exit_code == 2 and "scrub.json" in missing.stderr
 
 
+def test_the_favourable_label_is_the_one_the_config_names(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """bias.favourable_label decides what 'selected' means in the bias report; one the data lacks is exit 2
+    before anything is trained."""
+    team, _ = trained
+    config = yaml.safe_load(tiny_config(tmp_path).read_text())
+    config["bias"] = {"favourable_label": "maybe"}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    refused = team.as_("erin", "run", str(tmp_path / "bad.yaml"), "--dry-run")
+    assert refused.exit_code == 2 and "bias.favourable_label 'maybe' is not a label" in refused.stderr
+    plan = json.loads(team.as_("erin", "--json", "run", str(tiny_config(tmp_path)), "--dry-run").stdout)["plan"]
+    default = plan["favourable_label"]
+    other = next(label for label in ("0", "1") if label != default)
+    config["bias"] = {"favourable_label": other}
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(config))
+    result = team.as_("erin", "--json", "run", str(tmp_path / "other.yaml"))
+    assert result.exit_code == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    bias = json.loads((team.workspace / "runs" / run_id / "reports/bias.json").read_text())
+    assert bias["settings"]["positive_label"] == other
+    assert {c["positive_label"] for c in bias["model_bias"]} == {other}
+
+
 def test_policy_limits_refuse_before_building(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     team, _ = trained
     before = sorted(p.name for p in (team.workspace / "runs").iterdir())

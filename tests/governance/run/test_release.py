@@ -60,3 +60,38 @@ def test_logged_claim_agrees_with_the_recomputed_verdict() -> None:
                 assert report.verdict.releasable is (verdict != "blocked"), (action, unjudged, size)
                 assert report.verdict.flagged is (failed > 0)
                 assert (verdict == "pass") is (report.verdict.outcome == "PASS")
+
+
+def _state(outcomes: tuple[object, ...], verdict: str, privacy: str, **policy: object) -> object:
+    from governance.run.release import ReleaseState
+    from governance.trust.ledger import PolicyRegistration
+    from governance.trust.policy_registry import RegisteredPolicy
+    from policies import load_policy
+
+    base = load_policy("default")
+    registered = RegisteredPolicy(base.model_copy(update=policy),
+                                  PolicyRegistration("default", "0" * 64, False, 1, "2026-01-01T00:00:00Z", "k"))
+    return ReleaseState("run-1", verdict, 0, 8, True, (), 1, registered, privacy, outcomes=outcomes)  # type: ignore[arg-type]
+
+
+def test_release_messages_name_the_report_each_verdict_comes_from() -> None:
+    """The release line once said 'privacy verdict flagged (8 check(s) not judged)' where the 8 were bias checks
+    and privacy had one FAIL: each count is now said with its report, in PASS / FAIL / NOT JUDGED."""
+    from governance.run.release import ReportOutcome
+
+    bias = ReportOutcome("bias", "NOT JUDGED", checks=8, not_judged=8)
+    privacy = ReportOutcome("privacy", "FAIL", checks=1, failed=1)
+    state = _state((bias, privacy), "not judged", "flagged")
+    why = state.explain()  # type: ignore[attr-defined]
+    assert "bias NOT JUDGED (8 of 8 not judged)" in why and "privacy FAIL (1 of 1 check(s) beyond the bound)" in why
+    assert state.position == "needs approval"  # type: ignore[attr-defined]
+    assert "flagged" not in why and "FLAGGED" not in why
+
+
+def test_no_verdict_is_printed_for_a_report_that_was_not_written() -> None:
+    """A language model (or LoRA) run has no bias verdict: nothing says 'bias verdict: NOT JUDGED'."""
+    from governance.run.release import ReportOutcome
+
+    state = _state((ReportOutcome("privacy", "PASS", checks=1),), "not judged", "pass")
+    assert state.summary() == "privacy PASS"  # type: ignore[attr-defined]
+    assert "bias" not in state.explain()  # type: ignore[attr-defined]
