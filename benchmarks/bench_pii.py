@@ -5,8 +5,11 @@
 Texts: RedditBias comments (short) and Enron e-mail bodies (long), repeated to reach ``--texts`` each (the
 full spec is 10,000 each). For each, median rows/s of:
 
-- ``govtrain_w1`` / ``govtrain_w2``: ``scrub_text_columns`` with 1 and 2 worker processes. This includes the
-  re-scan of every rewritten text; w2 includes spawning its workers and building their engines, every call.
+- ``govtrain_w1``: ``scrub_text_columns`` in this process, including the re-scan of every rewritten text;
+- ``govtrain_w2``: what ``govtrain data ingest --workers 2`` runs on the same rows (``scrub_engines``: in this
+  process below ``RAY_MIN_ROWS`` rows, where starting workers costs more than it saves, Ray above; the crossover
+  is measured in ``bench_scale.py``). ``scrub_text_columns(workers=2)`` (a process pool started per call, which
+  no command uses) is no longer timed: it ran at 0.19x of one process on 300 texts, all of it start-up.
 - ``presidio_naive``: ``AnalyzerEngine.analyze`` + ``AnonymizerEngine.anonymize`` per text, same entities,
   threshold and operators, no re-scan.
 - ``spacy_floor``: the same spaCy model's ``nlp.pipe`` over the texts, every component (what the issue's 0.8x
@@ -92,12 +95,26 @@ def bench_corpus(name: str, texts: list[str], rules: PiiRules, engine: PiiEngine
     table = pa.table({"text": texts})
     outputs: dict[str, list[str]] = {}
     scrub_stats: dict[str, dict[str, object]] = {}
+    engines_used: dict[str, str] = {}
 
     def govtrain(workers: int) -> Callable[[], object]:
         def run() -> None:
-            result = scrub_text_columns(table, ["text"], rules, engine=engine, workers=workers)
-            outputs[f"w{workers}"] = result.table.column("text").to_pylist()
-            scrub_stats[f"w{workers}"] = result.stats.to_dict()
+            if workers == 1:
+                result = scrub_text_columns(table, ["text"], rules, engine=engine)
+                outputs["w1"] = result.table.column("text").to_pylist()
+                scrub_stats["w1"] = result.stats.to_dict()
+                return
+            from governance.gate.scrub_engines import choose_engine, open_scrub_engine
+
+            kind = choose_engine("auto", workers, table.num_rows, None)
+            scrub = open_scrub_engine(kind, engine, ["text"], workers, address=None, progress=None)
+            try:
+                stretches = list(scrub.scrub(table.to_batches(max_chunksize=1024)))
+            finally:
+                scrub.close()
+            outputs[f"w{workers}"] = [text for stretch in stretches
+                                      for text in stretch.scrubbed.table.column("text").to_pylist()]
+            engines_used[f"w{workers}"] = kind
         return run
 
     methods: dict[str, Callable[[], object]] = {
@@ -129,18 +146,10 @@ def bench_corpus(name: str, texts: list[str], rules: PiiRules, engine: PiiEngine
             "govtrain_w1_vs_spacy_scrub_components": rows_per_s["govtrain_w1"] / rows_per_s["spacy_scrub_components"],
         },
         "w1_equals_w2": outputs["w1"] == outputs["w2"],
+        "w2_engine": engines_used.get("w2"),
         "govtrain_counts": {key: scrub_stats["w1"][key] for key in ("findings", "rows_changed", "residual_total")},
         "texts_where_naive_output_differs": sum(a != b for a, b in zip(outputs["w1"], outputs["naive"])),
     }
-
-
-def worker_start_up_seconds(rules: PiiRules, engine: PiiEngine) -> float:
-    """What workers=2 pays before any text: spawning two processes that each build an engine (8 tiny rows)."""
-    import pyarrow as pa
-
-    start = time.perf_counter()
-    scrub_text_columns(pa.table({"text": ["hello"] * 8}), ["text"], rules, engine=engine, workers=2)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -160,7 +169,6 @@ def main() -> None:
 
     corpora = {name: bench_corpus(name, load_texts(name, args.texts), rules, engine, args.repeats)
                for name in ("redditbias", "enron")}
-    start_up = worker_start_up_seconds(rules, engine)
 
     dataset = load_span_dataset(DATA / "presidio-synth-pii" / "synth_dataset_v2.json", SYNTH_ENTITIES)
     scores = evaluate_engine(dataset, engine)
@@ -187,7 +195,6 @@ def main() -> None:
                         "enron": "aeslc_enron_dev.jsonl:body"},
         },
         "engine_build_seconds": engine_seconds,
-        "workers2_start_up_seconds": start_up,
         "corpora": corpora,
         "detection": {"dataset": "presidio-research synth_dataset_v2.json", "texts": len(dataset),
                       "per_entity": {entity: score.to_dict() for entity, score in scores.items()}},

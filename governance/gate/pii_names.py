@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -31,8 +32,13 @@ NAME_LOCALES: tuple[str, ...] = (
     "nl_NL", "pl_PL", "cs_CZ", "sk_SK", "hu_HU", "ro_RO", "hr_HR", "sl_SI", "da_DK", "sv_SE", "no_NO", "fi_FI",
     "is_IS", "et_EE", "lt_LT", "lv_LV", "tr_TR", "el_GR", "ru_RU", "uk_UA", "ar_AA", "fa_IR", "he_IL", "hi_IN",
     "ko_KR", "ja_JP", "zh_CN", "zh_TW", "vi_VN", "id_ID", "yo_NG", "ig_NG", "ha_NG", "sw", "zu_ZA", "az_AZ",
+    # issue 23: the rest of Faker's person locales (South and Central Asia, Africa, the Arab world, the Americas)
+    "ar_DZ", "ar_PS", "ar_SA", "bg_BG", "bn_BD", "de_AT", "de_CH", "en_KE", "en_NZ", "en_PK", "en_TH", "es_AR",
+    "es_CL", "es_CO", "fr_CA", "fr_DZ", "ga_IE", "gu_IN", "hy_AM", "ka_GE", "mk_MK", "mr_IN", "ne_NP", "or_IN",
+    "si_LK", "ta_IN", "th_TH", "tw_GH", "uz_UZ",
 )
-"""Faker locales whose first and last names the list holds (the policy may name others)."""
+"""Faker locales whose first and last names the list holds (the policy may name others). A name written with
+diacritics is also listed without them ("Bình" as "binh"), as informal text often drops them."""
 
 def _split(words: str) -> tuple[str, ...]:
     return tuple(words.split())
@@ -51,7 +57,7 @@ september october november december christmas easter page art hall street road l
 rock stone sky star north south east west van von de la le da di del al el ben bin abu ibn the and or not
 can see sun son rain snow gold silver page case cook cash price rice chase miles mason hunter hunt fox wolf
 bird fisher baker carter porter taylor smith miller turner walker wright house home love loved lucky honey rt via
-english french
+english french said bar beat begin foot forget list low stock way gut tea
 """))
 
 _CUES = frozenset(_split("""
@@ -59,6 +65,10 @@ hi hey hello dear thanks thank thx ty cc congrats congratulations mr mrs ms miss
 call called named meet meeting from by to and
 """))
 """Words after which a listed name is taken even in lower case ("thanks john", "met with anna")."""
+_FOLLOWERS = frozenset(_split("""
+is was said says has had and knows told thinks called texted posted replied
+"""))
+"""Words before which a listed first name is taken even in lower case ("marisa is", "gavin said")."""
 
 _PROPER_TAGS = frozenset({"NNP", "NNPS"})
 _PATRONYMIC = re.compile(r"\w{2,}(?:dóttir|dottir|sdóttir|sson)$", re.IGNORECASE)
@@ -72,6 +82,9 @@ class NameLists:
     locales: tuple[str, ...]
     first: frozenset[str]
     last: frozenset[str]
+    common_first: frozenset[str] = frozenset()
+    """First names listed by at least two locales as written ("maria", "gavin"): the ones taken in lower case
+    before a verb ("marisa is"); a name of one locale is more often a word elsewhere ("floor", "wage")."""
 
     def is_name(self, word: str) -> bool:
         """True when ``word`` is a listed first or last name (or an Icelandic-style patronymic)."""
@@ -84,18 +97,33 @@ def name_lists(locales: tuple[str, ...]) -> NameLists:
     """Faker's person names for ``locales`` (an unknown locale raises ``ValueError``)."""
     first: set[str] = set()
     last: set[str] = set()
+    locales_of: Counter[str] = Counter()
     for locale in locales:
         try:
             provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
         except ImportError:
             raise ValueError(f"Faker has no person names for locale '{locale}'") from None
+        firsts: set[str] = set()
         for attribute in dir(provider):  # locales name them variously: last_names_male, male_last_names ...
-            into = first if "first_names" in attribute else last if "last_names" in attribute else None
+            into = firsts if "first_names" in attribute else last if "last_names" in attribute else None
             values = getattr(provider, attribute)
             if into is not None and isinstance(values, (tuple, list, dict)):
                 into.update(_words(value for value in values if isinstance(value, str)))
+        first |= firsts
+        locales_of.update(firsts)
     stop = stop_words()
-    return NameLists(locales, frozenset(first - stop), frozenset(last - stop))
+    first |= {folded for name in first if (folded := _without_marks(name)) != name and len(folded) >= 4}
+    last |= {folded for name in last if (folded := _without_marks(name)) != name and len(folded) >= 4}
+    common = {name for name, count in locales_of.items() if count >= 2 and len(name) >= 3}
+    return NameLists(locales, frozenset(first - stop), frozenset(last - stop), frozenset(common - stop))
+
+
+def _without_marks(word: str) -> str:
+    """``word`` without combining marks ("bình" -> "binh"); unchanged when it has none or is not Latin."""
+    import unicodedata
+
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return stripped if stripped.isascii() else word
 
 
 @cache
@@ -126,7 +154,7 @@ def find_names(text: str, lists: NameLists, doc: Doc | None = None) -> list[tupl
     """
     words = _tokens(text, doc)
     if not words:
-        return []
+        return _merge(sorted(find_hashtag_names(text, lists) + find_script_names(text)), text)
     names = [lists.is_name(word) for word, _, _, _ in words]
     capitals_say_nothing = doc is None and _title_case(words)
     keep = [False] * len(words)
@@ -142,8 +170,69 @@ def find_names(text: str, lists: NameLists, doc: Doc | None = None) -> list[tupl
         else:
             proper = False
         signed = word[0].isupper() and _signs_off(text, start)
-        keep[index] = bool(neighbour or proper or signed or previous in _CUES or _named(words, index))
-    return _merge([(start, end) for (_, start, end, _), kept in zip(words, keep) if kept], text)
+        following = words[index + 1][0].casefold() if index + 1 < len(words) else ""
+        subject = following in _FOLLOWERS and word.casefold() in lists.common_first and _adjacent(
+            text, words[index][2], words[index + 1][1])
+        acronym = word.isupper() and len(word) <= 4 and word.casefold() not in lists.common_first  # "to IBAN"
+        cued = not acronym and (previous in _CUES or _named(words, index))
+        keep[index] = bool(neighbour or proper or signed or subject or cued)
+    found = [(start, end) for (_, start, end, _), kept in zip(words, keep) if kept]
+    return _merge(sorted(found + find_hashtag_names(text, lists) + find_script_names(text)), text)
+
+
+_HASHTAG = re.compile(r"(?<![\w#])#([A-Za-z]\w{3,})")
+_CAMEL_PART = re.compile(r"[A-Z][a-z]+|[a-z]+|[A-Z]+(?![a-z])")
+
+
+def find_hashtag_names(text: str, lists: NameLists) -> list[tuple[int, int]]:
+    """Hashtags built on a listed first name beside another capitalised part (#AlanPardew, #RIPJohnnyWinter)."""
+    if "#" not in text:
+        return []
+    found = []
+    for match in _HASHTAG.finditer(text):
+        parts = _CAMEL_PART.findall(match.group(1))
+        capitalised = [part for part in parts if part[0].isupper() and not part.isupper()]
+        if len(capitalised) >= 2 and any(
+                part.casefold() in lists.first and part.casefold() not in stop_words() and index + 1 < len(parts)
+                and parts[index + 1][0].isupper() for index, part in enumerate(parts)):
+            found.append((match.start(), match.end()))
+    return found
+
+
+_LATIN_SHARE = 0.5
+_SCRIPT_RUN = re.compile(r"(?<![\w#@/])[^\W\d_A-Za-z\u00c0-\u024f]"
+                         r"[^\s\x00-\u024f\u2000-\u2bff\u3000-\u303f\uff00-\uff0f\U0001f000-\U0001ffff]*")
+"""A word that starts with a letter of a script other than Latin, with its marks (Devanagari's vowel signs)."""
+_MAX_SCRIPT_WORDS = 3
+
+
+def _letters(run: str) -> bool:
+    """Two letters or more, or one ideograph or syllable block (a Chinese name can be one character): not a
+    lone symbol that counts as a letter ("º")."""
+    letters = [c for c in run if c.isalpha()]
+    return len(letters) >= 2 or (len(letters) == 1 and ("\u3040" <= letters[0] <= "\u9fff" or "\uac00" <= letters[0] <= "\ud7af"))
+
+
+def find_script_names(text: str) -> list[tuple[int, int]]:
+    """Words of another script (Hangul, Han, Arabic, Cyrillic, Greek ...) in text written mostly in Latin letters:
+    one to three such words standing alone are taken as a name ("I met 서윤 today", "ask Дечо"). A longer run
+    is a quotation in that language and is left alone (the model and lists are English)."""
+    if text.isascii():
+        return []
+    runs = [(m.start(), m.end()) for m in _SCRIPT_RUN.finditer(text) if _letters(m.group())]
+    if not runs:
+        return []
+    letters = sum(c.isalpha() for c in text)
+    latin = sum((c.isascii() and c.isalpha()) or "\u00c0" <= c <= "\u024f" for c in text)
+    if letters == 0 or latin / letters < _LATIN_SHARE:
+        return []
+    groups: list[list[tuple[int, int]]] = []
+    for start, end in runs:
+        if groups and not text[groups[-1][-1][1] : start].strip(" \t"):
+            groups[-1].append((start, end))
+        else:
+            groups.append([(start, end)])
+    return [(group[0][0], group[-1][1]) for group in groups if len(group) <= _MAX_SCRIPT_WORDS]
 
 
 def _tokens(text: str, doc: Doc | None) -> list[tuple[str, int, int, str | None]]:

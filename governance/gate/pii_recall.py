@@ -1,9 +1,12 @@
 """Measured recall of a PII detector configuration, shipped with govtrain, and the policy's floor on it.
 
-``benchmarks/bench_pii_recall.py`` measures each shipped policy's detector on reference data (BTC section F,
-real tweets; presidio-research's synthetic set) and writes ``pii_recall.json`` beside this module, keyed by
-:func:`detector_digest`. The card states the figures for the configuration that scrubbed the dataset; a policy's
-``pii.recall_floor`` refuses (exit 4) a configuration measured below it, or never measured at all.
+``benchmarks/bench_pii_recall.py`` measures each shipped policy's detector on reference corpora of several kinds
+(:func:`governance.gate.pii_eval.reference_corpora`: social media, encyclopedia, news releases, legal filings,
+names in many scripts, synthetic sentences) and writes ``pii_recall.json`` beside this module, keyed by
+:func:`detector_digest`. Each configuration's entry names the corpora the detector was tuned on (``tuned_on``):
+their figures are shown for comparison, never as the recall; the others are leave-one-corpus-out figures, on text
+nobody tuned the rules to. The card states the figures for the configuration that scrubbed the dataset; a
+policy's ``pii.recall_floor`` refuses (exit 4) a configuration measured below it on any corpus, or never measured.
 
 Recall here is the share of annotated spans of a type that the scrub removes: some finding (of any type)
 overlaps the span, so its characters are anonymized. Intervals are Wilson score intervals at 95%.
@@ -26,12 +29,13 @@ if TYPE_CHECKING:
     from policies.model import PiiRules
 
 RECALL_FILE = Path(__file__).with_name("pii_recall.json")
-DETECTOR_REVISION = 1
+DETECTOR_REVISION = 2
 """Bumped when the meaning of the figures changes (what is measured, or how)."""
 DETECTOR_MODULES = ("pii_recognizers.py", "pii_names.py", "pii_places.py", "pii_scan.py", "pii_engine.py")
 """govtrain's detection code: its logic is part of the digest, so figures measured on other code never match."""
 METHOD = ("share of annotated spans of the type that some finding overlaps (so the scrub removes them), "
-          "95% Wilson interval; BTC section F (real tweets, CC BY 4.0) and presidio-research synth_dataset_v2")
+          "95% Wilson interval, per reference corpus; corpora the detector was tuned on are named in tuned_on and "
+          "are not its recall on unseen text (benchmarks/README.md, PII detection)")
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,50 @@ def measured_recall(digest: str, path: Path = RECALL_FILE) -> dict[str, dict[str
         return None
     return {reference: {entity: RecallFigure(int(f["gold"]), int(f["removed"])) for entity, f in figures.items()}
             for reference, figures in entry["references"].items()}
+
+
+@dataclass(frozen=True)
+class CorpusNote:
+    """What one reference corpus is, and whether the detector was tuned on it."""
+
+    kind: str
+    license: str
+    tuned: bool
+    over_scrub: float
+    """Share of tokens annotated as no entity that the detector covers on this corpus."""
+
+
+@dataclass(frozen=True)
+class RecallEvidence:
+    """Everything the shipped table says about one detector configuration."""
+
+    references: dict[str, dict[str, RecallFigure]]
+    """Figures per corpus and entity type (as :func:`measured_recall` returns them)."""
+    tuned_on: tuple[str, ...]
+    """Corpora of ``references`` the rules were tuned on: not the recall on unseen text."""
+    corpora: dict[str, CorpusNote]
+
+    def held_out(self) -> dict[str, dict[str, RecallFigure]]:
+        """The leave-one-corpus-out figures: corpora nobody tuned the detector on."""
+        return {name: figures for name, figures in self.references.items() if name not in self.tuned_on}
+
+    def spread(self, entity: str) -> tuple[float, float] | None:
+        """Lowest and highest held-out recall of ``entity`` (``None`` when no held-out corpus annotates it)."""
+        values = [figures[entity].recall for figures in self.held_out().values()
+                  if entity in figures and figures[entity].gold]
+        return (min(values), max(values)) if values else None
+
+
+def recall_evidence(digest: str, path: Path = RECALL_FILE) -> RecallEvidence | None:
+    """The shipped figures for ``digest`` with the corpora's descriptions and which were tuned on; ``None`` if
+    never measured."""
+    references = measured_recall(digest, path)
+    if references is None:
+        return None
+    entry = json.loads(path.read_text(encoding="utf-8"))["configurations"][digest]
+    notes = {name: CorpusNote(str(note["kind"]), str(note["license"]), bool(note["tuned"]), float(note["over_scrub"]))
+             for name, note in entry.get("corpora", {}).items()}
+    return RecallEvidence(references=references, tuned_on=tuple(entry.get("tuned_on", ())), corpora=notes)
 
 
 def check_recall_floor(measured: Mapping[str, Mapping[str, RecallFigure]] | None, rules: PiiRules) -> None:

@@ -174,6 +174,22 @@ class PlaceListRecognizer(EntityRecognizer):
         return [_result(self, "LOCATION", start, end, 0.6) for start, end in found]
 
 
+_PERSON_VERBS = frozenset({"is", "was", "said", "says", "knows", "told", "thinks", "called", "texted", "replied"})
+_PERSON_CUES = frozenset({"with", "thanks", "thank", "hi", "hey", "dear", "met", "ask", "asked", "named", "love"})
+
+
+def _in_person_position(span: Any) -> bool:
+    """A one-word ORGANIZATION span in a person's place: a capitalised word (not in capitals) that a person verb
+    follows ("Dlshad is", "Kaylie said") or a word addressing or meeting a person precedes ("thanks Nithum").
+    The small model tags many names it does not know as ORG; organisations seldom stand there."""
+    if len(span) != 1 or not span[0].is_alpha or span[0].text.isupper() or not span[0].text[0].isupper():
+        return False
+    doc = span.doc
+    after = doc[span.end].lower_ if span.end < len(doc) else ""
+    before = doc[span.start - 1].lower_ if span.start > 0 else ""
+    return after in _PERSON_VERBS or before in _PERSON_CUES
+
+
 _PLACE_CUES = frozenset({"in", "at", "from", "near"})
 """Words after which the model's ORGANIZATION span is taken as a place ("at Corralejo", "from Eastridge"): on BTC
 section H, 8 more places for 27 more plain words covered ("to", "of" and the like cost more than they found)."""
@@ -183,7 +199,7 @@ def _split_at_non_words(nlp_artifacts: NlpArtifacts, result: Any) -> list[Any]:
     """The model's span cut at tokens that hold no letter or digit, or are URLs (``Ben : http://t.co/x Jo``):
     such tokens are never PII, and a span swallowing them scrubs text around the name."""
     doc = nlp_artifacts.tokens
-    tokens = [t for t in doc if result.start <= t.idx < result.end]
+    tokens = _tokens_starting_in(doc, result.start, result.end)
     if not any(_non_word(t) for t in tokens):
         return [result]
     pieces: list[Any] = []
@@ -197,6 +213,19 @@ def _split_at_non_words(nlp_artifacts: NlpArtifacts, result: Any) -> list[Any]:
             pieces.append(piece)
         run = []
     return pieces
+
+
+def _tokens_starting_in(doc: Any, start: int, end: int) -> list[Any]:
+    """The tokens of ``doc`` that start within ``[start, end)``, found by bisection: a scan of every token per
+    finding made long e-mails quadratic."""
+    from bisect import bisect_left
+
+    starts = doc.user_data.get("govtrain_token_starts")
+    if starts is None or len(starts) != len(doc):
+        starts = [token.idx for token in doc]
+        doc.user_data["govtrain_token_starts"] = starts
+    first, last = bisect_left(starts, start), bisect_left(starts, end)
+    return [doc[index] for index in range(first, last)]
 
 
 def _non_word(token: Any) -> bool:
@@ -284,7 +313,7 @@ class GuardedSpacyRecognizer(SpacyRecognizer):
             if span.label_ != "ORGANIZATION":
                 continue
             if "PERSON" in entities and self.org_as_person != "off" and (
-                    self.org_as_person == "all" or self._holds_name(span)):
+                    self.org_as_person == "all" or self._holds_name(span) or _in_person_position(span)):
                 results.append(_result(self, "PERSON", span.start_char, span.end_char, score))
             elif "LOCATION" in entities and span.start > 0 and span.doc[span.start - 1].lower_ in _PLACE_CUES:
                 results += [_trimmed(text, piece) for piece in _split_at_non_words(
@@ -292,13 +321,16 @@ class GuardedSpacyRecognizer(SpacyRecognizer):
         return [r for r in results if r.start < r.end]
 
     def _holds_name(self, span: Any) -> bool:
-        return self.lists is not None and any(self.lists.is_name(t.text) for t in span if t.is_alpha)
+        lists = self.lists
+        return lists is not None and any(
+            lists.is_name(t.text) and not (t.text.isupper() and len(t.text) <= 4 and t.lower_ not in lists.common_first)
+            for t in span if t.is_alpha)  # "IBAN", "HR": an acronym, not a name in capitals
 
     @staticmethod
     def _word_like(nlp_artifacts: NlpArtifacts, result: Any) -> bool:
         """A PERSON span made only of kinship or common words, or a single verb, adjective or interjection."""
         doc = nlp_artifacts.tokens
-        tokens = [t for t in doc if result.start <= t.idx < result.end and not t.is_punct and not t.is_space]
+        tokens = [t for t in _tokens_starting_in(doc, result.start, result.end) if not t.is_punct and not t.is_space]
         if not tokens:
             return True
         stop = stop_words()
