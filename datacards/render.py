@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import yaml
 
 from datacards.approval import CardDecision
 from datacards.build import size_category
 from datacards.card import DatasetCard, MeasuredRecall
+
+
+@dataclass(frozen=True)
+class LoggedReview:
+    """A person's signed review of random stored rows of the card (``data.reviewed``), as the log holds it."""
+
+    by: str
+    role: str
+    time: str
+    sample: int
+    rows_stored: int
+    rows_with_identifier: int
+    identifiers: int
+    upper_per_100: float
+    """One-sided 95% Clopper-Pearson upper bound on rows with a remaining identifier, per 100 rows."""
+
+
+@dataclass(frozen=True)
+class CardReviews:
+    """The card's reviews read from the audit log (not part of the card or its digest) and what its policy asks."""
+
+    reviews: tuple[LoggedReview, ...]
+    """Reviews that count, in log order."""
+    not_counted: int
+    """Logged reviews that do not count (by the ingesting key, a key revoked as compromised, or of other rows)."""
+    required_sample: int | None
+    """Rows a review must read for approval (None: the policy requires no review)."""
+    max_per_100: float | None
+    """The policy's bound on the upper bound (None: no review required)."""
+    approvable: bool | None
+    """Whether the reviews let the card be approved under its policy (None: no review required)."""
+    failing: LoggedReview | None = None
+    """The review above the policy's bound that keeps the card from approval, if any."""
 
 
 def front_matter(card: DatasetCard) -> dict[str, object]:
@@ -64,14 +98,50 @@ def _sensitive_scan(findings: Mapping[str, Mapping[str, int]] | None) -> list[st
              f"{said}. These values appear above and in bias reports as they are."), ""]
 
 
+def _reviews(reviews: CardReviews | None) -> list[str]:
+    """The review section: the only figure measured on this dataset itself."""
+    if reviews is None:
+        return []
+    elsewhere = ("the recall figures above are measured on reference corpora, and the re-scans count what detectors "
+                 "still find, not what they miss")
+    if reviews.reviews:
+        r = reviews.reviews[-1]
+        parts = [(f"**Reviewed on this dataset.** On {r.time} {r.by} ({r.role}) read {r.sample:,} random stored rows "
+                  f"of {r.rows_stored:,} and marked {r.identifiers:,} remaining identifier(s) in "
+                  f"{r.rows_with_identifier:,} of them: at most **{r.upper_per_100:.2f} rows per 100** hold an "
+                  "identifier (one-sided 95% Clopper-Pearson upper bound). This is the only figure on this card "
+                  f"measured on this dataset itself: {elsewhere}.")]
+        if len(reviews.reviews) > 1:
+            parts.append(f"{len(reviews.reviews) - 1} earlier review(s) are in the audit log.")
+    else:
+        parts = [("**Not reviewed on this dataset.** Nobody has logged a review of its scrubbed rows ('govtrain data "
+                  f"review'), so no figure on this card is measured on this dataset itself: {elsewhere}.")]
+    if reviews.not_counted:
+        parts.append(f"{reviews.not_counted} logged review(s) do not count (by the ingesting key, by a key revoked as "
+                     "compromised, or of another number of rows).")
+    if reviews.required_sample is not None and reviews.max_per_100 is not None:
+        state = "met" if reviews.approvable else "not met"
+        failing = reviews.failing
+        if failing is not None:
+            state += (f": the review by {failing.by} on {failing.time} found an identifier in "
+                      f"{failing.rows_with_identifier:,} of {failing.sample:,} rows, at most "
+                      f"{failing.upper_per_100:.2f} per 100")
+        parts.append(f"The policy's pii.review asks for a review of at least {reviews.required_sample:,} rows with an "
+                     f"upper bound of at most {reviews.max_per_100:g} per 100, and none above it before approval: "
+                     f"{state}.")
+    return [" ".join(parts), ""]
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def render_markdown(card: DatasetCard, decisions: Sequence[CardDecision] = ()) -> str:
-    """The card as Markdown. Decisions, if given, are listed under Maintenance (they are not part of the digest)."""
+def render_markdown(card: DatasetCard, decisions: Sequence[CardDecision] = (),
+                    reviews: CardReviews | None = None) -> str:
+    """The card as Markdown. Decisions, if given, are listed under Maintenance, and reviews read from the log
+    under Privacy (neither is part of the digest)."""
     p = card.provenance
     pii = card.pii
     parts = ["---", yaml.safe_dump(front_matter(card), sort_keys=False).rstrip(), "---", ""]
@@ -120,6 +190,7 @@ def render_markdown(card: DatasetCard, decisions: Sequence[CardDecision] = ()) -
               f"is what was measured. Sensitive columns ({', '.join(card.sensitive_columns) or 'none'}) "
               "are categories kept for bias measurement; they are not scrubbed and never fed to models. "
               "The raw input is not kept" + (" (except encrypted, as the policy asks)." if card.digests.raw_ciphertext else "."), ""]
+    parts += _reviews(reviews)
     parts += _sensitive_scan(pii.sensitive_column_findings)
     parts += ["## Uses", "", p.intended_use, ""]
     parts += ["## Distribution", "", (f"License: {p.license}. Stored encrypted (AES-256-GCM) in the workspace vault "

@@ -79,7 +79,8 @@ class OperatorRule(_Strict):
 class ReviewRules(_Strict):
     """A person's look at the scrubbed data (``govtrain data review``): the only figure measured on the data."""
 
-    sample: int = Field(100, ge=10, le=10_000, description="Scrubbed rows shown to the reviewer, drawn at random.")
+    sample: int = Field(150, ge=10, le=10_000, description="Scrubbed rows shown to the reviewer, drawn at random "
+                                                           "(150 clean rows bound the rate at 2 per 100).")
     max_residual_per_100: float = Field(
         2.0, gt=0.0, le=100.0, description="Approval waits for a review whose 95% Clopper-Pearson upper bound on "
                                            "rows with a remaining identifier, per 100 rows, is at most this.")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from governance.cli.app import AppContext, cli, ledger_of, pass_app
+
+if TYPE_CHECKING:
+    from governance.gate.review import ReviewDraw
 
 # --- data -----------------------------------------------------------------------------------------------
 
@@ -117,10 +120,15 @@ def data_list(app: AppContext) -> None:
                    "master key; decrypted in memory only).")
 @pass_app
 def data_show(app: AppContext, ref: str, fmt: str, samples: int | None) -> None:
-    """Show a dataset card as Markdown (a Hugging Face dataset card) or JSON (the signed source of truth)."""
+    """Show a dataset card as Markdown (a Hugging Face dataset card) or JSON (the signed source of truth).
+
+    The Markdown also shows the latest logged review of the scrubbed rows ('govtrain data review'), read from the
+    audit log: the only figure measured on the dataset itself.
+    """
     from datacards.render import render_markdown
     from governance.gate.approvals import card_status
     from governance.gate.catalog import DatasetCatalog
+    from governance.gate.review import card_reviews
 
     if samples is not None:
         _show_samples(app, ref, samples)
@@ -129,11 +137,91 @@ def data_show(app: AppContext, ref: str, fmt: str, samples: int | None) -> None:
     catalog = DatasetCatalog(workspace)
     name, version = catalog.resolve(ref)
     card = catalog.read_card(name, version)
-    card_status(workspace, card)  # the card and its decision files must be what the log recorded (exit 5)
+    ledger = ledger_of(workspace)
+    status = card_status(workspace, card, ledger)  # the card and its decision files must be what the log recorded
     if fmt == "json" or app.json:
         click.echo(json.dumps(json.loads(card.canonical_json()), indent=2, sort_keys=True))
     else:
-        click.echo(render_markdown(card, catalog.decisions(name, version)))
+        reviews = card_reviews(ledger, status.ingest, status.policy, card.rows.stored)
+        click.echo(render_markdown(card, catalog.decisions(name, version), reviews))
+
+
+@data.command("review")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--sample", type=click.IntRange(1, 10_000), default=None, metavar="K",
+              help="Rows to review [default: the policy's pii.review.sample, raised to the fewest rows that can meet "
+                   "its bound; 100 without one].")
+@click.option("--answers", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="A scripted review: one whole number of remaining identifiers per line, one line per row shown.")
+@pass_app
+def data_review(app: AppContext, ref: str, sample: int | None, answers: Path | None) -> None:
+    """Review K random scrubbed rows yourself and sign what remains (compliance or admin; needs the master key).
+
+    Draws K random stored rows (a fresh seed from the OS), decrypts them in memory, shows each row's text columns
+    and asks how many identifiers remain in it (names, handles, e-mail addresses, phone or account numbers:
+    anything that points to a person; placeholders such as <PERSON> are not identifiers). The signed
+    data.reviewed entry holds K, the rows with a remaining identifier, the identifiers, the seed, a digest of the
+    row numbers and the one-sided 95% Clopper-Pearson upper bound per 100 rows; never the text. Under a policy
+    with pii.review, approval waits for a review within its bound.
+    """
+    from governance.crypto.keyring import workspace_master_key
+    from governance.gate.approvals import draw_review
+    from governance.gate.review import check_answer_count, load_answers, sign_review, tally_review
+    from governance.trust.session import open_session
+
+    scripted = load_answers(answers) if answers is not None else None  # a malformed file fails before any row
+    workspace = app.find_workspace()
+    kek = workspace_master_key(workspace)
+    with open_session(workspace, app.identity, ["compliance", "admin"], "data review") as session:
+        draw = draw_review(session, ref, sample, kek)
+        if scripted is not None:
+            check_answer_count(draw, len(scripted))  # before any row is shown
+        marked = _ask_reviewer(app, draw, scripted)
+        if scripted is None:  # a person typed the answers: let them check before signing
+            summary = tally_review(draw, marked)
+            click.confirm(f"sign this review: an identifier in {summary.rows_with_identifier} of {summary.sample} "
+                          f"rows ({summary.identifiers} in all), at most {summary.upper_per_100:.2f} per 100 rows?",
+                          default=True, abort=True, err=app.json)
+        result = sign_review(session, draw, marked)
+        by = session.actor.name if session.actor is not None else "?"
+    verdict = {None: "", True: "; within the policy's pii.review", False: "; NOT within the policy's pii.review"}
+    app.emit(
+        {**result.to_payload(), "within_policy": result.within_policy, "by": by},
+        f"reviewed {draw.dataset} as {by}: an identifier in "
+        f"{result.rows_with_identifier} of {result.sample} random rows ({result.identifiers} in all); at most "
+        f"{result.upper_per_100:.2f} rows per 100 hold one (95% upper bound){verdict[result.within_policy]}\n"
+        f"signed as data.reviewed (seed {draw.seed[:12]}..., rows sha256:{draw.rows_digest[:12]}...)",
+    )
+
+
+def _ask_reviewer(app: AppContext, draw: ReviewDraw, scripted: tuple[int, ...] | None) -> list[int]:
+    """Show each drawn row's text columns and take the reviewer's count of remaining identifiers (or the scripted
+    answers, shown beside the rows); the rows go to stderr under --json, so stdout stays one JSON object."""
+    from governance.gate.review import MAX_IDENTIFIERS_PER_ROW
+
+    err = app.json
+    click.echo(f"reviewing {len(draw.rows)} random stored row(s) of {draw.dataset} ({draw.rows_stored:,} stored). "
+               "For each, the number of identifiers that remain (names, handles, e-mail addresses, phone or account "
+               "numbers; placeholders such as <PERSON> are not identifiers); Enter for 0.", err=err)
+    for note in draw.notes():
+        click.echo(f"note: {note}", err=err)
+    marked: list[int] = []
+    for index, row in enumerate(draw.rows):
+        click.echo(f"--- row {index + 1} of {len(draw.rows)} ---", err=err)
+        for column, text in row.texts.items():
+            click.echo(f"{column}: {_printable(text) if text is not None else '(empty)'}", err=err)
+        if scripted is not None:
+            marked.append(scripted[index])
+            click.echo(f"identifiers remaining: {scripted[index]}", err=err)
+        else:
+            marked.append(click.prompt("identifiers remaining", default=0, err=err,
+                                       type=click.IntRange(0, MAX_IDENTIFIERS_PER_ROW)))
+    return marked
+
+
+def _printable(text: str) -> str:
+    """The text with control characters escaped, so a stored row cannot move the cursor or rewrite the screen."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
 
 
 @data.command("approve")
@@ -148,7 +236,8 @@ def data_approve(app: AppContext, ref: str, note: str) -> None:
     recall and residual claims are recomputed (exit 5 if they are not what govtrain computes), and this process
     decrypts a random sample of the stored rows (the policy's approval.review_sample; needs the master key) and
     re-scans their text for PII: above the policy's bound it refuses (exit 4, counts by type, never values). The
-    sample's size, seed and findings go into the signed entry.
+    sample's size, seed and findings go into the signed entry. Under a policy with pii.review it also waits for a
+    logged 'data review' of enough rows within the policy's bound, and refuses while any review is above it (exit 4).
     """
     _decide(app, ref, "approved", note)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from governance.cli.app import AppContext, cli, pass_app
+from governance.cli.app import AppContext, cli, ledger_of, pass_app
 
 
 @cli.command()
@@ -69,16 +69,18 @@ def runs_list(app: AppContext) -> None:
     from governance.errors import GovtrainError
     from governance.run.folder import list_runs
     from governance.run.release import release_state
+    from governance.run.status import checked_status
 
     workspace = app.find_workspace()
+    ledger = ledger_of(workspace)
     rows = []
     for folder in list_runs(workspace):
-        row = folder.status()
+        row = checked_status(folder, ledger.run(folder.run_id))
         metrics = row.get("test_metrics") or {}
         name = next((m for m in ("accuracy", "perplexity", "loss") if isinstance(metrics.get(m), int | float)), None)
         row["headline"] = {name: metrics[name]} if name else {}
         try:
-            state = release_state(workspace, folder.run_id)
+            state = release_state(workspace, folder.run_id, ledger)
             row["verdict"], row["releasable"] = state.verdict, state.releasable
             row["verdicts"], row["release"] = {o.report: o.outcome for o in state.outcomes}, state.position
         except GovtrainError as exc:
@@ -103,9 +105,10 @@ def runs_show(app: AppContext, run_id: str) -> None:
     from governance.errors import GovtrainError
     from governance.run.folder import find_run
     from governance.run.release import release_state
+    from governance.run.status import checked_status
 
     workspace = app.find_workspace()
-    status = find_run(workspace, run_id).status()
+    status = checked_status(find_run(workspace, run_id), ledger_of(workspace).run(run_id))
     try:
         state = release_state(workspace, run_id)
         status["release"] = {"verdict": state.verdict, "privacy": state.privacy, "releasable": state.releasable,

@@ -11,6 +11,11 @@ The card itself is evidence written by the ingesting engineer's process, so an a
 its PII judgments from its counts and the registered policy (:mod:`governance.gate.claims`, exit 5), and an
 approval is signed only after the approver's own process has decrypted and re-scanned a random sample of the
 stored rows (:mod:`governance.gate.review_sample`); the sample's size, seed and findings go into the signed entry.
+
+Where the card's registered policy sets ``pii.review``, an approval also waits for a person's review of random
+stored rows whose bound on what the scrub left is within the policy's (:mod:`governance.gate.review`). The gate
+recomputes this from the log too: an approval signed without such a review before it does not count, and a logged
+review above the bound voids the approvals, as a rejection does.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from governance.crypto import sha256_file
 from governance.errors import ConfigError, IntegrityError, PolicyRefusal, UnexpectedError
 from governance.gate.catalog import DatasetCatalog
 from governance.gate.claims import check_card_claims
+from governance.gate.review import ReviewDraw, ReviewVerdict, planned_sample, read_review_rows, review_verdict
 from governance.gate.review_sample import ReviewSample, look_before_approving
 from governance.trust import ledger as lg
 from governance.trust.policy_registry import RegisteredPolicy, registered_policy
@@ -47,6 +53,8 @@ class CardStatus:
     counted: tuple[lg.Decision, ...]
     rejection: lg.Decision | None
     quorum: int
+    review: ReviewVerdict | None
+    """The card's reviews under its policy's ``pii.review`` (None: the policy asks for none)."""
 
     @property
     def status(self) -> str:
@@ -82,15 +90,24 @@ def card_status(workspace: Workspace, card: DatasetCard, ledger: lg.Ledger | Non
         raise IntegrityError(f"{card.ref}: the card names a different policy than its logged ingest")
     policy = registered_policy(workspace, card.policy.digest, ledger)
     _check_decision_files(workspace, card, ledger)
-    counted, rejection = count_decisions(ledger, ingest, policy)
-    return CardStatus(card, policy, ingest, counted, rejection, policy.policy.approval.quorum)
+    counted, rejection = count_decisions(ledger, ingest, policy, rows_stored=card.rows.stored)
+    return CardStatus(card, policy, ingest, counted, rejection, policy.policy.approval.quorum,
+                      review_verdict(ledger, ingest, policy, card.rows.stored))
 
 
-def count_decisions(ledger: lg.Ledger, ingest: lg.Ingest, policy: RegisteredPolicy, *, before_seq: int | None = None
-                    ) -> tuple[tuple[lg.Decision, ...], lg.Decision | None]:
+def count_decisions(ledger: lg.Ledger, ingest: lg.Ingest, policy: RegisteredPolicy, *, before_seq: int | None = None,
+                    rows_stored: int | None = None) -> tuple[tuple[lg.Decision, ...], lg.Decision | None]:
     """The approvals that count for an ingested card (and the standing rejection), from the log alone; with
-    ``before_seq``, as they stood just before that entry (what a run started there could rely on)."""
+    ``before_seq``, as they stood just before that entry (what a run started there could rely on).
+
+    Under a policy with ``pii.review`` an approval counts only if the reviews logged before it let the card be
+    approved, and none counts while a logged review is above the bound; ``rows_stored`` (the card's) keeps reviews
+    of another number of rows out of the judgment.
+    """
     rules = policy.policy.approval
+    reviews = review_verdict(ledger, ingest, policy, rows_stored)
+    if reviews is not None and before_seq is not None:
+        reviews = reviews.before(before_seq)
     counted: dict[str, lg.Decision] = {}
     rejection: lg.Decision | None = None
     for decision in ledger.decisions_on(ingest.card_digest):
@@ -104,8 +121,12 @@ def count_decisions(ledger: lg.Ledger, ingest: lg.Ingest, policy: RegisteredPoli
             continue
         if decision.key_id == ingest.key_id and not policy.registration.self_approval:
             continue
+        if reviews is not None and not reviews.before(decision.seq).met:
+            continue  # signed without the review the policy asks for (a patched process would skip the check)
         counted.setdefault(decision.key_id, decision)
         rejection = None  # approved again after the rejection
+    if reviews is not None and reviews.failing is not None:
+        counted = {}  # a review above the bound is evidence against the data: it voids approvals
     return tuple(counted.values()), rejection
 
 
@@ -156,6 +177,9 @@ def decide(session: Session, ref: str, decision: Decision, note: str, kek: Maste
             )
         if any(d.key_id == actor.signer.key_id for d in before.counted):
             raise ConfigError(f"'{actor.name}' has already approved {card.ref}")
+        refusal = before.review.refusal(card.ref) if before.review is not None else None
+        if refusal is not None:
+            raise refusal  # the person's review the policy asks for is missing or above its bound (exit 4)
         if kek is None:
             raise ConfigError("approving a dataset needs the workspace master key: the approver re-scans a sample "
                               "of the stored rows first")
@@ -170,6 +194,11 @@ def decide(session: Session, ref: str, decision: Decision, note: str, kek: Maste
     payload: dict[str, Any] = {"dataset": card.ref, "card_digest": card.digest(), "decision_digest": signed.digest()}
     if review is not None:
         payload["review"] = review.to_payload()
+    passing = before.review.passing if before.review is not None else None
+    if decision == "approved" and passing is not None:  # the person's review this approval relies on
+        payload["data_review"] = {"seq": passing.review.seq, "sample": passing.review.sample,
+                                  "rows_with_identifier": passing.review.rows_with_identifier,
+                                  "upper_per_100": round(passing.upper_per_100, 4)}
     session.record(f"data.{decision}", payload)
     catalog.add_decision(signed)
     catalog.render(card)
@@ -229,6 +258,9 @@ def check_dataset_gate(workspace: Workspace, ref: str, policy: RegisteredPolicy)
         raise PolicyRefusal(f"{card.ref} was rejected by {rejection.name} on {rejection.time}",
                             hint=f"see 'govtrain data show {card.ref}' for the reason")
     if len(status.counted) < status.quorum:
+        waiting = status.review.refusal(card.ref) if status.review is not None else None
+        if waiting is not None:
+            raise waiting
         roles = " or ".join(policy.policy.approval.approver_roles)
         raise PolicyRefusal(
             f"{card.ref} is not approved: {len(status.counted)} of {status.quorum} required approval(s) "
@@ -237,6 +269,28 @@ def check_dataset_gate(workspace: Workspace, ref: str, policy: RegisteredPolicy)
                  f"'govtrain data approve {card.ref}'",
         )
     return ApprovedDataset(card, vault_path, tuple(d.name for d in status.counted), status)
+
+
+def draw_review(session: Session, ref: str, sample: int | None, kek: MasterKey) -> ReviewDraw:
+    """Draw and decrypt (in memory) the random stored rows the session actor reviews (``data review``): ``sample``
+    rows, or as many as the card's policy asks (:func:`~governance.gate.review.planned_sample`).
+
+    The card must be the one the log recorded and its vault intact (exit 5); the ingesting identity may not review
+    its own dataset where the policy forbids approving it (exit 4), as its review would not count.
+    """
+    catalog = DatasetCatalog(session.workspace)
+    name, version = catalog.resolve(ref)
+    card = catalog.read_card(name, version)
+    status = card_status(session.workspace, card)
+    actor = session.actor
+    assert actor is not None
+    if actor.signer.key_id == status.ingest.key_id and not status.policy.registration.self_approval:
+        raise PolicyRefusal(
+            f"'{actor.name}' ingested {card.ref} and policy '{status.policy.registration.name}' forbids approving your "
+            "own dataset, so your review would not count", hint="ask another compliance officer to review it")
+    vault_path = check_vault(session.workspace, card)
+    rules = status.policy.policy.pii.review
+    return read_review_rows(card, vault_path, kek, planned_sample(rules, sample), rules)
 
 
 def _latest_approved(workspace: Workspace, catalog: DatasetCatalog, name: str, policy: RegisteredPolicy) -> int | None:

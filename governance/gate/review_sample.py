@@ -105,7 +105,7 @@ def review_stored_rows(card: DatasetCard, vault_path: Path, kek: MasterKey, engi
     rows = draw_review_rows(seed, card.rows.stored, size)
     located: list[tuple[int, str]] = []
     texts: list[str] = []
-    for row, column, text in _sampled_texts(vault_path, card, kek, rows):
+    for row, column, text in sampled_texts(vault_path, card, kek, rows):
         located.append((row, column))
         texts.append(text)
     try:
@@ -148,9 +148,11 @@ def look_before_approving(session: Session, card: DatasetCard, vault_path: Path,
     return review
 
 
-def _sampled_texts(vault_path: Path, card: DatasetCard, kek: MasterKey,
-                   rows: tuple[int, ...]) -> Iterator[tuple[int, str, str]]:
-    """(row, column, text) of each non-null text of the ``rows`` (sorted) of the stored table, shard by shard."""
+def sampled_texts(vault_path: Path, card: DatasetCard, kek: MasterKey,
+                  rows: tuple[int, ...]) -> Iterator[tuple[int, str, str]]:
+    """(row, column, text) of each non-null text of the ``rows`` (sorted) of the stored table, decrypted shard by
+    shard in memory; shared by the approver's look and ``data review``
+    (:func:`governance.gate.review.read_review_rows`)."""
     import pyarrow as pa
 
     from governance.gate.shards import iter_vault_tables

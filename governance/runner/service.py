@@ -150,8 +150,10 @@ def _execute_torchrun(workspace: Workspace, identity: str | None, request: RunRe
     if run_id is None:
         raise UnexpectedError(f"run request {request.request_id}: torchrun finished but logged no run")
     from governance.run.folder import find_run
+    from governance.run.status import checked_status
+    from governance.trust.replay import load_ledger
 
-    status = find_run(workspace, run_id).status()
+    status = checked_status(find_run(workspace, run_id), load_ledger(workspace).run(run_id))
     return CommandOutcome({"run_id": run_id, **status}, f"run {run_id} finished under torchrun "
                                                           f"({nproc} processes): {status.get('steps')} steps")
 

@@ -40,6 +40,7 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
     "data.approved": frozenset({"compliance", "admin"}),
     "data.rejected": frozenset({"compliance", "admin"}),
     "data.sampled": frozenset({"compliance", "admin"}),
+    "data.reviewed": frozenset({"compliance", "admin"}),
     # A run is executed by an engineer (an experiment) or by a runner (a service key no engineer holds);
     # only engineers ask a runner for a run.
     "run.": frozenset({"engineer", "runner"}),
@@ -134,6 +135,22 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Review:
+    """A person's signed review of random stored rows of a card (``data.reviewed``): counts, never text."""
+
+    card_digest: str
+    key_id: str
+    name: str
+    role: Role
+    seq: int
+    time: str
+    sample: int  # rows reviewed
+    rows_stored: int  # rows the card stores, as the reviewer's process read them
+    rows_with_identifier: int  # reviewed rows in which the reviewer marked at least one remaining identifier
+    identifiers: int  # identifiers marked, over all reviewed rows
+
+
+@dataclass(frozen=True)
 class Replay:
     """An auditor's re-execution of segments of a run (``run.replayed``): who, the outcome, how many segments."""
 
@@ -167,6 +184,7 @@ class RunRecord:
     splits: dict[str, Any] | None = None  # the run.splits payload: digests and sizes of train/validation/test
     finished: dict[str, Any] | None = None
     finished_seq: int | None = None
+    failed: dict[str, Any] | None = None  # the run.failed payload (error class only)
     report: dict[str, Any] | None = None
     report_seq: int | None = None
     releases: list[Decision] = field(default_factory=list)
@@ -187,6 +205,7 @@ class Ledger:
         self.policies: list[PolicyRegistration] = []
         self.ingests: dict[str, Ingest] = {}  # by card digest
         self.decisions: list[Decision] = []
+        self.reviews: list[Review] = []
         self.runs: dict[str, RunRecord] = {}
         self.requests: dict[str, RunRequest] = {}  # by request id, in log order
         self.report: VerifyReport | None = None
@@ -262,6 +281,10 @@ class Ledger:
         """Decisions about a card digest or run id, in log order."""
         return [d for d in self.decisions if d.subject == subject]
 
+    def reviews_of(self, card_digest: str) -> list[Review]:
+        """Reviews of a card digest, in log order."""
+        return [r for r in self.reviews if r.card_digest == card_digest]
+
     def run(self, run_id: str) -> RunRecord | None:
         """A run's record, or None if the log never mentions it."""
         return self.runs.get(run_id)
@@ -332,6 +355,21 @@ class Ledger:
                                        actor.role, entry.seq, entry.time, entry.payload.get("decision_digest")))
         return None
 
+    def _data_reviewed(self, entry: AuditEntry, actor: Member) -> str | None:
+        p = entry.payload
+        digest = p.get("card_digest")
+        if not isinstance(digest, str) or digest not in self.ingests:
+            return "reviews a card the log never ingested"
+        counts = [p.get(k) for k in ("sample", "rows_stored", "rows_with_identifier", "identifiers")]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+            return "a review needs whole, non-negative counts (sample, rows_stored, rows_with_identifier, identifiers)"
+        sample, stored, found, identifiers = (int(n) for n in counts)  # type: ignore[arg-type]
+        if not 1 <= sample <= stored or found > min(sample, identifiers) or (identifiers > 0 and found == 0):
+            return "a review's counts contradict each other"
+        self.reviews.append(Review(digest, actor.key_id, actor.name, actor.role, entry.seq, entry.time, sample, stored,
+                                   found, identifiers))
+        return None
+
     def _run_requested(self, entry: AuditEntry, actor: Member) -> str | None:
         p = entry.payload
         request_id, digest = p.get("request_id"), p.get("config_digest")
@@ -381,6 +419,8 @@ class Ledger:
                 record.contradictions.append(f"entry {entry.seq}: a second run.finished")
                 return "a second run.finished for the run"
             record.finished, record.finished_seq = dict(p), entry.seq
+        elif event == "run.failed":
+            record.failed = dict(p)
         elif event == "run.exported":
             record.exported = True
         elif event == "run.replayed":
@@ -422,6 +462,7 @@ _HANDLERS = {
     "data.ingested": Ledger._ingested,
     "data.approved": Ledger._data_decision,
     "data.rejected": Ledger._data_decision,
+    "data.reviewed": Ledger._data_reviewed,
     "report.written": Ledger._report_written,
     "run.release.approved": Ledger._release,
     "run.requested": Ledger._run_requested,

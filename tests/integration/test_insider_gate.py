@@ -169,8 +169,14 @@ def test_a_flattering_recall_is_refused_by_approval_and_by_run(gate: Gate, monke
     refused = team.as_("carol", "data", "approve", "flattered")
     assert refused.exit_code == 5, refused.stderr
     assert "PII recall: flattered@1's card" in refused.stderr
-    if recall.measured_recall(card_of(team, "flattered")["pii"]["measured_recall"]["detector_digest"]) is not None:
-        assert "LOCATION recall on btc-f 0.9983 (shipped: 0.7591)" in refused.stderr
+    shipped = recall.measured_recall(card_of(team, "flattered")["pii"]["measured_recall"]["detector_digest"])
+    if shipped is not None:  # the message names the first figure that differs, with the shipped one beside it
+        import re
+
+        found = re.search(r"(\w+) recall on ([\w-]+) ([0-9.]+) \(shipped: ([0-9.]+)\)", refused.stderr)
+        assert found is not None, refused.stderr
+        entity, reference, _claimed, real = found.groups()
+        assert float(real) == round(shipped[reference][entity].recall, 4)
     assert status_of(team, "flattered@1") == "pending"
     dry = team.as_("erin", "run", str(run_config(tmp_path, "flattered")), "--dry-run")
     assert dry.exit_code == 5, dry.stderr

@@ -429,3 +429,23 @@ def test_a_differentially_private_run_carries_its_epsilon_everywhere(trained, tm
     (tmp_path / "impossible.yaml").write_text(yaml.safe_dump(impossible))
     refused = team.as_("erin", "run", str(tmp_path / "impossible.yaml"))
     assert refused.exit_code == 2 and "epsilon" in refused.stderr
+
+
+def test_an_edited_status_file_is_never_shown(trained) -> None:  # type: ignore[no-untyped-def]
+    """status.json is a cache: runs list and runs show check it against the log before showing it (exit 5 naming
+    the file): a better accuracy or another model digest written into it is caught, not displayed."""
+    team, out = trained
+    path = team.workspace / "runs" / out["run_id"] / "status.json"
+    honest = path.read_text()
+    try:
+        for edit in (lambda s: {**s, "test_metrics": {**s["test_metrics"], "accuracy": 0.9999}},
+                     lambda s: {**s, "artifacts": {**s["artifacts"], "model/model.safetensors": {
+                         "sha256": "0" * 64, "ciphertext_sha256": "0" * 64}}}):
+            path.write_text(json.dumps(edit(json.loads(honest))))
+            for args in (("runs", "list"), ("runs", "show", out["run_id"])):
+                result = team.as_("erin", *args)
+                assert result.exit_code == 5 and "status.json" in result.stderr, (args, result.stderr)
+                assert "0.9999" not in result.stdout
+    finally:
+        path.write_text(honest)
+    assert team.as_("erin", "runs", "show", out["run_id"]).exit_code == 0
