@@ -101,6 +101,11 @@ class MeasuredRecall(_Frozen):
     method: str
     references: dict[str, dict[str, RecallFigure]] = Field(default_factory=dict)
     floors: dict[str, float] = Field(default_factory=dict, description="The policy's pii.recall_floor.")
+    tuned_on: list[str] = Field(
+        default_factory=list, exclude_if=_absent,
+        description="Reference sets the detector's rules were tuned on: shown, never presented as the recall.")
+    corpora: dict[str, str] = Field(default_factory=dict, exclude_if=_absent,
+                                    description="What each reference set's text is (to judge which is like the data).")
 
 
 class GroupStats(_Frozen):

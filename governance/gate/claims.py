@@ -44,7 +44,7 @@ def check_recall_claim(card: DatasetCard, policy: Policy) -> None:
     """The card's recall section is the shipped table's entry for its detector digest, with the policy's floors,
     and that entry passes the policy's recall floor."""
     from governance.errors import PolicyRefusal
-    from governance.gate.pii_recall import check_recall_floor, measured_recall
+    from governance.gate.pii_recall import check_recall_floor, measured_recall, recall_evidence
 
     stated = card.pii.measured_recall
     if stated is None:
@@ -66,6 +66,12 @@ def check_recall_claim(card: DatasetCard, policy: Policy) -> None:
         raise IntegrityError(f"PII recall: {card.ref}'s card states {_first_difference(claimed, expected)} for "
                              f"detector sha256:{digest[:12]}, not the figure govtrain ships for it",
                              hint="the card was not written by an unmodified govtrain; reject it and re-ingest")
+    evidence = recall_evidence(digest)
+    if evidence is not None and (sorted(stated.tuned_on) != sorted(evidence.tuned_on)
+                                 or stated.corpora != {n: c.kind for n, c in evidence.corpora.items()}):
+        raise IntegrityError(f"PII recall: {card.ref}'s card does not say which reference sets the detector was "
+                             "tuned on (or what they are) as govtrain ships them",
+                             hint="a tuning corpus's figure presented as the recall; reject it and re-ingest")
     if dict(stated.floors) != dict(policy.pii.recall_floor):
         raise IntegrityError(f"PII recall: {card.ref}'s card states recall floors {dict(stated.floors)}, not its "
                              f"registered policy's {dict(policy.pii.recall_floor)}")

@@ -56,7 +56,6 @@ from datacards.card import (
     PolicyRef,
     PostScrubCheck,
     Provenance,
-    RecallFigure,
     RowCounts,
     ValidationSummary,
 )
@@ -247,7 +246,7 @@ def _ingest(
     interrupts: Interruptions,
 ) -> IngestResult:
     from governance.gate.pii import check_residual, load_pii_engine
-    from governance.gate.pii_recall import check_recall_floor, detector_digest, measured_recall
+    from governance.gate.pii_recall import card_recall, check_recall_floor, detector_digest, measured_recall
     from governance.gate.validation import check_validation
     from governance.gate.validation_stats import validate_stats
 
@@ -346,7 +345,7 @@ def _ingest(
 
     def card_for(version: int) -> DatasetCard:
         vault_object = (catalog.vault_dir(name, version) / MANIFEST_NAME).relative_to(root).as_posix()
-        pii = _pii_summary(stats, policy, _measured(digest, recall, policy),
+        pii = _pii_summary(stats, policy, card_recall(digest, policy.pii),
                            None if sensitive is None else sensitive.findings)
         return _build_card(session, name, version, spec, policy, source_info, report, pii, stored, digests,
                            vault_object)
@@ -588,16 +587,6 @@ def _build_card(
                             govtrain_version=metadata.version("govtrain")),
         vault_object=vault_object,
     )
-
-
-def _measured(digest: str, recall: Mapping[str, Mapping[str, Any]] | None, policy: Policy) -> MeasuredRecall:
-    """The card's recall section: the shipped figures for this detector configuration, or that there are none."""
-    from governance.gate.pii_recall import METHOD
-
-    references = {reference: {entity: RecallFigure(**figure.to_dict()) for entity, figure in figures.items()}
-                  for reference, figures in (recall or {}).items()}
-    return MeasuredRecall(detector_digest=digest, measured=recall is not None, method=METHOD,
-                          references=references, floors=dict(policy.pii.recall_floor))
 
 
 def _pii_summary(stats: PiiStats, policy: Policy, recall: MeasuredRecall,

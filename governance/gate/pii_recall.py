@@ -25,6 +25,7 @@ from governance.errors import PolicyRefusal
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from datacards.card import MeasuredRecall
     from governance.gate.pii_engine import EngineInfo
     from policies.model import PiiRules
 
@@ -197,3 +198,19 @@ def check_recall_floor(measured: Mapping[str, Mapping[str, RecallFigure]] | None
                     hint="enable more detection layers (pii.account_patterns, pii.name_lists, LOCATION) or "
                          "lower the floor with an admin-registered policy",
                 )
+
+
+def card_recall(digest: str, rules: PiiRules) -> MeasuredRecall:
+    """The card's recall section for detector ``digest``: the shipped figures per reference set, which sets the
+    rules were tuned on and what each set's text is, and the policy's floors; or that it was never measured."""
+    from datacards.card import MeasuredRecall
+    from datacards.card import RecallFigure as CardFigure
+
+    evidence = recall_evidence(digest)
+    references = {} if evidence is None else {
+        reference: {entity: CardFigure(**figure.to_dict()) for entity, figure in figures.items()}
+        for reference, figures in evidence.references.items()}
+    return MeasuredRecall(detector_digest=digest, measured=evidence is not None, method=METHOD,
+                          references=references, floors=dict(rules.recall_floor),
+                          tuned_on=list(evidence.tuned_on) if evidence else [],
+                          corpora={name: note.kind for name, note in evidence.corpora.items()} if evidence else {})
