@@ -42,6 +42,7 @@ from governance.trust.session import Session
 from governance.workspace import Workspace
 from policies import Policy
 from policies.model import Role
+from trainer.interface import TrainResult
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def execute_run(
                  + (f", request {job.request_id}" if job is not None else ""))
         started_on = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
-        def reports(data: PreparedData, result: Any, store: EncryptedRunStore) -> dict[str, Any]:
+        def reports(data: PreparedData, result: TrainResult, store: EncryptedRunStore) -> dict[str, Any]:
             progress(f"writing reports ({', '.join(policy.reports.emit)})")
             return write_run_reports(acting, folder, config, policy, approved, data, result, store, started_on,
                                      canaries=canaries)

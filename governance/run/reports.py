@@ -14,7 +14,7 @@ import json
 import math
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance.gate.approvals import ApprovedDataset
 from governance.run.config import RunConfig
@@ -25,6 +25,10 @@ from governance.run.sources import environment, model_folder_digest, resolve_mod
 from governance.trust.session import Session
 from policies import Policy, policy_digest
 from trainer.config import PretrainedSource
+from trainer.interface import TrainResult
+
+if TYPE_CHECKING:
+    from reports.privacy import PrivacyReport
 
 PREDICTIONS = "predictions.json"
 
@@ -78,7 +82,7 @@ def _crows_pairs(config: RunConfig, store: EncryptedRunStore, policy: Policy) ->
 
 def write_run_reports(
     session: Session, folder: RunFolder, config: RunConfig, policy: Policy, approved: ApprovedDataset,
-    data: PreparedData, result: Any, store: EncryptedRunStore, started_on: str, *, canaries: Sequence[Any] = (),
+    data: PreparedData, result: TrainResult, store: EncryptedRunStore, started_on: str, *, canaries: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Compute and write the reports; log their digests; return what the run's status record gains."""
     from reports import bias as bias_reports
@@ -221,7 +225,7 @@ def write_run_reports(
             "report_digests": digests, "reports": sorted(digests), **extra}
 
 
-def _mitigate(config: RunConfig, policy: Policy, data: PreparedData, result: Any, store: EncryptedRunStore,
+def _mitigate(config: RunConfig, policy: Policy, data: PreparedData, result: TrainResult, store: EncryptedRunStore,
               predicted: list[str], test_labels: list[str], test_groups: dict[str, list[str]], positive_label: str,
               *, workspace: Any, run_id: str, card_digest: str) -> tuple[list[str], Any, PreparedData, dict[str, Any]]:
     """The mitigated test predictions, the report's before/after, the data the model was trained on, and what the
@@ -307,8 +311,8 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
-def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: PreparedData, result: Any,
-                    test_groups: dict[str, list[str]], store: EncryptedRunStore, canaries: Sequence[Any]) -> Any:
+def _privacy_report(run_id: str, config: RunConfig, policy: Policy, data: PreparedData, result: TrainResult,
+                    test_groups: dict[str, list[str]], store: EncryptedRunStore, canaries: Sequence[Any]) -> PrivacyReport:
     """The membership-inference test: the final model's loss on a sample of training examples (members) against
     the held-out test split's (non-members), judged against the policy's bound."""
     from reports.privacy import (
