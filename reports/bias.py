@@ -19,11 +19,10 @@ from reports.errors import ReportInputError
 from reports.fairness import ColumnModelBias, model_bias
 from reports.intervals import bootstrap_statistic, clopper_pearson
 from reports.lm_bias import CrowsPairsProbe, GroupLoss, group_losses
-from reports.model import Estimate, Interval, ReportModel
+from reports.model import Estimate, Interval, ReportModel, Task
 from reports.verdict import Action, Verdict, judge
 
 BIAS_FORMAT: Final = "govtrain.bias-report/v3"
-Task = Literal["text-classification", "causal-lm"]
 
 
 class BiasSettings(ReportModel):

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from reports.errors import ReportInputError
-from reports.model import ReportModel, finite_or_none
+from reports.model import ReportModel, Task, finite_or_none
 
 EVALUATION_FORMAT: Final = "govtrain.evaluation-report/v1"
 JsonScalar = str | int | float | bool | None
@@ -99,7 +99,7 @@ class EvaluationReport(ReportModel):
 
     format: Literal["govtrain.evaluation-report/v1"] = EVALUATION_FORMAT
     run_id: str
-    task: Literal["text-classification", "causal-lm"]
+    task: Task
     classification: ClassificationMetrics | None = None
     language_model: LanguageModelMetrics | None = None
     training: TrainingSummary

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
+from typing import Any, Literal
 
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field
 
 from reports.errors import ReportInputError
+
+Task = Literal["text-classification", "causal-lm"]
+"""The tasks reports are written for (``trainer.config.Task`` and ``policies.model.Task`` are the same words; a test
+ties the three: the packages sit on one layer and may not import each other)."""
 
 
 class ReportModel(BaseModel):

@@ -31,8 +31,9 @@ from reports.model import Interval, ReportModel
 
 Action = Literal["block", "warn"]
 Status = Literal["PASS", "FAIL", "NOT JUDGED"]
+"""The one vocabulary of every judgment: a check's status, and a report's outcome."""
+Outcome = Status
 NotJudgedReason = Literal["too few groups", "interval straddles the bound", "metric undefined"]
-Outcome = Literal["PASS", "FAIL", "NOT JUDGED"]
 
 RULE: Final = ("FAIL: the whole interval is beyond the bound (the disparity exceeds it with the stated "
                "confidence). PASS: the whole interval is within the bound. NOT JUDGED: the interval straddles "
