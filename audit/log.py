@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from audit.canonical import sha256_hex
 from audit.checkpoint import SignedCheckpoint, format_checkpoint, parse_checkpoint, sign_checkpoint
+from audit.clock import MAX_CLOCK_SKEW, plus_skew, time_extension
 from audit.entry import EVENT_RE, GENESIS_PREV, MAX_LINE_BYTES, AuditEntry, build_entry, parse_entry_line
 from audit.errors import AuditError, AuditIntegrityError
 from audit.fsutil import fsync_dir
@@ -38,7 +39,7 @@ from audit.storage import (
     iter_log_lines,
     read_tail,
 )
-from audit.timestamps import format_timestamp, normalize_timestamp
+from audit.timestamps import format_timestamp, normalize_timestamp, now_timestamp
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,15 @@ class _PrefixScan:
     root: bytes
     root_at: bytes | None
     line: bytes | None
+
+
+def _entry_time(moment: str, last: AuditEntry, limit: str, *, given: bool) -> str:
+    """The time of an entry appended after `last` (see `AuditLog.append`)."""
+    if moment >= last.time or last.time > limit:  # in order, or after a future-dated entry (not carried forward)
+        return moment
+    if given:
+        raise AuditError(f"entry time {moment} is earlier than the previous entry's ({last.time}, seq {last.seq})")
+    return last.time
 
 
 def event_matches(event: str, pattern: str) -> bool:
@@ -85,13 +95,23 @@ class AuditLog:
     ) -> AuditEntry:
         """Sign and durably append one entry; safe against concurrent processes.
 
-        The entry time is ``max(now, previous entry's time)`` so times stay monotonic even if the wall
-        clock steps back. Raises `AuditIntegrityError` if the last line is torn or unreadable (appending
-        after it would hide the damage) and `AuditError` for invalid input or I/O failure.
+        The entry time is this machine's clock, or `now` when given. A time later than the clock plus
+        `audit.clock.MAX_CLOCK_SKEW` is refused, and so is a given `now` earlier than the previous entry's time;
+        the clock's own time, when a little behind the previous entry (another machine's clock), is raised to it,
+        so times stay monotonic. A previous entry dated beyond the clock plus the skew is a forgery that
+        verification reports and ignores: its date is not carried forward (see `audit.clock`).
+
+        Raises `AuditIntegrityError` if the last line is torn or unreadable (appending after it would hide the
+        damage) and `AuditError` for invalid input, a refused time or I/O failure.
         """
         if EVENT_RE.fullmatch(event) is None:
             raise AuditError(f"invalid audit event name {event!r} (dotted lowercase, e.g. data.ingested)")
-        moment = format_timestamp(now if now is not None else datetime.now(UTC))
+        clock = now_timestamp()
+        limit = plus_skew(clock)
+        moment = format_timestamp(now) if now is not None else clock
+        if moment > limit:
+            raise AuditError(f"entry time {moment} is later than this clock ({clock}) plus the allowed skew "
+                             f"of {MAX_CLOCK_SKEW}")
         ensure_private_dir(self.audit_dir)
         with exclusive_lock(self.lock_path):
             try:
@@ -104,7 +124,7 @@ class AuditLog:
                 if tail.last_line is not None:
                     last = parse_entry_line(tail.last_line, check_canonical=False)
                     seq, prev = last.seq + 1, sha256_hex(tail.last_line)
-                    moment = max(moment, last.time)
+                    moment = _entry_time(moment, last, limit, given=now is not None)
                 entry = build_entry(signer, seq=seq, prev=prev, time=moment, event=event, payload=payload)
                 data = entry.line() + b"\n"
                 if len(data) > MAX_LINE_BYTES:
@@ -131,8 +151,9 @@ class AuditLog:
             fsync_dir(self.audit_dir)
 
     def write_checkpoint(self, signer: Signer, extensions: tuple[str, ...] = ()) -> SignedCheckpoint:
-        """Sign the current tree head (plus `extensions`, extra signed lines such as the log's trust root) and
-        write ``checkpoints/<size>.note`` and ``latest.note`` atomically.
+        """Sign the current tree head (plus `extensions`, extra signed lines such as the log's trust root, and the
+        signing time, `audit.clock.TIME_EXTENSION`) and write ``checkpoints/<size>.note`` and ``latest.note``
+        atomically.
 
         Refuses (`AuditIntegrityError`) if the log no longer matches the previous latest checkpoint.
         """
@@ -153,7 +174,7 @@ class AuditLog:
                 raise AuditIntegrityError(
                     None, f"log no longer matches its latest checkpoint at size {previous.size}"
                 )
-            checkpoint = sign_checkpoint(self.origin, acc.size, acc.root(), [signer], extensions)
+            checkpoint = sign_checkpoint(self.origin, acc.size, acc.root(), [signer], (*extensions, time_extension()))
             data = format_checkpoint(checkpoint).encode("utf-8")
             ensure_private_dir(self.checkpoints_dir)
             atomic_write(self.checkpoints_dir / f"{checkpoint.size}.note", data)

@@ -14,10 +14,12 @@ result is awaited, and a batch whose worker crashed is re-checked in this proces
 from __future__ import annotations
 
 import base64
+import os
 import pickle
 from collections import deque
 from concurrent.futures import BrokenExecutor, CancelledError, Future, ProcessPoolExecutor
 from multiprocessing import get_context
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -29,6 +31,9 @@ from audit.canonical import load_canonical
 # (seq, line without newline, actor's raw public key); the line already passed the structural checks.
 BatchItem = tuple[int, bytes, bytes]
 Failure = tuple[int, str]
+
+PARALLEL_THRESHOLD_BYTES = 4 << 20  # ~10k entries: below this, starting workers costs more than it saves
+MAX_WORKERS = 8
 
 _KEY_CACHE: dict[bytes, Ed25519PublicKey] = {}
 
@@ -150,3 +155,24 @@ class BatchChecker:
         while self._pending:
             self._collect()
         return self._failure
+
+
+def choose_workers(workers: int | None, log_path: Path) -> int:
+    """An explicit `workers`, else: 1 for small logs, otherwise one per idle CPU (CPUs minus the 1-minute
+    load average), since workers competing for busy CPUs only add overhead. The verdict never depends on
+    this choice; only the speed does."""
+    if workers is not None:
+        return max(1, workers)
+    try:
+        size = log_path.stat().st_size
+    except FileNotFoundError:
+        return 1
+    if size < PARALLEL_THRESHOLD_BYTES:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        idle = cpus - os.getloadavg()[0]
+    except OSError:
+        idle = float(cpus)
+    n = min(int(idle + 0.5), cpus, MAX_WORKERS)
+    return n if n >= 2 else 1

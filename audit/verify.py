@@ -33,6 +33,10 @@ Measured (benchmarks/bench_audit.py, 2-core Xeon @ 2.5 GHz, cryptography 50): on
 170-340 MiB/s (~400k-800k entries/s) for reading and SHA-256 hashing the same file. The pool pays off only
 with idle CPUs, hence the automatic choice counts idle CPUs, not all of them.
 
+Time (`audit.clock`). An entry dated later than the verifier's clock, or than a covering checkpoint signed by a
+time authority (the root key in replay mode), plus the allowed skew is future-dated: a finding in replay mode
+(ignored for decisions; later entries are held to the last believed time), a failure with static keys.
+
 A verifier's own witness (`Witness`). A verifier that keeps, from its last successful run, how many entries it
 verified and the hash of the last one can hold the log to it: a log shorter than that was truncated, and a log
 whose entry at that position hashes differently had its history rewritten; both fail even when every signature
@@ -47,24 +51,25 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from pydantic import ValidationError
 
-from audit.checkpoint import SignedCheckpoint, parse_checkpoint, verify_checkpoint
+from audit.checkpoint import SignedCheckpoint, verify_checkpoint
+from audit.checkpoint_store import load_stored_checkpoints, require_stored
+from audit.clock import MAX_CLOCK_SKEW, TimeBounds
 from audit.entry import EVENT_RE, GENESIS_PREV, AuditEntry
 from audit.errors import AuditError, AuditIntegrityError
 from audit.keys import TrustedKey, check_trusted_keys
 from audit.merkle import CompactRange
-from audit.signatures import BatchChecker, BatchItem, Failure
+from audit.signatures import BatchChecker, BatchItem, Failure, choose_workers
 from audit.storage import CHECKPOINTS_NAME, LATEST_NAME, LOG_NAME, iter_log_lines
+from audit.timestamps import now_timestamp
 
-PARALLEL_THRESHOLD_BYTES = 4 << 20  # ~10k entries: below this, starting workers costs more than it saves
 BATCH_SIZE = 2048
-MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ class VerifyReport:
     earlier_checkpoint_size: int | None
     workers: int  # processes that checked signatures (1: this one)
     findings: tuple[Finding, ...] = ()
+    roots: Mapping[int, str] = field(default_factory=dict)  # hex root at each size asked for (extra_sizes)
 
 
 @dataclass(frozen=True)
@@ -151,14 +157,28 @@ class _RoleRules:
         return self._cache[event]
 
 
+@dataclass(frozen=True)
+class _Clock:
+    """What bounds entry times: the verifier's clock, the stored checkpoints and the keys whose signed checkpoint
+    times count (the root key is added once the genesis entry names it)."""
+
+    now: str
+    stored: list[tuple[str, SignedCheckpoint]]
+    authorities: Mapping[str, bytes]
+
+
 class _ChainCheck:
     """The cheap, order-dependent per-entry checks, done in this process in file order."""
 
     def __init__(self, trusted_keys: Mapping[str, TrustedKey], rules: _RoleRules,
-                 replay: LogReplay | None = None) -> None:
+                 replay: LogReplay | None, clock: _Clock) -> None:
         self._trusted = trusted_keys
         self._rules = rules
         self._replay = replay
+        self._clock = clock
+        self._bounds = TimeBounds(clock.now)
+        if replay is None:
+            self._bounds.add_authorities(clock.stored, dict(clock.authorities))
         self.prev = GENESIS_PREV
         self.last_time = ""
         self.first_time: str | None = None
@@ -180,10 +200,14 @@ class _ChainCheck:
             raise _Bad(f"time {entry.time} is before the previous entry's {self.last_time}")
         if self._replay is None:
             key = self._static_key(entry)
+            late = self._late(index, entry)
+            if late is not None:
+                raise _Bad(late)
         else:
-            key = self._replayed_key(index, entry)
+            key, late = self._replayed_key(index, entry)
         self.prev = hashlib.sha256(line).hexdigest()
-        self.last_time = entry.time
+        if late is None:  # a future-dated entry's time is not believed, so later ones are not held to it
+            self.last_time = entry.time
         if self.first_time is None:
             self.first_time = entry.time
         return index, line, key.public_key_raw
@@ -201,9 +225,17 @@ class _ChainCheck:
             raise _Bad(f"event {entry.event} needs role {sorted(allowed)}, actor has role {key.role!r}")
         return key
 
-    def _replayed_key(self, index: int, entry: AuditEntry) -> TrustedKey:
+    def _late(self, index: int, entry: AuditEntry) -> str | None:
+        """Why the entry's time is not believed (dated beyond a trusted clock reading plus the skew), or None."""
+        bound = self._bounds.bound_for(index)
+        if entry.time <= bound.latest:
+            return None
+        return f"dated {entry.time}, later than {bound.source} plus the allowed clock skew of {MAX_CLOCK_SKEW}"
+
+    def _replayed_key(self, index: int, entry: AuditEntry) -> tuple[TrustedKey, str | None]:
         """Keys from the log itself: an unknown actor is tampering (its signature cannot be checked), while a
-        known key acting outside its role or validity is a finding, ignored by the replay."""
+        known key acting outside its role or validity, or dating its entry in the future, is a finding, ignored
+        by the replay. Returns the key and why the entry's time is not believed, if it is not."""
         assert self._replay is not None
         if index == 0:
             try:
@@ -212,15 +244,22 @@ class _ChainCheck:
                 raise _Bad(exc.reason) from exc
             if key.key_id != entry.actor:
                 raise _Bad("the genesis entry is not signed by the root key it declares")
+            self._bounds.add_authorities(self._clock.stored,
+                                         {**self._clock.authorities, key.key_id: key.public_key_raw})
+            if (late := self._late(index, entry)) is not None:
+                raise _Bad(late)  # every key's validity starts from the genesis time: it must be believed
         else:
             found = self._replay.keys().get(entry.actor)
             if found is None:
                 raise _Bad(f"actor {entry.actor} is not a key the log ever granted")
             key = found
+        late = self._late(index, entry)
         problem = key.validity_problem(entry.time)
         allowed = self._rules.allowed(entry.event)
-        if problem is not None:
-            reason: str | None = f"{problem}; entry time is {entry.time}"
+        if late is not None:
+            reason: str | None = late
+        elif problem is not None:
+            reason = f"{problem}; entry time is {entry.time}"
         elif allowed is None:
             reason = f"event {entry.event} has no role rule"
         elif key.role not in allowed:
@@ -229,7 +268,7 @@ class _ChainCheck:
             reason = self._replay.apply(entry, key)
         if reason is not None:
             self.findings.append(Finding(entry.seq, entry.event, entry.actor, reason))
-        return key
+        return key, late
 
 
 @dataclass
@@ -253,13 +292,14 @@ def _scan(
     rules: _RoleRules,
     wanted_sizes: set[int],
     workers: int,
-    replay: LogReplay | None = None,
+    replay: LogReplay | None,
+    clock: _Clock,
     witness: Witness | None = None,
     skip_witnessed: bool = False,
 ) -> _Scan:
     acc = CompactRange()
     witnessed = witness.entries if witness is not None else 0
-    chain = _ChainCheck(trusted_keys, rules, replay)
+    chain = _ChainCheck(trusted_keys, rules, replay, clock)
     scan = _Scan()
     if 0 in wanted_sizes:
         scan.heads[0] = (acc.root(), None)
@@ -306,27 +346,6 @@ def _scan(
     return scan
 
 
-def _load_stored_checkpoints(folder: Path) -> list[tuple[str, SignedCheckpoint]]:
-    """Every ``<size>.note`` and ``latest.note`` in `folder`; other ``.note`` names are an error."""
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.name.endswith(".note"):
-            continue  # temporary files of an interrupted write, or unrelated files
-        label = f"checkpoint {path.name}"
-        try:
-            checkpoint = parse_checkpoint(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AuditIntegrityError(None, f"{label} cannot be read: {exc}") from exc
-        except AuditIntegrityError as exc:
-            raise AuditIntegrityError(None, f"{label} is malformed: {exc.reason}") from exc
-        if path.name != LATEST_NAME and path.name != f"{checkpoint.size}.note":
-            raise AuditIntegrityError(None, f"{label} has tree size {checkpoint.size}, not its file name")
-        found.append((label, checkpoint))
-    return found
-
-
 def _check_checkpoint(
     label: str, checkpoint: SignedCheckpoint, scan: _Scan, origin: str, trusted_keys: Mapping[str, TrustedKey]
 ) -> None:
@@ -351,27 +370,6 @@ def _check_checkpoint(
         )
 
 
-def _choose_workers(workers: int | None, log_path: Path) -> int:
-    """An explicit `workers`, else: 1 for small logs, otherwise one per idle CPU (CPUs minus the 1-minute
-    load average), since workers competing for busy CPUs only add overhead. The verdict never depends on
-    this choice; only the speed does."""
-    if workers is not None:
-        return max(1, workers)
-    try:
-        size = log_path.stat().st_size
-    except FileNotFoundError:
-        return 1
-    if size < PARALLEL_THRESHOLD_BYTES:
-        return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        idle = cpus - os.getloadavg()[0]
-    except OSError:
-        idle = float(cpus)
-    n = min(int(idle + 0.5), cpus, MAX_WORKERS)
-    return n if n >= 2 else 1
-
-
 def verify_log(
     audit_dir: str | os.PathLike[str],
     origin: str,
@@ -383,6 +381,10 @@ def verify_log(
     replay: LogReplay | None = None,
     witness: Witness | None = None,
     skip_witnessed: bool = False,
+    now: str | None = None,
+    time_authorities: Mapping[str, bytes] | None = None,
+    require_checkpoint: bool = False,
+    extra_sizes: Collection[int] = (),
 ) -> VerifyReport:
     """Verify the audit directory; return a report or raise `AuditIntegrityError` naming the first bad
     entry (see the module docstring for every check). `workers=None` picks a process pool for big logs,
@@ -393,22 +395,33 @@ def verify_log(
 
     With a `witness` from an earlier successful run, a shorter log or a different history up to it fails; with
     `skip_witnessed` the witnessed prefix's signatures are not checked again (see the module docstring).
+
+    Entry times are bounded by `now` (log form; default this machine's clock) and by the signed times of
+    checkpoints signed by `time_authorities` (key id -> raw public key; in replay mode the root key too), each
+    plus `audit.clock.MAX_CLOCK_SKEW`. With `require_checkpoint`, a log of more than its genesis entry without
+    any stored checkpoint (or without ``latest.note``) fails: for a writer that checkpoints after every append,
+    their absence means they were deleted. The report's `roots` holds the root at each of `extra_sizes` the log
+    reaches (for holding cosigned states to the log).
     """
     if replay is not None and trusted_keys:
         raise AuditError("verify_log takes either trusted_keys or a replay, not both")
     check_trusted_keys(trusted_keys)
     audit_dir = Path(audit_dir)
-    stored = _load_stored_checkpoints(audit_dir / CHECKPOINTS_NAME)
-    wanted = {checkpoint.size for _, checkpoint in stored}
+    stored = load_stored_checkpoints(audit_dir / CHECKPOINTS_NAME)
+    wanted = {checkpoint.size for _, checkpoint in stored} | set(extra_sizes)
     if earlier_checkpoint is not None:
         wanted.add(earlier_checkpoint.size)
-    n_workers = _choose_workers(workers, audit_dir / LOG_NAME)
+    n_workers = choose_workers(workers, audit_dir / LOG_NAME)
     rules = _RoleRules(required_roles or {})
-    scan = _scan(audit_dir / LOG_NAME, trusted_keys, rules, wanted, n_workers, replay, witness, skip_witnessed)
+    clock = _Clock(now if now is not None else now_timestamp(), stored, dict(time_authorities or {}))
+    scan = _scan(audit_dir / LOG_NAME, trusted_keys, rules, wanted, n_workers, replay, clock, witness,
+                 skip_witnessed)
     if scan.failure is not None:
         raise AuditIntegrityError(*scan.failure)
     if replay is not None and scan.entries == 0:
         raise AuditIntegrityError(0, "the log is empty: it has no genesis entry naming its root key")
+    if require_checkpoint and scan.entries > 1:
+        require_stored(stored, scan.entries)
     final_keys = replay.keys() if replay is not None else trusted_keys
     for label, checkpoint in sorted(stored, key=lambda item: item[1].size):
         _check_checkpoint(label, checkpoint, scan, origin, final_keys)
@@ -427,4 +440,5 @@ def verify_log(
         earlier_checkpoint_size=None if earlier_checkpoint is None else earlier_checkpoint.size,
         workers=scan.workers,
         findings=scan.findings,
+        roots={size: scan.heads[size][0].hex() for size in extra_sizes if size in scan.heads},
     )

@@ -46,21 +46,31 @@ def init(app: AppContext) -> None:
 @click.option("--root-key", metavar="KEYID", help="The root key id you were told out of band; refuse another.")
 @click.option("--checkpoint", type=click.Path(path_type=Path, dir_okay=False),
               help="An exported checkpoint you trust: its signed root line must match, and the log must extend it.")
+@click.option("--replace", is_flag=True,
+              help="PATH now holds another workspace on purpose: forget the one you pinned or verified there "
+                   "(needs --root-key).")
 @pass_app
-def trust(app: AppContext, path: Path | None, root_key: str | None, checkpoint: Path | None) -> None:
+def trust(app: AppContext, path: Path | None, root_key: str | None, checkpoint: Path | None, replace: bool) -> None:
     """Pin a workspace's root key in ~/.config/govtrain/trusted.yaml (anyone; run once per workspace).
 
     Verifies the log from its genesis entry, shows the workspace id and root key id, and records them. Check
     the root key id with the workspace's admin out of band (or pass --root-key / --checkpoint to have it
     checked). From then on every command refuses (exit 5) a workspace at PATH or with this id whose root
-    differs: a rewrite of the whole history by an insider.
+    differs: a rewrite of the whole history by an insider. A folder you pinned or verified that now holds
+    another workspace is refused too (exit 5), unless you say it was replaced on purpose (--replace).
     """
     from governance.errors import IntegrityError
     from governance.trust.auditing import verify_workspace_log
-    from governance.trust.pins import pin_workspace
+    from governance.trust.pins import pin_workspace, unpin_path
+    from governance.trust.replay import forget_path
     from governance.workspace import find_workspace
 
+    if replace and root_key is None:
+        raise click.UsageError("--replace needs --root-key: the new workspace's root, checked out of band")
     workspace = find_workspace(path or app.workspace)
+    if replace:
+        unpin_path(workspace.root)
+        forget_path(workspace.root)
     ledger = verify_workspace_log(workspace, checkpoint)
     assert ledger.root is not None
     if root_key is not None and root_key != ledger.root.key_id:

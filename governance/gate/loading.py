@@ -5,6 +5,11 @@ Before anything is read, :func:`check_input_file` resolves the path and refuses 
 streaming mode (batches; no Arrow cache of the data is written to disk) and only the declared columns are kept:
 an undeclared column is never scrubbed, so it must never reach the vault. The raw file's sha256 is computed in
 the same pass that checks its text is UTF-8.
+
+A JSON Lines file is first scanned as raw bytes (:func:`check_json_lines`): a record nested deeper than
+`MAX_JSON_DEPTH` or longer than `MAX_JSON_LINE_BYTES` is refused (exit 3, naming the line) before any parser sees
+it. The JSON reader under ``datasets`` recurses once per bracket and kills the whole process (SIGSEGV) somewhere
+past 100,000 levels, which no ``except`` can catch: no ``command.failed`` entry, staging left behind.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +34,12 @@ BATCH_ROWS = 8192
 _READ_BLOCK = 1 << 20
 _BUILDERS = {"csv": "csv", "jsonl": "json", "parquet": "parquet", "text": "text"}
 MIB = 1 << 20
+MAX_JSON_DEPTH = 256
+"""Deepest bracket nesting a JSON Lines record may have. A table row needs a few levels (a record, a list of tags);
+the JSON reader crashes the process somewhere past 100,000, and its recursion costs stack long before that."""
+MAX_JSON_LINE_BYTES = 32 * (1 << 20)
+"""Longest JSON Lines record (32 MiB): far beyond any row of text, and a bound on what one line holds in memory."""
+_JSON_SPECIAL = re.compile(rb'[\[\]{}"\\]')
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -124,11 +136,86 @@ def hash_and_check_file(path: Path, *, text: bool, max_mib: int | None = None) -
     return digest.hexdigest(), size
 
 
+def check_json_lines(path: Path, *, max_depth: int = MAX_JSON_DEPTH,
+                     max_line_bytes: int = MAX_JSON_LINE_BYTES) -> None:
+    """Refuse (exit 3, naming the 1-based line) a JSON Lines file with a record nested deeper than ``max_depth``
+    brackets, outside strings, or longer than ``max_line_bytes``; reads the raw bytes as a stream, parses nothing.
+
+    Cheap for ordinary data: a block whose lines hold at most ``max_depth`` opening brackets in all cannot nest
+    deeper, so only blocks with more are split into lines, and only lines with more are scanned character by
+    character (skipping strings and their escapes).
+    """
+    line = 1
+    pending = bytearray()
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(_READ_BLOCK):
+                end = block.rfind(b"\n")
+                if end < 0:
+                    pending += block
+                    _check_line_length(path, line, len(pending), max_line_bytes)
+                    continue
+                complete = bytes(pending) + block[: end + 1] if pending else block[: end + 1]
+                pending = bytearray(block[end + 1 :])
+                if len(complete) > max_line_bytes:  # only then can one of its lines be too long
+                    for offset, text in enumerate(complete.split(b"\n")):
+                        _check_line_length(path, line + offset, len(text), max_line_bytes)
+                _check_depths(path, line, complete, max_depth)
+                line += complete.count(b"\n")
+                _check_line_length(path, line, len(pending), max_line_bytes)
+        if pending:
+            _check_depths(path, line, bytes(pending), max_depth)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({type(exc).__name__})") from None
+
+
+def _check_line_length(path: Path, line: int, length: int, limit: int) -> None:
+    if length > limit:
+        raise DataValidationError(f"{path}: line {line} is longer than {limit:,} bytes; refusing to parse it",
+                                  hint="one JSON Lines record per line, each well under the limit")
+
+
+def _check_depths(path: Path, first_line: int, lines: bytes, limit: int) -> None:
+    """Check every line of ``lines`` (numbered from ``first_line``) against the nesting limit."""
+    if lines.count(b"[") + lines.count(b"{") <= limit:
+        return
+    for offset, text in enumerate(lines.split(b"\n")):
+        if text.count(b"[") + text.count(b"{") > limit and _nesting_exceeds(text, limit):
+            raise DataValidationError(
+                f"{path}: line {first_line + offset} nests brackets more than {limit} levels deep; refusing to parse it",
+                hint="a table row needs a few levels at most; flatten the record")
+
+
+def _nesting_exceeds(text: bytes, limit: int) -> bool:
+    """Whether JSON text opens more than ``limit`` brackets at once, outside strings (escapes respected)."""
+    depth, in_string, skip_to = 0, False, -1
+    for match in _JSON_SPECIAL.finditer(text):
+        at = match.start()
+        if at < skip_to:
+            continue  # the character after a backslash inside a string
+        char = text[at]
+        if in_string:
+            if char == 0x5C:
+                skip_to = at + 2
+            elif char == 0x22:
+                in_string = False
+        elif char == 0x22:
+            in_string = True
+        elif char in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
 class BatchReader:
     """The declared columns of a file as Arrow tables of up to ``batch_rows`` rows, read as a stream.
 
     Iterate it (once per pass; each iteration reads the file again); afterwards ``rows`` is the number read and
-    ``columns_in_file`` the columns the file has. Parse failures are exit 3, naming the file, never its content.
+    ``columns_in_file`` the columns the file has. Parse failures are exit 3, naming the file, never its content; a
+    JSON Lines file is checked by :func:`check_json_lines` before each pass (the file may change between passes).
     """
 
     def __init__(self, path: Path, spec: DatasetSpec, *, batch_rows: int = BATCH_ROWS) -> None:
@@ -137,10 +224,12 @@ class BatchReader:
         self.rows = 0
 
     def __iter__(self) -> Iterator[pa.Table]:
+        spec = self.spec
+        if spec.format == "jsonl":
+            check_json_lines(self.path)
         import datasets
 
         datasets.disable_progress_bars()
-        spec = self.spec
         kwargs: dict[str, object] = {"sample_by": spec.text_sample_by} if spec.format == "text" else {}
         self.rows = 0
         try:

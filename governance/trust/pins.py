@@ -92,6 +92,23 @@ def check_pin(workspace_id: str, root_key_id: str, root: Path, pins: TrustFile |
     return found
 
 
+def pinned_root(workspace_id: str) -> str | None:
+    """The root key id this user pinned for ``workspace_id``, or None."""
+    return next((p.root_key_id for p in read_pins().workspaces if p.workspace == workspace_id), None)
+
+
+def unpin_path(root: Path) -> bool:
+    """Drop the pin of whatever workspace was pinned at folder ``root`` (``trust --replace``); True if one was."""
+    pins = read_pins()
+    folder = str(root.resolve())
+    kept = [p for p in pins.workspaces if p.path != folder]
+    if len(kept) == len(pins.workspaces):
+        return False
+    text = yaml.safe_dump(TrustFile(workspaces=kept).model_dump(), sort_keys=False)
+    write_private_file(trust_file_path(), text.encode())
+    return True
+
+
 def checkpoint_root(extensions: tuple[str, ...]) -> str | None:
     """The root key id a checkpoint carries in its signed extension line, if any."""
     for line in extensions:

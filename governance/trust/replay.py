@@ -11,6 +11,14 @@ number of entries and the last one's hash). A later log that is shorter, or diff
 without an exported checkpoint. Commands other than ``audit verify`` also skip re-checking the signatures of
 that witnessed prefix (the hash chain still ties every line to it), which makes them about three times cheaper
 on a long log; ``audit verify`` checks everything.
+
+The witness also remembers which workspace id it verified at which folder (``witness/paths/<hash of the
+folder>.json``): a folder that now holds another workspace (its own id, root and keys, moved over the one this
+user verified) is exit 5 naming both ids, pinned or not.
+
+Every replay also requires the checkpoints every command writes (none at all, for a log beyond its genesis
+entry, means they were deleted), and holds the log to every kept witness cosignature by a key the log granted
+(:mod:`audit.witnesses`): a witness's statement that the log had a given size and root outlives a rewrite.
 """
 
 from __future__ import annotations
@@ -18,13 +26,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from pathlib import Path
 from typing import Any
 
 from audit.checkpoint import SignedCheckpoint
+from audit.cosignature import Cosignature
 from audit.errors import AuditError, AuditIntegrityError
 from audit.log import AuditLog
 from audit.verify import VerifyReport, Witness, verify_log
+from audit.witnesses import hold_to_log, load_cosigned
 from governance.errors import IntegrityError
 from governance.trust.ledger import EVENT_ROLES, Ledger, Member
 from governance.trust.pins import ROOT_EXTENSION, check_pin, checkpoint_root
@@ -32,7 +43,7 @@ from governance.workspace import Workspace
 from governance.workspace.fsutil import make_private_dir, write_private_file
 from governance.workspace.userconfig import config_dir
 
-_MEMO: dict[str, tuple[tuple[int, int, int, int], Ledger]] = {}
+_MEMO: dict[str, tuple[tuple[object, ...], Ledger]] = {}
 
 
 def open_log(workspace: Workspace) -> AuditLog:
@@ -46,7 +57,9 @@ def root_extensions(workspace: Workspace) -> tuple[str, ...]:
     return (ROOT_EXTENSION + root,) if root else ()
 
 
-def _stamp(workspace: Workspace) -> tuple[int, int, int, int]:
+def _stamp(workspace: Workspace) -> tuple[object, ...]:
+    """What the memo of a replay depends on: the log, the identity cache, the manifest, the checkpoints folder
+    and the kept cosignatures (a change to any of them means replaying again)."""
     def of(path: Path) -> tuple[int, int]:
         try:
             st = path.stat()
@@ -54,9 +67,15 @@ def _stamp(workspace: Workspace) -> tuple[int, int, int, int]:
             return (-1, -1)
         return (st.st_size, st.st_mtime_ns)
 
-    log = of(workspace.audit_dir / "log.jsonl")
+    audit = workspace.audit_dir
+    log = of(audit / "log.jsonl")
     cache = of(workspace.identities_path)
-    return (*log, cache[0], cache[1] ^ of(workspace.manifest_path)[1])
+    try:
+        cosigned = tuple((p.name, *of(p)) for p in sorted((audit / "cosignatures").iterdir()))
+    except OSError:
+        cosigned = ()
+    return (*log, cache[0], cache[1] ^ of(workspace.manifest_path)[1], of(audit / "checkpoints"),
+            of(audit / "checkpoints/latest.note"), cosigned)
 
 
 def load_ledger(workspace: Workspace, earlier: SignedCheckpoint | None = None, *, full: bool = False) -> Ledger:
@@ -68,6 +87,7 @@ def load_ledger(workspace: Workspace, earlier: SignedCheckpoint | None = None, *
         return _MEMO[key][1]
     ledger = replay_log(workspace, earlier, full=full)
     check_identity_cache(workspace, ledger)
+    _keep_path_witness(workspace.root, ledger.workspace_id)
     if earlier is None:
         _MEMO[key] = (_stamp(workspace), ledger)
     return ledger
@@ -77,18 +97,26 @@ def replay_log(workspace: Workspace, earlier: SignedCheckpoint | None = None, *,
     """Verify and replay the log, and hold it to ``workspace.yaml``, the pins, an earlier checkpoint and this
     user's witness; the identity cache is not compared (see :func:`load_ledger`)."""
     manifest = workspace.manifest()
+    check_path_witness(workspace.root, manifest.id)
     witness = read_witness(manifest.id)
     ledger = Ledger(manifest.id)
     log_file = workspace.audit_dir / "log.jsonl"
     if earlier is not None:
         _check_carried_root(workspace, earlier)
     try:
+        cosigned = load_cosigned(workspace.audit_dir, manifest.id)
         ledger.report = verify_log(workspace.audit_dir, manifest.id, {}, required_roles=EVENT_ROLES,
                                    earlier_checkpoint=earlier, replay=ledger, witness=witness,
-                                   skip_witnessed=not full)
+                                   skip_witnessed=not full, require_checkpoint=True,
+                                   extra_sizes={checkpoint.size for _, checkpoint in cosigned})
+        witnessed = hold_to_log(cosigned, {k: v.public_key_raw for k, v in ledger.keys().items()},
+                                ledger.report.roots, ledger.report.entries)
     except AuditIntegrityError as exc:
         where = f"entry {exc.seq}" if exc.seq is not None else "checkpoints"
         hint = "the log was altered; compare with an exported checkpoint and investigate"
+        if "witness" in exc.reason and "this verifier" not in exc.reason:
+            hint = ("a witness cosigned a state this log no longer extends: it was rewritten or truncated after that; "
+                    "ask the witness for its copy and investigate")
         if "this verifier" in exc.reason:
             hint = (f"the log no longer holds what you verified before (your witness: {witness_path(manifest.id)}); "
                     "if you restored an older copy on purpose, investigate before removing the witness")
@@ -102,7 +130,16 @@ def replay_log(workspace: Workspace, earlier: SignedCheckpoint | None = None, *,
             f"names {ledger.root.key_id}", hint="workspace.yaml was edited; the log decides")
     check_pin(manifest.id, ledger.root.key_id, workspace.root)
     _keep_witness(manifest.id, ledger.report, witness)
+    _WITNESSED[ledger] = tuple(witnessed)
     return ledger
+
+
+_WITNESSED: weakref.WeakKeyDictionary[Ledger, tuple[Cosignature, ...]] = weakref.WeakKeyDictionary()
+
+
+def witnessed_states(ledger: Ledger) -> tuple[Cosignature, ...]:
+    """The kept witness cosignatures the replay that produced `ledger` held the log to (all consistent)."""
+    return _WITNESSED.get(ledger, ())
 
 
 def witness_path(workspace_id: str) -> Path:
@@ -110,6 +147,46 @@ def witness_path(workspace_id: str) -> Path:
     name = workspace_id if re.fullmatch(r"[A-Za-z0-9._-]{1,128}", workspace_id) else \
         hashlib.sha256(workspace_id.encode()).hexdigest()
     return config_dir() / "witness" / f"{name}.json"
+
+
+def path_witness_path(root: Path) -> Path:
+    """This user's record of which workspace id they verified at folder ``root``."""
+    return config_dir() / "witness" / "paths" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]}.json"
+
+
+def check_path_witness(root: Path, workspace_id: str) -> None:
+    """Exit 5 if this user verified another workspace id at ``root`` (an unreadable record proves nothing)."""
+    path = path_witness_path(root)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        seen, folder = str(data["workspace"]), str(data["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if folder == str(root.resolve()) and seen != workspace_id:
+        raise IntegrityError(
+            f"the workspace at {folder} is {workspace_id}, but you verified workspace {seen} there before",
+            hint=f"another workspace (its own root and keys) was put in its place; do not trust it. If you replaced "
+                 f"it yourself, run 'govtrain trust {folder} --replace --root-key KEYID'")
+
+
+def forget_path(root: Path) -> None:
+    """Forget which workspace this user verified at ``root`` (``trust --replace``)."""
+    path_witness_path(root).unlink(missing_ok=True)
+
+
+def _keep_path_witness(root: Path, workspace_id: str) -> None:
+    path = path_witness_path(root)
+    document = {"path": str(root.resolve()), "workspace": workspace_id}
+    try:
+        if json.loads(path.read_text(encoding="utf-8")) == document:
+            return
+    except (OSError, ValueError):
+        pass
+    try:
+        make_private_dir(path.parent)
+        write_private_file(path, (json.dumps(document) + "\n").encode())
+    except OSError:
+        return  # as for the entries witness: a read-only home loses the record, never the verification
 
 
 def read_witness(workspace_id: str) -> Witness | None:

@@ -61,12 +61,15 @@ def test_files_and_folders_are_private(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_time_never_goes_backwards(tmp_path: Path) -> None:
+def test_a_given_time_before_the_previous_entry_is_refused(tmp_path: Path) -> None:
     cast = make_cast()
     log = AuditLog(tmp_path / "audit", ORIGIN)
-    later = log.append(cast.engineer, "data.ingested", {}, now=at(100))
-    clamped = log.append(cast.engineer, "data.ingested", {}, now=at(5))
-    assert clamped.time == later.time
+    log.append(cast.engineer, "data.ingested", {}, now=at(100))
+    before = log.log_path.read_bytes()
+    with pytest.raises(AuditError, match="earlier than the previous entry's"):
+        log.append(cast.engineer, "data.ingested", {}, now=at(5))
+    assert log.log_path.read_bytes() == before
+    assert log.append(cast.engineer, "data.ingested", {}, now=at(100)).time == log.read_entries()[0].time
 
 
 def test_invalid_event_or_payload_is_refused_without_writing(tmp_path: Path) -> None:

@@ -57,6 +57,9 @@ def test_truncation_detected_against_exported_checkpoint(govtrain, tmp_path: Pat
     ledger = Ledger(ws.manifest().id)  # on the attacker's own machine, where no witness is kept
     verify_log(ws.audit_dir, ws.manifest().id, {}, required_roles=EVENT_ROLES, replay=ledger)
     write_identity_cache(ws, ledger)  # and makes the cache agree with the shortened log
+    # Checkpoints cannot simply be gone (every command writes one): an insider whose grant survived signs one.
+    AuditLog(ws.audit_dir, ws.manifest().id).write_checkpoint(load_identity("dave"),
+                                                              (f"govtrain-root {ws.manifest().root_key_id}",))
     # Whoever verified the longer log on this machine is told, with no checkpoint kept.
     witnessed = team.as_("carol", "audit", "verify")
     assert witnessed.exit_code == 5 and "entries were removed" in witnessed.stderr
@@ -124,12 +127,13 @@ def test_prove_is_checkable_standalone(govtrain, tmp_path: Path) -> None:  # typ
     team = make_team(govtrain, tmp_path)
     result = team.as_("carol", "audit", "prove", "2")
     assert result.exit_code == 0, result.stderr
-    proof = json.loads(result.stdout)
+    bundle = json.loads(result.stdout)
+    (proof,) = [p for p in bundle["proofs"] if p["seq"] == 2]
     ws = Workspace(team.workspace)
     from governance.trust.replay import load_ledger
 
     trusted = load_ledger(ws).keys()
-    verify_inclusion_proof(proof, proof["checkpoint"], trusted)
+    verify_inclusion_proof(proof, bundle["checkpoint"], trusted)
     assert json.loads(proof["entry"])["seq"] == 2
     out_of_range = team.as_("carol", "audit", "prove", "99")
     assert out_of_range.exit_code == 2
