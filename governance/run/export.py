@@ -30,8 +30,14 @@ from governance.gate.interrupts import OWNER_MARKER, Interrupted, Interruptions,
 from governance.run.folder import EncryptedRunStore, RunFolder, find_run
 from governance.run.predict import SCRUB_FILE
 from governance.run.release import ReleaseState, release_state
-from governance.run.release_record import CHECKPOINT, PROOFS, RELEASE, REPORT_FILES, grant_chain
-from governance.trust.auditing import iter_log, latest_checkpoint_text, open_log
+from governance.run.release_record import CHECKPOINT, COSIGNATURES, PROOFS, RELEASE, REPORT_FILES
+from governance.trust.auditing import (
+    export_cosignatures,
+    grant_chain,
+    iter_log,
+    latest_checkpoint_text,
+    open_log,
+)
 from governance.trust.ledger import RunRecord
 from governance.trust.replay import load_ledger
 from governance.trust.session import Session
@@ -211,16 +217,17 @@ def _write_verification_material(session: Session, reports: Path, record: RunRec
     text, checkpoint = latest_checkpoint_text(session.workspace)
     log = open_log(session.workspace)
     relied = [record.report_seq, record.finished_seq, release_seq]
+    cosigned = export_cosignatures(session.workspace, checkpoint)
     actors = {e.actor for e in iter_log(session.workspace) if e.seq in relied} | \
-        {sig.key_name for sig in checkpoint.signatures}
-    root = load_ledger(session.workspace).root
-    assert root is not None
-    grants = grant_chain(iter_log(session.workspace, event="identity.granted"), actors, root.key_id)
+        {sig.key_name for sig in checkpoint.signatures} | {str(state["witness"]) for state in cosigned}
+    grants = grant_chain(iter_log(session.workspace, event="identity.granted"), load_ledger(session.workspace),
+                         actors)
     seqs = [0, *(g.seq for g in grants), *relied]
     proofs = [log.prove_inclusion(seq, checkpoint) for seq in seqs]
     assert checkpoint.size > release_seq
     write_private_file(verification / CHECKPOINT, text.encode())
     write_private_file(verification / PROOFS, json.dumps(proofs, indent=2).encode())
+    write_private_file(verification / COSIGNATURES, json.dumps(cosigned, indent=2).encode())
     release = next(e for e in iter_log(session.workspace, since=release_seq) if e.seq == release_seq)
     write_private_file(verification / RELEASE, json.dumps(release.payload, indent=2, sort_keys=True).encode())
 

@@ -14,8 +14,8 @@ from governance.trust.identity import (
     identity_key_path,
     load_identity,
 )
-from governance.trust.pins import pin_workspace
-from governance.trust.replay import replay_log, write_identity_cache
+from governance.trust.pins import pin_workspace, unpin_path
+from governance.trust.replay import forget_path, replay_log, write_identity_cache
 from governance.trust.roles import format_public_key
 from governance.trust.session import Session
 from governance.workspace import Workspace, create_workspace
@@ -65,6 +65,8 @@ def initialize_workspace(target: Path, admin_name: str | None) -> InitResult:
     workspace = create_workspace(target, master_key_id=master_key.key_id, root_key_id=admin.key_id,
                                  populate=populate)
     manifest = workspace.manifest()
+    unpin_path(workspace.root)  # init takes only an empty folder: what this user pinned or verified there is gone
+    forget_path(workspace.root)
     pin_workspace(manifest.id, admin.key_id, workspace.root)  # the creator trusts the root they made
     return InitResult(workspace, manifest.id, name, admin.key_id, format_public_key(admin.private_key.public_key()),
                       created, master_key, key_created)

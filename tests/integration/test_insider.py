@@ -298,6 +298,8 @@ def _release_and_export(team: Team, run_id: str, tmp_path: Path) -> None:
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".release")]
     assert log_entries(team)[-1]["event"] == "integrity.failure"
     model.write_bytes(good)
+    cosigned = team.as_("carol", "audit", "cosign")  # a witness cosigns the log's state; exports carry it
+    assert cosigned.exit_code == 0, cosigned.stderr
     exported = team.as_("erin", "runs", "export", killed_id, "--out", str(out))
     assert exported.exit_code == 0, exported.stderr
     assert (out / "model.safetensors").is_file()
@@ -330,4 +332,10 @@ def _verify_release_offline(team: Team, out: Path, run_id: str) -> None:
     assert unproven.exit_code == 5, unproven.stderr  # a signer no grant establishes from the root
     (out / "verification/proofs.json").write_text(json.dumps(proofs))
     other = team.as_("carol", "verify-release", str(out), "--root-key", "ed25519:" + "0" * 32)
-    assert other.exit_code == 5 and "pinned root key" in other.stderr
+    assert other.exit_code == 5, other.stderr
+    carol = load_identity("carol").key_id
+    witnessed = team.as_("carol", "--json", "verify-release", str(out), "--root-key", root.key_id, "--witness", carol)
+    assert witnessed.exit_code == 0 and json.loads(witnessed.stdout)["witnesses"] >= 1, witnessed.stderr
+    erin = load_identity("erin").key_id  # never cosigned
+    unwitnessed = team.as_("carol", "verify-release", str(out), "--root-key", root.key_id, "--witness", erin)
+    assert unwitnessed.exit_code == 5, unwitnessed.stderr
