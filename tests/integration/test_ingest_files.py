@@ -200,7 +200,8 @@ def test_failed_ingest_leaves_nothing_and_uses_no_version(team_data: tuple[Team,
     log = [json.loads(line) for line in (team.workspace / "audit/log.jsonl").read_text().splitlines()]
     [ingested] = [e["payload"] for e in log if e["event"] == "data.ingested" and e["payload"]["dataset"] == "retry@1"]
     steps = [e for e in log if e["event"].startswith("data.ingest.") and e["payload"].get("ingest") == ingested["ingest"]]
-    assert [e["event"] for e in steps] == ["data.ingest.loaded", "data.ingest.validated", "data.ingest.scrubbed",
+    assert [e["event"] for e in steps] == ["data.ingest.loaded", "data.ingest.validated",
+                                          "data.ingest.sensitive_scanned", "data.ingest.scrubbed",
                                           "data.ingest.rechecked", "data.ingest.encrypted"]  # one ingest's id
 
 

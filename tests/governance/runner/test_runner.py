@@ -289,6 +289,7 @@ def test_a_run_config_has_no_field_that_could_name_code() -> None:
         "model.adapter.target_modules",  # module names inside the model, for LoRA; never imported
         "probes.crows_pairs",  # a CSV of sentence pairs: data
         "bias.mitigation.balanced_sampling.by", "bias.mitigation.post_processing.sensitive",  # columns
+        "bias.favourable_label",  # a label value of the data
     }
     assert _string_fields(RunConfig) == reviewed
 
