@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import pickle
 import select
@@ -240,16 +241,21 @@ class LocalRayNode:
     def __init__(self, workers: int) -> None:
         import ray
 
+        sweep_stale_local_rays()  # what a driver and its reaper killed together left (a container stop, OOM)
         # Short (the node's socket paths must stay under 108 bytes), 0700, and unique to this command. Ray makes
         # its temporary folder world-writable (0777), so it gets one inside ours, which others cannot enter.
-        self.folder = Path(tempfile.mkdtemp(prefix="govtrain-ray-"))
+        self.folder = Path(tempfile.mkdtemp(prefix=RAY_FOLDER_PREFIX))
         self.reaper: subprocess.Popen[bytes] | None = None
         try:
+            from governance.gate.interrupts import write_owner
+
+            write_owner(self.folder)
             # Its own session: a Ctrl-C or a kill of the command's process group does not stop the reaper.
             self.reaper = subprocess.Popen(
                 [sys.executable, "-c", "from governance.gate.scrub_engines import reap_local_ray; reap_local_ray()",
                  str(self.folder)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            self._mark_reaper()
             # Ray starts its workers at nice 15 (to spare its own daemons); here they are the command's foreground
             # work, as the in-process scrub is: at nice 15 any other job on the machine takes their cores (measured:
             # 2 workers fell to in-process speed at load 4). The raylet reads this when it starts; a user's wins.
@@ -260,6 +266,14 @@ class LocalRayNode:
         except BaseException:
             self.stop()
             raise
+
+    def _mark_reaper(self) -> None:
+        """Record the reaper in the folder, so a later sweep can tell that the node has no guardian left."""
+        from governance.workspace.fsutil import write_private_file
+
+        assert self.reaper is not None
+        start = process_start(self.reaper.pid)
+        write_private_file(self.folder / REAPER_MARKER, json.dumps({"pid": self.reaper.pid, "start": start}).encode())
 
     def _tell_reaper(self) -> None:
         """Name the node's processes (GCS, raylet, monitors) to the reaper: from now on it follows them and their
@@ -289,6 +303,39 @@ class LocalRayNode:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.reaper.wait(timeout=30)
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+RAY_FOLDER_PREFIX = "govtrain-ray-"
+REAPER_MARKER = ".reaper"
+STALE_RAY_UNOWNED_S = 24 * 3600
+"""A local Ray folder without an owner marker (older govtrain) is swept once this old."""
+
+
+def sweep_stale_local_rays(root: Path | None = None) -> int:
+    """Remove the local Ray folders (and SIGKILL the node processes naming them) whose driver and reaper are both
+    gone: what a container stop, an OOM kill or a cgroup kill of both leaves behind, which no reaper is left to
+    clean. Only this user's folders; a folder whose driver or reaper still runs is someone's live node. Returns
+    how many folders were removed."""
+    from governance.gate.interrupts import OWNER_MARKER, owner_gone
+
+    removed = 0
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{RAY_FOLDER_PREFIX}*"):
+        try:
+            if not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            driver_gone = owner_gone(folder / OWNER_MARKER)
+            if driver_gone is None:
+                driver_gone = time.time() - folder.stat().st_mtime > STALE_RAY_UNOWNED_S
+            reaper = json.loads((folder / REAPER_MARKER).read_bytes()) if (folder / REAPER_MARKER).exists() else {}
+        except (OSError, ValueError):
+            continue
+        reaper_alive = bool(reaper) and process_start(int(reaper.get("pid", 0))) == reaper.get("start")
+        if not driver_gone or reaper_alive:
+            continue
+        kill_processes(_node_processes(folder, {}, skip=os.getpid()))
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 REAPER_POLL_S = (0.5, 5.0)
