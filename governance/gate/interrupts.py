@@ -10,6 +10,7 @@ process's start time, nothing about the data), and the next command removes fold
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -86,8 +87,6 @@ class Interruptions:
 
 def owner_record() -> dict[str, Any]:
     """This process as an owner marker names it."""
-    from governance.gate.scrub_engines import process_start
-
     return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
 
 
@@ -101,8 +100,6 @@ def write_owner(folder: Path) -> None:
 def owner_gone(marker: Path) -> bool | None:
     """Whether the process named in ``marker`` has ended (None: no readable marker; False: alive, or another host's,
     or unknown)."""
-    from governance.gate.scrub_engines import process_start
-
     try:
         owner = json.loads(marker.read_bytes())
         host, pid, start = owner["host"], int(owner["pid"]), owner["start"]
@@ -120,3 +117,28 @@ def owner_gone(marker: Path) -> bool | None:
     except OSError:
         return False  # it exists (another user's): keep its folder
     return False
+
+
+def process_start(pid: int) -> str | None:
+    """An identity of process ``pid`` that a reused pid does not share (boot id and start time), or None if no
+    such process runs (a zombie counts as ended). Linux only (``/proc``); elsewhere None."""
+    stat = _proc_stat(pid)
+    return None if stat is None or stat[0] == "Z" else f"{_boot_id()}:{stat[2]}"
+
+
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time in clock ticks since boot) from ``/proc/<pid>/stat``, or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()  # the command name in parentheses may hold spaces
+    return fields[0], int(fields[1]), fields[19]
+
+
+@functools.cache
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown-boot"

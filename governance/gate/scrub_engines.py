@@ -37,7 +37,6 @@ Ray and loading one engine per worker costs seconds that only pay off on enough 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import pickle
@@ -55,6 +54,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from governance.errors import ConfigError, UnexpectedError
+from governance.gate.interrupts import (
+    OWNER_MARKER,
+    _boot_id,
+    _proc_stat,
+    owner_gone,
+    process_start,
+    write_owner,
+)
 from governance.gate.pii import PiiEngine, ScrubResult, combine_stats, load_pii_engine, scrub_text_columns
 
 if TYPE_CHECKING:
@@ -247,8 +254,6 @@ class LocalRayNode:
         self.folder = Path(tempfile.mkdtemp(prefix=RAY_FOLDER_PREFIX))
         self.reaper: subprocess.Popen[bytes] | None = None
         try:
-            from governance.gate.interrupts import write_owner
-
             write_owner(self.folder)
             # Its own session: a Ctrl-C or a kill of the command's process group does not stop the reaper.
             self.reaper = subprocess.Popen(
@@ -316,8 +321,6 @@ def sweep_stale_local_rays(root: Path | None = None) -> int:
     gone: what a container stop, an OOM kill or a cgroup kill of both leaves behind, which no reaper is left to
     clean. Only this user's folders; a folder whose driver or reaper still runs is someone's live node. Returns
     how many folders were removed."""
-    from governance.gate.interrupts import OWNER_MARKER, owner_gone
-
     removed = 0
     for folder in Path(root or tempfile.gettempdir()).glob(f"{RAY_FOLDER_PREFIX}*"):
         try:
@@ -434,13 +437,6 @@ def _node_processes(folder: Path, roots: dict[int, str], *, skip: int) -> dict[i
     return found
 
 
-def process_start(pid: int) -> str | None:
-    """An identity of process ``pid`` that a reused pid does not share (boot id and start time), or None if no
-    such process runs (a zombie counts as ended). Linux only (``/proc``); elsewhere None."""
-    stat = _proc_stat(pid)
-    return None if stat is None or stat[0] == "Z" else f"{_boot_id()}:{stat[2]}"
-
-
 def descendants(root: int) -> dict[int, str]:
     """Every running descendant of ``root`` with its :func:`process_start` (empty without ``/proc``)."""
     children: dict[int, list[int]] = {}
@@ -473,24 +469,6 @@ def kill_processes(processes: dict[int, str], *, wait_s: float = 5.0) -> list[in
         time.sleep(0.05)
         alive = [pid for pid in alive if process_start(pid) == processes[pid]]
     return alive
-
-
-def _proc_stat(pid: int) -> tuple[str, int, str] | None:
-    """(state, parent pid, start time in clock ticks since boot) from ``/proc/<pid>/stat``, or None."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2:].split()  # the command name in parentheses may hold spaces
-    return fields[0], int(fields[1]), fields[19]
-
-
-@functools.cache
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown-boot"
 
 
 def choose_engine(choice: EngineChoice, workers: int, rows: int, address: str | None) -> Literal["local", "ray"]:

@@ -27,7 +27,8 @@ import pytest
 
 from governance.gate.catalog import DatasetCatalog
 from governance.gate.ingest import OWNER_MARKER, STALE_UNOWNED_S, remove_stale_staging
-from governance.gate.scrub_engines import REAPER_SETTLE_S, process_start
+from governance.gate.interrupts import process_start
+from governance.gate.scrub_engines import REAPER_SETTLE_S
 from governance.workspace import Workspace
 from tests.conftest import invoke_cli
 from tests.governance.helpers import Team, make_team
