@@ -54,7 +54,21 @@ def serialise(
     """One checkpoint as bytes: the train state (``TrainState.state_dict()``: weights and the best weights so
     far, optimizer, scheduler, loop position, monitor states), every process's RNG states, the config and the
     tokenizer files."""
-    payload = {
+    return payload_bytes(checkpoint_payload(config=config, state=state, rng=rng, tokenizer=tokenizer,
+                                            world_size=world_size, shards=shards))
+
+
+def checkpoint_payload(
+    *,
+    config: TrainConfig,
+    state: dict[str, Any],
+    rng: list[dict[str, Any]],
+    tokenizer: dict[str, bytes],
+    world_size: int,
+    shards: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What :func:`serialise` writes, as a dict (for :func:`state_digest` before it is written)."""
+    return {
         "format": FORMAT_VERSION,
         "config": config.to_dict(),
         **state,
@@ -64,13 +78,41 @@ def serialise(
         "torch_version": str(torch.__version__),
         **({"shards": shards} if shards is not None else {}),
     }
-    return _save(payload)
 
 
-def _save(payload: dict[str, Any]) -> bytes:
+def payload_bytes(payload: dict[str, Any]) -> bytes:
+    """``torch.save`` of a checkpoint payload, in memory."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return buffer.getvalue()
+
+
+def state_digest(payload: Any) -> str:
+    """sha256 of a checkpoint's contents, independent of how pickle laid out the bytes: tensors by dtype, shape and
+    raw bytes, dicts by sorted key, lists and tuples alike, other values by ``repr``. A resumed process writes the
+    same state in other bytes (pickle shares the strings it has already seen, and a loaded checkpoint's strings are
+    new objects), so a replay compares this digest, and the file digest only binds the file."""
+    digest = hashlib.sha256()
+
+    def walk(item: Any) -> None:
+        if isinstance(item, torch.Tensor):
+            flat = item.detach().cpu().contiguous().reshape(-1)
+            digest.update(b"T" + str(item.dtype).encode() + str(tuple(item.shape)).encode() + b":")
+            digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        elif isinstance(item, dict):
+            digest.update(b"D%d:" % len(item))
+            for key in sorted(item, key=str):
+                digest.update(b"K" + repr(key).encode() + b":")
+                walk(item[key])
+        elif isinstance(item, list | tuple):
+            digest.update(b"L%d:" % len(item))
+            for element in item:
+                walk(element)
+        else:
+            digest.update(b"V" + repr(item).encode() + b";")
+
+    walk(payload)
+    return digest.hexdigest()
 
 
 def shard_name(slot: str, rank: int, world_size: int) -> str:
@@ -88,7 +130,7 @@ def checkpoint_slot(checkpoint: Checkpoint | None) -> str | None:
 
 def serialise_shard(parts: dict[str, Any], *, rank: int, world_size: int) -> bytes:
     """One process's part of a sharded checkpoint (``TrainState.shard_state_dict()``)."""
-    return _save({"format": FORMAT_VERSION, "rank": rank, "world_size": world_size, **parts})
+    return payload_bytes({"format": FORMAT_VERSION, "rank": rank, "world_size": world_size, **parts})
 
 
 def load_shard(store: ArtifactStore, checkpoint: Checkpoint, rank: int) -> dict[str, Any]:

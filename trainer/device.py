@@ -38,6 +38,15 @@ class Runtime:
         """``bf16`` or ``fp32``."""
         return "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
 
+    def numerics(self) -> dict[str, str | int | bool]:
+        """What a computation's bits depend on besides its inputs: the device, and on the CPU the thread count and
+        the kernel set (a matmul splits its sums by thread; AVX2 and AVX-512 kernels round differently)."""
+        if self.device.type == "cpu":
+            return {"device": "cpu", "threads": torch.get_num_threads(),
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(), "precision": self.precision}
+        return {"device": self.device.type, "name": self.name, "precision": self.precision,
+                "deterministic": self.deterministic}
+
 
 def resolve_runtime(precision: str, local_rank: int = 0, *, deterministic: bool = True) -> Runtime:
     """CUDA (this process's local GPU) when available, else CPU; ``auto`` means bf16 on CUDA, fp32 on CPU.

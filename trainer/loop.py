@@ -21,12 +21,14 @@ from transformers import PreTrainedTokenizerBase
 
 from trainer.checkpoint import (
     Checkpoint,
+    checkpoint_payload,
     checkpoint_slot,
     load_for_resume,
     load_shard,
-    serialise,
+    payload_bytes,
     serialise_shard,
     shard_name,
+    state_digest,
 )
 from trainer.config import FromConfigSource, TrainConfig, TrainingConfig
 from trainer.data import (
@@ -61,7 +63,16 @@ from trainer.modeling import build_model, count_parameters, max_positions, model
 from trainer.monitors import EarlyStopping, OverfittingAlarm
 from trainer.scalars import ScalarLog
 from trainer.sharding import full_weights, is_sharded, shard_model
-from trainer.state import TrainProgress, TrainState, capture_rng, restore_rng, seed_everything
+from trainer.state import (
+    TrainProgress,
+    TrainState,
+    capture_rng,
+    check_optimizer_settings,
+    optimizer_settings,
+    restore_rng,
+    rng_digest,
+    seed_everything,
+)
 from trainer.throughput import flops_per_token, mfu, peak_flops
 from trainer.tokenization import (
     ensure_pad_token,
@@ -95,7 +106,24 @@ def train(
         shutdown(dist, clean=False)  # no barrier: the other ranks may never reach one
         raise
     shutdown(dist)
+    assert result is not None
     return result
+
+
+def train_until(config: TrainConfig, splits: TextSplits, *, store: ArtifactStore, events: EventSink, stop_at: int,
+                resume: bool) -> None:
+    """Train from the store's checkpoint (``resume``) or from the start, exactly as :func:`train` would, and stop
+    at the checkpoint of step ``stop_at``: no final evaluation, test inference or model. One process only; what an
+    auditor's replay re-executes of a run (``trainer.segments``)."""
+    dist = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        if dist.active:
+            raise TrainerConfigError("a segment of a run is re-executed in one process")
+        _train(config, splits, store, events, None, True, resume, dist, stop_at=stop_at)
+    except BaseException:
+        shutdown(dist, clean=False)
+        raise
+    shutdown(dist)
 
 
 @dataclass
@@ -142,7 +170,8 @@ def _train(
     quiet: bool,
     resume: bool,
     dist: DistContext,
-) -> TrainResult:
+    stop_at: int | None = None,
+) -> TrainResult | None:
     wall_start = time.perf_counter()
     t = config.training
     classification = config.task == "text-classification"
@@ -193,7 +222,9 @@ def _train(
     # Different dropout masks per process; the data shards already differ.
     torch.manual_seed(t.seed + dist.rank)
     if checkpoint is not None:
+        settings = optimizer_settings(optimizer, scheduler)  # what the config gives, before the checkpoint's
         state.load_state_dict(checkpoint.payload, load_shard(store, checkpoint, dist.rank) if sharded else None)
+        check_optimizer_settings(settings, optimizer, scheduler)
         restore_rng(checkpoint.payload["rng"][dist.rank])
         # Each process's training losses since the last evaluation (the progress record holds rank 0's).
         if "loss_windows" in checkpoint.payload:  # absent in checkpoints of earlier versions
@@ -221,7 +252,7 @@ def _train(
     loop_start, samples, tokens = time.perf_counter(), 0, 0
     mark = (loop_start, 0, 0, 0.0)  # (time, samples, tokens, pauses) when the current throughput window began
     pauses = 0.0  # seconds spent evaluating and checkpointing: not optimisation, left out of samples_per_s
-    while progress.step < total_steps and not progress.stopped_early:
+    while progress.step < total_steps and not progress.stopped_early and progress.step != stop_at:
         # The epoch's batches from the next window on: rebuilt from seed and epoch, so a resume continues exactly.
         batches.set_epoch(progress.epoch, progress.window * t.gradient_accumulation)
         for window in _windows(loader, t.gradient_accumulation):
@@ -247,7 +278,7 @@ def _train(
                 paused = time.perf_counter()
                 save_checkpoint(state, run)
                 pauses += time.perf_counter() - paused
-            if progress.stopped_early or progress.step >= total_steps:
+            if progress.stopped_early or progress.step >= total_steps or progress.step == stop_at:
                 break
     train_time = time.perf_counter() - loop_start
     tokens_per_s = tokens * dist.world_size / (train_time - pauses) if train_time > pauses and tokens else 0.0
@@ -255,6 +286,8 @@ def _train(
         train_model.remove_hooks()  # Opacus's per-example hooks are for training only
     bar.close()
     run.scalars.close()
+    if stop_at is not None:  # a re-executed segment ends at its checkpoint
+        return None
 
     # --- the result: best weights, test metrics, the saved model ---------------------------------------
     # Every process takes part (a sharded model's forward is a collective) and does its share of the test
@@ -416,13 +449,19 @@ def save_checkpoint(state: TrainState, run: _Run) -> None:
         data = serialise_shard(state.shard_state_dict(), rank=run.dist.rank, world_size=run.dist.world_size)
         shards = run.dist.all_gather_object({"name": name, "sha256": run.store.write(name, data)})
     if run.dist.is_main:
-        data = serialise(config=run.config, state={**state.state_dict(),
-                                                   "loss_windows": [g["loss_window"] for g in gathered]},
-                         rng=[g["rng"] for g in gathered], tokenizer=run.tokenizer_files,
-                         world_size=run.dist.world_size, shards=shards)
+        payload = checkpoint_payload(config=run.config, state={**state.state_dict(),
+                                                               "loss_windows": [g["loss_window"] for g in gathered]},
+                                     rng=[g["rng"] for g in gathered], tokenizer=run.tokenizer_files,
+                                     world_size=run.dist.world_size, shards=shards)
+        data = payload_bytes(payload)
         digest = run.store.write(CHECKPOINT_NAME, data)
+        # The contents' digest (a replay compares it: the same state can pickle to other bytes), where the data
+        # order stands and the random state: with the file digest, what determines the next segment.
+        position = {"state_sha256": state_digest(payload), "epoch": state.progress.epoch,
+                    "batch": state.progress.window * run.config.training.gradient_accumulation,
+                    "rng_sha256": rng_digest([g["rng"] for g in gathered]), "numerics": run.runtime.numerics()}
         run.events.event("checkpoint.saved", {"step": state.progress.step, "digest": digest, "bytes": len(data),
-                                              **({"shards": shards} if shards else {})})
+                                              **position, **({"shards": shards} if shards else {})})
 
 
 def _final_inference(model: Any, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, splits: TextSplits,

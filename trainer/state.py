@@ -7,7 +7,10 @@ them, so a checkpoint is one call and a resume is one call.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +89,20 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"][0])  # the current device's (see capture_rng)
+
+
+def rng_digest(states: Sequence[dict[str, Any]]) -> str:
+    """sha256 over every process's generator states as ``capture_rng`` returned them (in process order): what a
+    checkpoint's log entry names, so a replay can tell that it starts from the random state the run logged."""
+    digest = hashlib.sha256()
+    for state in states:
+        digest.update(repr(_as_tuple(state["python"])).encode())
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        digest.update(f"{name}:{int(pos)}:{int(has_gauss)}:{float(cached)!r}:".encode())
+        digest.update(keys.numpy().tobytes())
+        for generator in (state["torch"], *state["cuda"]):
+            digest.update(b"\0" + generator.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _as_tuple(value: Any) -> Any:
@@ -167,3 +184,34 @@ class TrainState:
             if "privacy_accountant" not in state:
                 raise CheckpointError("the checkpoint of a DP-SGD run has no privacy accountant state")
             self.ledger.load_state_dict(state["privacy_accountant"])
+
+
+OPTIMIZER_SETTINGS = ("initial_lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
+"""The optimizer's per-group hyperparameters a checkpoint carries (its ``state_dict`` restores them on resume)."""
+
+
+def optimizer_settings(optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
+    """The hyperparameters the optimizer and the learning-rate schedule hold, as the config made them."""
+    return {"groups": [{key: group.get(key) for key in OPTIMIZER_SETTINGS} for group in optimizer.param_groups],
+            "base_lrs": list(getattr(scheduler, "base_lrs", []))}
+
+
+def check_optimizer_settings(expected: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    """After a checkpoint was loaded: its optimizer and schedule must hold the hyperparameters the config gives
+    (``expected``, taken before loading), and the learning rate the schedule gives at its step. A resume restores
+    them from the checkpoint, not from the config, so a checkpoint written by a run that trained with another
+    learning rate would otherwise carry that rate on under the logged config."""
+    loaded = optimizer_settings(optimizer, scheduler)
+    if loaded != expected:
+        keys = sorted({key for want, have in zip(expected["groups"], loaded["groups"], strict=False)
+                       for key in OPTIMIZER_SETTINGS if want.get(key) != have.get(key)}
+                      | ({"learning_rate"} if loaded["base_lrs"] != expected["base_lrs"] else set()))
+        raise CheckpointError(f"the checkpoint's optimizer holds other hyperparameters than its config gives "
+                              f"({', '.join(keys) or 'parameter groups'})")
+    lambdas = getattr(scheduler, "lr_lambdas", None)
+    if lambdas is not None:
+        step = int(scheduler.last_epoch)
+        wanted = [base * float(rate(step)) for base, rate in zip(scheduler.base_lrs, lambdas, strict=True)]
+        if not all(math.isclose(float(group["lr"]), lr, rel_tol=1e-9, abs_tol=1e-15)
+                   for group, lr in zip(optimizer.param_groups, wanted, strict=True)):
+            raise CheckpointError(f"the checkpoint's learning rate is not its schedule's at step {step}")

@@ -26,6 +26,7 @@ from governance.cli import (  # noqa: F401 - registers
     policy,
     predict,
     release,
+    replay,
     report,
     runner,
     runs,

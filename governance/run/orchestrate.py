@@ -35,6 +35,7 @@ from governance.run.config import RunConfig, config_digest
 from governance.run.data import PreparedData, prepare_data
 from governance.run.folder import RUN_ID, EncryptedRunStore, RunFolder
 from governance.run.membership import draw_membership, members_first
+from governance.run.replay_plan import KeepRule
 from governance.run.sources import environment, resolve_model_path
 from governance.trust.session import Session
 from policies import Policy, policy_digest
@@ -122,16 +123,26 @@ def trainer_config(config: RunConfig, label_names: tuple[str, ...] | None) -> Tr
 
 
 class AuditEvents:
-    """The trainer's event sink: checkpoints, early stops and alarms become signed audit events (rank 0)."""
+    """The trainer's event sink: checkpoints, early stops and alarms become signed audit events (rank 0).
+
+    A ``run.checkpoint`` entry carries the checkpoint's file and content digests, the step, the data position, the
+    random state's digest and the numerics (``trainer.loop.save_checkpoint``), and ``kept``: where the checkpoint
+    is kept for an auditor's replay (``governance.run.replay_plan``), as the policy's ``audit.replay.keep`` says,
+    or ``None``. Keeping copies the encrypted ``last.pt`` (a hard link where it can), before the entry is signed.
+    """
 
     LOGGED: ClassVar[dict[str, str]] = {"checkpoint.saved": "run.checkpoint", "early_stop": "run.early_stop",
               "overfitting_alarm": "run.overfitting_alarm"}
 
-    def __init__(self, session: Session | None, run_id: str, progress: Callable[[str], None]) -> None:
+    def __init__(self, session: Session | None, run_id: str, progress: Callable[[str], None],
+                 keep: tuple[KeepRule, int] | None = None) -> None:
         self.session = session
         self.run_id = run_id
         self.progress = progress
         self.evaluations = 0
+        self.keep = keep
+        """(the policy's ``audit.replay.keep``, ``training.checkpoint_every``); ``None``: read on the first
+        checkpoint from the run's stored config and its registered policy."""
 
     def event(self, name: str, payload: dict[str, Any]) -> None:
         if name == "evaluated":
@@ -142,7 +153,41 @@ class AuditEvents:
         if name == "overfitting_alarm":
             self.progress(f"overfitting alarm at step {payload.get('step')}: gap {payload.get('gap'):.3f}")
         if self.session is not None and name in self.LOGGED:
+            if name == "checkpoint.saved":
+                payload = {**payload, "kept": self._keep(self.session, payload)}
             self.session.record(self.LOGGED[name], {"run_id": self.run_id, **payload})
+
+    def _keep(self, session: Session, payload: dict[str, Any]) -> str | None:
+        """Keep the checkpoint just written when the policy says so; its name in the run folder, or ``None``."""
+        from governance.run.replay_plan import is_kept, kept_name
+        from governance.workspace.fsutil import make_private_dir, write_private_file
+        from trainer.interface import CHECKPOINT_NAME
+
+        if payload.get("shards"):  # FSDP: the shards alternate between two slots; nothing a replay can start from
+            return None
+        folder = RunFolder(session.workspace, self.run_id)
+        if self.keep is None:
+            from governance.run.config import load_run_config
+            from governance.trust.policy_registry import resolve_policy
+
+            config = load_run_config(folder.path / "config.yaml")
+            rule = resolve_policy(session.workspace, config.policy).policy.audit.replay.keep
+            self.keep = (rule, config.training.checkpoint_every)
+        step = int(payload["step"])
+        if not is_kept(self.keep[0], step, self.keep[1]):
+            return None
+        name = kept_name(step)
+        source, target = folder.path / f"{CHECKPOINT_NAME}.enc", folder.path / f"{name}.enc"
+        make_private_dir(target.parent)
+        staging = target.with_name(target.name + ".tmp")
+        staging.unlink(missing_ok=True)
+        try:  # last.pt is replaced by rename at the next save, so a link keeps this version's bytes
+            os.link(source, staging)
+            os.replace(staging, target)
+        except OSError:
+            staging.unlink(missing_ok=True)
+            write_private_file(target, source.read_bytes())
+        return name
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ class ReleaseState:
     audit_run: bool = False  # trained with planted canaries, under a policy that does not release such models
     executed_by: str = ""  # the name and role of the identity that signed run.started
     needs_runner: bool = False  # release.require_runner, and no runner executed the run
+    needs_replay: int = 0  # release.require_replay: segments a passing replay by another key must still cover
     outcomes: tuple[ReportOutcome, ...] = ()  # bias and privacy, in the one vocabulary
 
     @property
@@ -77,7 +78,7 @@ class ReleaseState:
 
     @property
     def releasable(self) -> bool:
-        if self.blocked:
+        if self.blocked or self.needs_replay:
             return False
         return not self.needs_approval or len(self.approvals) >= self.quorum
 
@@ -97,6 +98,9 @@ class ReleaseState:
                     "own run is an experiment; submit it with 'govtrain run --submit' for a runner to execute)")
         if self.audit_run:
             return "it is an audit run trained with planted canaries (privacy.allow_canary_release: false)"
+        if self.needs_replay:
+            return (f"release.require_replay: no passing 'govtrain audit replay' of {self.needs_replay} segment(s) "
+                    "by a key other than the one that executed the run is logged")
         by = {o.report: o for o in self.outcomes}
         if self.verdict == "blocked":
             bias = by["bias"]
@@ -200,6 +204,8 @@ def release_state(workspace: Workspace, run_id: str, ledger: Ledger | None = Non
                         privacy, audit_run,
                         executed_by=f"{executor.name} ({executor.role})" if executor else "an unknown key",
                         needs_runner=rules.require_runner and not by_runner,
+                        needs_replay=_replay_missing(record, rules.require_replay.segments
+                                                     if rules.require_replay is not None else 0),
                         outcomes=_outcomes(judged.bias, judged.privacy))
 
 
@@ -211,6 +217,18 @@ def _outcomes(bias: Verdict | None, privacy: PrivacyVerdict | None) -> tuple[Rep
             out.append(ReportOutcome(name, verdict.outcome, len(verdict.checks), verdict.failed,
                                      verdict.not_judged))
     return tuple(out)
+
+
+def _replay_missing(record: RunRecord, segments: int) -> int:
+    """0 when a passing replay of at least ``segments`` segments (or all of a shorter run) by another key than the
+    run's executor is logged; else the segments required."""
+    if segments == 0:
+        return 0
+    for replay in record.replays:
+        covered = replay.segments >= min(segments, replay.segments_total or segments)
+        if replay.outcome == "pass" and covered and replay.key_id != record.started_by:
+            return 0
+    return segments
 
 
 def _requested(ledger: Ledger, record: RunRecord) -> bool:

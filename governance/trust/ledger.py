@@ -158,6 +158,7 @@ class Replay:
     outcome: str  # pass | fail
     segments: int
     seq: int
+    segments_total: int = 0  # segments the run has (a run shorter than K is replayed whole)
 
 
 @dataclass(frozen=True)
@@ -424,9 +425,10 @@ class Ledger:
         elif event == "run.exported":
             record.exported = True
         elif event == "run.replayed":
-            segments = p.get("segments")
+            segments, total = p.get("segments"), p.get("segments_total")
             record.replays.append(Replay(actor.key_id, str(p.get("outcome")),
-                                         segments if isinstance(segments, int) else 0, entry.seq))
+                                         segments if isinstance(segments, int) else 0, entry.seq,
+                                         total if isinstance(total, int) else 0))
         return None
 
     def _report_written(self, entry: AuditEntry, actor: Member) -> str | None:

@@ -80,7 +80,13 @@ def test_events_carry_numbers_only(trained: Run) -> None:
     assert [e["step"] for e in saved] == [20, 40, 60, 80, 100, 108]
     for name, payload in trained.events.events:
         for key, value in payload.items():
-            assert isinstance(value, (int, float)) or key == "digest", (name, key)
+            if key in ("digest", "state_sha256", "rng_sha256"):
+                assert len(value) == 64 and int(value, 16) >= 0, (name, key)
+            elif key == "numerics":  # what the checkpoint's bytes depend on: the device, threads, kernels
+                assert set(value) == {"device", "threads", "cpu_capability", "precision"}, value
+                assert value["device"] == "cpu" and value["threads"] == torch.get_num_threads()
+            else:
+                assert isinstance(value, (int, float)), (name, key)
 
 
 def test_tensorboard_has_the_scalars(trained: Run) -> None:

@@ -95,3 +95,17 @@ def test_no_verdict_is_printed_for_a_report_that_was_not_written() -> None:
     state = _state((ReportOutcome("privacy", "PASS", checks=1),), "not judged", "pass")
     assert state.summary() == "privacy PASS"  # type: ignore[attr-defined]
     assert "bias" not in state.explain()  # type: ignore[attr-defined]
+
+
+def test_require_replay_counts_only_a_passing_replay_by_another_key() -> None:
+    from governance.run.release import _replay_missing
+    from governance.trust.ledger import Replay, RunRecord
+
+    record = RunRecord("run-1", started_by="ed25519:engineer")
+    assert _replay_missing(record, 0) == 0 and _replay_missing(record, 3) == 3
+    record.replays.append(Replay("ed25519:engineer", "pass", 3, 10, 20))  # the run's own executor
+    record.replays.append(Replay("ed25519:auditor", "fail", 3, 11, 20))
+    record.replays.append(Replay("ed25519:auditor", "pass", 2, 12, 20))  # too few segments
+    assert _replay_missing(record, 3) == 3
+    record.replays.append(Replay("ed25519:auditor", "pass", 2, 13, 2))  # a run of two segments, replayed whole
+    assert _replay_missing(record, 3) == 0
