@@ -108,9 +108,15 @@ def runs_show(app: AppContext, run_id: str) -> None:
     from governance.run.status import checked_status
 
     workspace = app.find_workspace()
-    status = checked_status(find_run(workspace, run_id), ledger_of(workspace).run(run_id))
+    ledger = ledger_of(workspace)
+    record = ledger.run(run_id)
+    status = checked_status(find_run(workspace, run_id), record)
+    if record is not None and record.replays:  # auditors' re-executions of the run, from the log
+        status["replays"] = [{"by": member.name if (member := ledger.member_by_key(r.key_id)) else r.key_id,
+                              "outcome": r.outcome, "segments": r.segments, "of": r.segments_total, "entry": r.seq}
+                             for r in record.replays]
     try:
-        state = release_state(workspace, run_id)
+        state = release_state(workspace, run_id, ledger)
         status["release"] = {"verdict": state.verdict, "privacy": state.privacy, "releasable": state.releasable,
                              "position": state.position, "why": state.explain(),
                              "verdicts": {o.report: o.outcome for o in state.outcomes},

@@ -103,6 +103,8 @@ def test_an_honest_run_keeps_its_checkpoints_and_replays(replay_team, honest: st
 
     record = load_ledger(Workspace(team.workspace)).run(honest)
     assert record is not None and [(r.outcome, r.segments) for r in record.replays] == [("pass", 2)]
+    shown = json.loads(team.as_("erin", "--json", "runs", "show", honest).stdout)["run"]
+    assert [(r["outcome"], r["segments"], r["of"]) for r in shown["replays"]] == [("pass", 2, 2)]
 
 
 def test_only_an_auditor_or_compliance_replays(replay_team, honest: str) -> None:  # type: ignore[no-untyped-def]
