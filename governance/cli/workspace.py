@@ -19,8 +19,8 @@ def init(app: AppContext) -> None:
     Creates your admin identity (--as NAME, default your login name) and the master key in
     ~/.config/govtrain when you have none, with private permissions. Refuses to overwrite a workspace.
     """
+    from governance.bootstrap import initialize_workspace
     from governance.workspace import workspace_target
-    from governance.workspace.bootstrap import initialize_workspace
 
     result = initialize_workspace(workspace_target(app.workspace), app.identity)
     lines = [f"created workspace {result.workspace_id} at {result.workspace.root}"]

@@ -103,3 +103,28 @@ def test_imports_flow_down_the_layers() -> None:
             and LEVEL[target.split(".")[0]] == LEVEL[source.split(".")[0]])
     )
     assert not upward, "imports against the layering: " + ", ".join(upward)
+
+
+# Inside governance, DESIGN order: cli / console / runner above run, above gate, above trust, above crypto, above
+# workspace; bootstrap (creating a workspace with its root, identities and keys) sits above workspace, crypto, trust.
+SUBLEVEL = {"workspace": 0, "crypto": 1, "trust": 2, "gate": 3, "run": 4, "runner": 5, "console": 5, "cli": 6}
+
+
+def _upward_inside_governance(graph: dict[str, set[str]]) -> list[str]:
+    def sub(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[1] if parts[0] == "governance" and len(parts) > 1 and parts[1] in SUBLEVEL else None
+
+    return sorted(f"{source} -> {target}" for source, targets in graph.items() for target in targets
+                  if (a := sub(source)) is not None and (b := sub(target)) is not None and SUBLEVEL[b] > SUBLEVEL[a])
+
+
+def test_imports_flow_down_inside_governance() -> None:
+    upward = _upward_inside_governance(_module_graph(lazy=True))
+    assert not upward, "imports against governance's layers: " + ", ".join(upward)
+
+
+def test_a_back_edge_inside_governance_is_caught() -> None:
+    """The check above can fail: a workspace module importing trust is an upward edge."""
+    graph = {"governance.workspace.layout": {"governance.trust.ledger"}, "governance.trust.ledger": set()}
+    assert _upward_inside_governance(graph) == ["governance.workspace.layout -> governance.trust.ledger"]
