@@ -14,21 +14,30 @@ from audit.errors import AuditIntegrityError
 from audit.storage import CHECKPOINTS_NAME, LATEST_NAME
 
 
-def load_stored_checkpoints(folder: Path) -> list[tuple[str, SignedCheckpoint]]:
-    """Every ``<size>.note`` and ``latest.note`` in `folder`; other ``.note`` names are an error."""
+def read_note_files(folder: Path, label_prefix: str) -> list[tuple[Path, str, SignedCheckpoint]]:
+    """Every ``.note`` file in `folder` (hidden temporaries skipped) as ``(path, label, checkpoint)``; one that
+    cannot be read or parsed raises `AuditIntegrityError` naming it (stored evidence is never skipped)."""
     if not folder.is_dir():
         return []
     found = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or not path.name.endswith(".note"):
             continue  # temporary files of an interrupted write, or unrelated files
-        label = f"checkpoint {path.name}"
+        label = f"{label_prefix}{path.name}"
         try:
             checkpoint = parse_checkpoint(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             raise AuditIntegrityError(None, f"{label} cannot be read: {exc}") from exc
         except AuditIntegrityError as exc:
             raise AuditIntegrityError(None, f"{label} is malformed: {exc.reason}") from exc
+        found.append((path, label, checkpoint))
+    return found
+
+
+def load_stored_checkpoints(folder: Path) -> list[tuple[str, SignedCheckpoint]]:
+    """Every ``<size>.note`` and ``latest.note`` in `folder`; other ``.note`` names are an error."""
+    found = []
+    for path, label, checkpoint in read_note_files(folder, "checkpoint "):
         if path.name != LATEST_NAME and path.name != f"{checkpoint.size}.note":
             raise AuditIntegrityError(None, f"{label} has tree size {checkpoint.size}, not its file name")
         found.append((label, checkpoint))

@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from audit.checkpoint import SignedCheckpoint, format_checkpoint, parse_checkpoint
+from audit.checkpoint_store import read_note_files
 from audit.cosignature import Cosignature, cosignatures_by
 from audit.errors import AuditError, AuditIntegrityError
 from audit.log import AuditLog
@@ -64,20 +65,8 @@ def store_cosigned(audit_dir: Path, cosigned: SignedCheckpoint, witness: str) ->
 def load_cosigned(audit_dir: Path, origin: str) -> list[tuple[str, SignedCheckpoint]]:
     """Every kept cosigned checkpoint as ``(label, checkpoint)``; one unreadable, malformed, misnamed or for
     another log raises `AuditIntegrityError` (a witness's statement is evidence: it is never skipped)."""
-    folder = audit_dir / COSIGNATURES_NAME
-    if not folder.is_dir():
-        return []
     found = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.name.endswith(".note"):
-            continue  # temporary files of an interrupted write
-        label = f"{COSIGNATURES_NAME}/{path.name}"
-        try:
-            checkpoint = parse_checkpoint(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AuditIntegrityError(None, f"{label} cannot be read: {exc}") from exc
-        except AuditIntegrityError as exc:
-            raise AuditIntegrityError(None, f"{label} is malformed: {exc.reason}") from exc
+    for path, label, checkpoint in read_note_files(audit_dir / COSIGNATURES_NAME, f"{COSIGNATURES_NAME}/"):
         if _NAME_RE.fullmatch(path.name) is None or not path.name.startswith(f"{checkpoint.size}-"):
             raise AuditIntegrityError(None, f"{label} does not hold the checkpoint its name says (size "
                                             f"{checkpoint.size})")

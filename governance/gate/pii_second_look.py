@@ -54,13 +54,21 @@ def second_look_limit(texts_scanned: int, rules: PiiRules) -> int:
     return max(rules.residual_tolerance, int(SECOND_LOOK_MAX_PER_TEXT * texts_scanned))
 
 
+def _over_the_limit(findings: Mapping[str, int], texts: int, rules: PiiRules) -> tuple[int, int, str] | None:
+    """``(total, limit, counts by type)`` when the findings in ``texts`` texts exceed :func:`second_look_limit`."""
+    total = sum(findings.values())
+    limit = second_look_limit(texts, rules)
+    if total <= limit:
+        return None
+    return total, limit, ", ".join(f"{entity} {count}" for entity, count in sorted(findings.items()) if count)
+
+
 def check_second_look(independent_residual: Mapping[str, int], texts_scanned: int, rules: PiiRules) -> None:
     """Refuse (exit 4) when the independent re-scan found more than :func:`second_look_limit` allows."""
-    total = sum(independent_residual.values())
-    limit = second_look_limit(texts_scanned, rules)
-    if total <= limit:
+    over = _over_the_limit(independent_residual, texts_scanned, rules)
+    if over is None:
         return
-    counts = ", ".join(f"{entity} {count}" for entity, count in sorted(independent_residual.items()) if count)
+    total, limit, counts = over
     raise PolicyRefusal(
         f"the independent re-scan (no NER model) still finds {total} PII findings in {texts_scanned} scrubbed "
         f"texts ({counts}); more than {limit} ({SECOND_LOOK_MAX_PER_TEXT:.0%} of the texts, or the policy's "
@@ -72,11 +80,10 @@ def check_second_look(independent_residual: Mapping[str, int], texts_scanned: in
 def check_review_sample(findings: Mapping[str, int], texts: int, rows: int, rules: PiiRules) -> None:
     """Refuse (exit 4) when the approver's re-scan of ``texts`` texts of ``rows`` random stored rows found more than
     :func:`second_look_limit` allows for that many texts; says what was found by type and count, never values."""
-    total = sum(findings.values())
-    limit = second_look_limit(texts, rules)
-    if total <= limit:
+    over = _over_the_limit(findings, texts, rules)
+    if over is None:
         return
-    counts = ", ".join(f"{entity} {count}" for entity, count in sorted(findings.items()) if count)
+    total, limit, counts = over
     raise PolicyRefusal(
         f"a re-scan of {rows} random stored rows ({texts} texts) in the approver's process finds {total} PII "
         f"findings ({counts}); the policy allows at most {limit} ({SECOND_LOOK_MAX_PER_TEXT:.0%} of the texts, "

@@ -86,3 +86,4 @@ def members_first(train_rows: Sequence[int], draw: MembershipDraw) -> list[int]:
             ordered.append(row)
             rest[row] -= 1
     return ordered
+

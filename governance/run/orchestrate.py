@@ -34,9 +34,9 @@ from governance.run.canaries import Canary, plant
 from governance.run.config import RunConfig, config_digest
 from governance.run.data import PreparedData, prepare_data
 from governance.run.folder import RUN_ID, EncryptedRunStore, RunFolder
-from governance.run.membership import draw_membership, members_first
 from governance.run.replay_plan import KeepRule
 from governance.run.sources import environment, resolve_model_path
+from governance.run.train_order import training_rows
 from governance.trust.session import Session
 from policies import Policy, policy_digest
 
@@ -252,14 +252,13 @@ def run_training(
         for line in bias_plan_lines(bias_plan(data, config, policy), policy):
             progress(line)
     plan = data.plan
-    from governance.run.mitigation import check_post_processing, favourable_label, resample_training
+    from governance.run.mitigation import check_post_processing, favourable_label
 
     check_post_processing(config, data.label_names)  # before any training time is spent
     if data.label_names and config.task == "text-classification":
         favourable_label(config, None, data.label_names)
-    resampled = resample_training(plan.train.indices, data.labels or [], data.groups, config) \
-        if data.labels is not None else None
-    train_rows: Sequence[int] = plan.train.indices if resampled is None else resampled.after
+    ordered = training_rows(data, config, policy)
+    data, train_rows, resampled = ordered.data, ordered.rows, ordered.resampled
     if resampled is not None:
         progress(f"balanced sampling by {' & '.join(resampled.columns)} x label: {len(resampled.before)} training "
                  f"rows resampled to {len(resampled.after)} ({len(set(resampled.after))} distinct)")
@@ -269,15 +268,8 @@ def run_training(
                     "columns": list(resampled.columns), "rows_before": len(resampled.before),
                     "rows_after": len(resampled.after), "distinct_rows": len(set(resampled.after)),
                     "cells": len(resampled.cells), "resampled_digest": resampled.digest()}})
-
-    probes = config.privacy.probes()
-    if probes.membership_sample and "privacy" in policy.reports.emit:
-        strata = {**data.groups, **({"label": data.labels} if data.labels is not None else {})}
-        draw = draw_membership(train_rows, plan.test.indices, strata, probes.membership_sample, config.training.seed)
-        train_rows = members_first(train_rows, draw)
-        data = dataclasses.replace(data, membership=draw, train_order=tuple(train_rows))
-        if session is not None:
-            session.record("run.membership", {"run_id": folder.run_id, **draw.logged()})
+    if ordered.draw is not None and session is not None:
+        session.record("run.membership", {"run_id": folder.run_id, **ordered.draw.logged()})
 
     def pick(indices: Sequence[int]) -> list[str]:
         return [data.texts[i] for i in data.local(indices)]

@@ -62,11 +62,8 @@ def rebuild_data(workspace: Workspace, record: RunRecord, config: RunConfig, pol
                  kek: MasterKey) -> ReplayData:
     """Decrypt the gated card, split it under the logged config, hold the split to the logged digests, and lay the
     training texts out as the run did under its registered ``policy``."""
-    import dataclasses
-
     from governance.run.data import prepare_data
-    from governance.run.membership import draw_membership, members_first
-    from governance.run.mitigation import resample_training
+    from governance.run.train_order import training_rows
 
     approved = gated_dataset(workspace, record)
     data = prepare_data(approved, config, kek)
@@ -75,16 +72,8 @@ def rebuild_data(workspace: Workspace, record: RunRecord, config: RunConfig, pol
         raise IntegrityError(f"run {record.run_id}: the logged splits are not the split of {approved.card.ref} "
                              "under the logged config",
                              hint="the run trained on other rows than the approved card its run.started names")
-    plan = data.plan
-    resampled = resample_training(plan.train.indices, data.labels or [], data.groups, config) \
-        if data.labels is not None else None
-    train_rows = list(plan.train.indices if resampled is None else resampled.after)
-    probes = config.privacy.probes()
-    if probes.membership_sample and "privacy" in policy.reports.emit:
-        strata = {**data.groups, **({"label": data.labels} if data.labels is not None else {})}
-        draw = draw_membership(train_rows, plan.test.indices, strata, probes.membership_sample, config.training.seed)
-        train_rows = members_first(train_rows, draw)
-        data = dataclasses.replace(data, membership=draw, train_order=tuple(train_rows))
+    ordered = training_rows(data, config, policy)
+    data, train_rows = ordered.data, ordered.rows
     return ReplayData(approved, data, tuple(train_rows), training_splits(data, train_rows))
 
 

@@ -58,14 +58,14 @@ def test_a_stratified_random_draw_measures_no_memorisation(ordered) -> None:  # 
 
 def test_the_first_rows_against_the_whole_test_split_measured_the_file_order(ordered,  # type: ignore[no-untyped-def]
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from governance.run import orchestrate
+    from governance.run import train_order
     from governance.run.membership import MembershipDraw
 
     def first_rows(train: Any, test: Any, groups: Any, size: int, seed: int) -> MembershipDraw:
         return MembershipDraw(seed, tuple(sorted(set(train))[:size]), tuple(test), ())
 
     team, config = ordered
-    monkeypatch.setattr(orchestrate, "draw_membership", first_rows)
+    monkeypatch.setattr(train_order, "draw_membership", first_rows)
     membership = _membership(team, config)
     interval = membership["auc"]["interval"]
     assert not interval["low"] <= 0.5 <= interval["high"], membership["auc"]  # an artifact of the order
